@@ -1,0 +1,243 @@
+//! Assembling a running server from the command line: load the plugins the
+//! operator named (or the built-in defaults), build the portal, bind the
+//! listeners.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::cli::{AuthSpec, DEFAULT_USER, GrantArg, PluginArg};
+use crate::echo::EchoConfig;
+use crate::plugin::realm::AvatarInterface;
+use crate::plugin::{Grant, Plugin, PluginKind, PluginSpec, Runtime, RuntimeConfig, builtin};
+use crate::portal::Portal;
+use crate::sasl::{Mechanisms, Mechname};
+
+/// Everything a protocol needs to authenticate users.
+pub struct Services {
+    pub runtime: Arc<Runtime>,
+    pub portal: Arc<Portal>,
+    pub mechanisms: Arc<Mechanisms>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
+    let mut auth = args.auth.clone();
+    if auth.is_empty() {
+        let (user, pass) = DEFAULT_USER;
+        println!(
+            "portcullis: no --auth given; serving user '{user}' with password '{pass}' from memory"
+        );
+        auth.push(AuthSpec::Memory(vec![(user.into(), pass.into())]));
+    }
+    let services = Services::build(&args, &auth).await?;
+    let echo_listener = TcpListener::bind(args.echo_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for the echo service", args.echo_listen))?;
+    let mut echo = EchoConfig::new(services.portal.clone(), services.mechanisms.clone());
+    echo.server_name = args.server_name.clone();
+    let offered: Vec<String> = services
+        .mechanisms
+        .offered(&services.portal, true)
+        .map(|m| m.to_string())
+        .collect();
+    println!(
+        "portcullis: echo service listening on {} (mechanisms: {})",
+        echo_listener.local_addr()?,
+        offered.join(" ")
+    );
+    let server = crate::server::serve_echo(echo_listener, Arc::new(echo));
+    tokio::select! {
+        result = server => result,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+impl Services {
+    /// Loads every plugin and registers it: checkers from `auth`, the
+    /// built-in mechanisms plus the operator's, the echo realm unless
+    /// replaced.
+    pub async fn build(args: &crate::cli::Args, auth: &[AuthSpec]) -> anyhow::Result<Services> {
+        let runtime = Runtime::new(&RuntimeConfig {
+            max_instances: args.max_instances,
+            ..RuntimeConfig::default()
+        })?;
+        let mut portal = Portal::default();
+        for spec in auth {
+            let plugin = runtime.load(checker_spec(spec)?)?;
+            if plugin.kind() != PluginKind::Checker {
+                bail!(
+                    "--auth wasm:{}: this is a {} plugin, not a checker",
+                    plugin.name(),
+                    plugin.kind().as_str()
+                );
+            }
+            portal.register_checker(plugin).await?;
+        }
+
+        portal.register_realm(
+            AvatarInterface::Echo,
+            load_builtin(&runtime, "realm-echo", json!({}))?,
+        );
+        for realm in &args.realms {
+            let plugin = runtime.load(plugin_spec(&realm.plugin)?)?;
+            expect_kind(&plugin, PluginKind::Realm, "--realm")?;
+            portal.register_realm(realm.interface, plugin);
+        }
+        let portal = Arc::new(portal);
+
+        let mut mechanisms = Mechanisms::default();
+        for name in builtin::names().filter(|n| n.starts_with("mech-")) {
+            mechanisms
+                .register(load_builtin(&runtime, name, json!({}))?)
+                .await?;
+        }
+        for arg in &args.mechanisms {
+            let plugin = runtime.load(plugin_spec(arg)?)?;
+            expect_kind(&plugin, PluginKind::Mechanism, "--mechanism")?;
+            mechanisms.register(plugin).await?;
+        }
+        for name in &args.exclude_mechanisms {
+            let parsed = Mechname::parse(name.as_bytes()).with_context(|| {
+                format!("--exclude-mechanism {name}: not a SASL mechanism name")
+            })?;
+            if !mechanisms.remove(&parsed) {
+                bail!("--exclude-mechanism {name}: no such mechanism is loaded");
+            }
+        }
+        Ok(Services {
+            runtime,
+            portal,
+            mechanisms: Arc::new(mechanisms),
+        })
+    }
+}
+
+fn expect_kind(plugin: &Plugin, kind: PluginKind, flag: &str) -> anyhow::Result<()> {
+    if plugin.kind() != kind {
+        bail!(
+            "{flag} {}: this is a {} plugin, not a {}",
+            plugin.name(),
+            plugin.kind().as_str(),
+            kind.as_str()
+        );
+    }
+    Ok(())
+}
+
+fn load_builtin(runtime: &Arc<Runtime>, name: &str, config: Value) -> anyhow::Result<Arc<Plugin>> {
+    runtime.load(builtin_spec(name, config)?)
+}
+
+fn builtin_spec(name: &str, config: Value) -> anyhow::Result<PluginSpec> {
+    let wasm = builtin::get(name).with_context(|| format!("built-in plugin {name} is missing"))?;
+    let mut spec = PluginSpec::new(name, wasm);
+    spec.config = config.to_string();
+    Ok(spec)
+}
+
+/// The plugin for one `--auth` specification.
+fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> {
+    match spec {
+        AuthSpec::Memory(users) => {
+            let users: serde_json::Map<String, Value> = users
+                .iter()
+                .map(|(u, p)| (u.clone(), Value::String(p.clone())))
+                .collect();
+            builtin_spec("checker-memory", json!({ "users": users }))
+        }
+        AuthSpec::Anonymous => builtin_spec("checker-anonymous", json!({})),
+        AuthSpec::File { path, options } => {
+            let (folder, file_name) = split_file(path)?;
+            let mut config = options.clone();
+            config.insert("path".into(), json!(format!("/grant/{file_name}")));
+            let mut spec = builtin_spec("checker-file", Value::Object(config))?;
+            spec.grants.push(Grant {
+                host_path: folder,
+                guest_path: "/grant".into(),
+                writable: false,
+            });
+            Ok(spec)
+        }
+        AuthSpec::Wasm {
+            path,
+            grants,
+            config,
+        } => plugin_spec(&PluginArg {
+            path: path.clone(),
+            grants: grants.clone(),
+            config: config.clone(),
+        }),
+    }
+}
+
+/// The folder to grant and the file's name inside it.
+fn split_file(path: &Path) -> anyhow::Result<(std::path::PathBuf, String)> {
+    let absolute = std::path::absolute(path)
+        .with_context(|| format!("--auth file:{}: bad path", path.display()))?;
+    if !absolute.is_file() {
+        bail!(
+            "--auth file:{}: no such file; create it with one 'user:password' line per user",
+            path.display()
+        );
+    }
+    let folder = absolute
+        .parent()
+        .context("the password file has no folder")?
+        .to_path_buf();
+    let name = absolute
+        .file_name()
+        .context("the password file has no name")?
+        .to_string_lossy()
+        .into_owned();
+    Ok((folder, name))
+}
+
+fn plugin_spec(arg: &PluginArg) -> anyhow::Result<PluginSpec> {
+    let mut spec = PluginSpec::from_file(&arg.path)?;
+    spec.config = arg.config.to_string();
+    let mut seen = std::collections::HashSet::new();
+    for GrantArg {
+        host_path,
+        guest_path,
+        writable,
+    } in &arg.grants
+    {
+        if !seen.insert(guest_path.clone()) {
+            bail!(
+                "plugin {}: two grants at {guest_path}; give each a guest path with @",
+                spec.name
+            );
+        }
+        spec.grants.push(Grant {
+            host_path: host_path.clone(),
+            guest_path: guest_path.clone(),
+            writable: *writable,
+        });
+    }
+    Ok(spec)
+}

@@ -1,0 +1,360 @@
+//! `--auth TYPE[:ARGS]`, in the style of twistd's strcred (seeds/001):
+//! parsing is a pure function over the argument, and the help texts for
+//! `--help-auth` and `--help-auth-type` live beside it.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde_json::{Map, Value, json};
+
+use super::plugin_arg::{GrantArg, split_config};
+
+/// A checker the operator asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuthSpec {
+    /// `memory:user:pass:user2:pass2`
+    Memory(Vec<(String, String)>),
+    /// `file:PATH[:option...]`
+    File {
+        path: PathBuf,
+        options: Map<String, Value>,
+    },
+    /// `anonymous`
+    Anonymous,
+    /// `wasm:PATH[:grant=DIR[@GUEST]]...[:{JSON}]`
+    Wasm {
+        path: PathBuf,
+        grants: Vec<GrantArg>,
+        config: Value,
+    },
+}
+
+/// The auth types, with their one-line argument formats.
+pub const AUTH_TYPES: &[(&str, &str)] = &[
+    ("memory", "A colon-separated list (name:password:...)"),
+    (
+        "file",
+        "Location of a FilePasswordDB-formatted file, then options",
+    ),
+    ("anonymous", "No argstring required."),
+    (
+        "wasm",
+        "Path of a checker component (.wasm), then grants and JSON",
+    ),
+];
+
+/// `--help-auth`.
+pub fn help_auth() -> String {
+    let mut out = String::from(
+        "Usage: --auth AuthType[:ArgString]\n\
+         For detailed help: --help-auth-type AuthType\n\n\
+         AuthType   ArgString format\n\
+         ========   ================\n",
+    );
+    for (name, format) in AUTH_TYPES {
+        out.push_str(&format!("{name:<10} {format}\n"));
+    }
+    out
+}
+
+/// `--help-auth-type TYPE`.
+pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
+    Ok(match name {
+        "memory" => {
+            "Usage: --auth memory:name:password[:name2:password2...]\n\n\
+             Users and passwords given on the command line, checked in memory (Twisted's\n\
+             InMemoryUsernamePasswordDatabaseDontUse). Names and passwords cannot contain ':'.\n\
+             Credential kinds: username-password.\n\n\
+             Example: --auth memory:alice:wonderland:bob:builder\n"
+        }
+        "file" => {
+            "Usage: --auth file:PATH[:option...]\n\n\
+             Users from a FilePasswordDB-formatted file: one 'user:password' line per user.\n\
+             Blank lines and lines starting with '#' are ignored. The password field may be\n\
+             plain text or a hash recognised by its prefix: $argon2id$ (and $argon2i$,\n\
+             $argon2d$), $2b$/$2a$/$2y$ (bcrypt), $6$ (SHA-512-crypt), $5$ (SHA-256-crypt).\n\
+             The file is read on every login, so edits take effect at once. The checker\n\
+             runs sandboxed and can read only the file's folder, read-only.\n\n\
+             Options:\n\
+             \x20 delimiter=C          field separator (one character, or colon, tab, space,\n\
+             \x20                      comma, pipe); default ':'\n\
+             \x20 username-field=N     0-based field of the user name; default 0\n\
+             \x20 password-field=N     0-based field of the password; default 1\n\
+             \x20 case-insensitive     match user names regardless of ASCII case\n\n\
+             Example: --auth file:/etc/portcullis/passwords.txt:delimiter=tab\n\
+             Credential kinds: username-password.\n"
+        }
+        "anonymous" => {
+            "Usage: --auth anonymous\n\n\
+             Allows anonymous logins (the ANONYMOUS SASL mechanism; SMTP sessions that do\n\
+             not authenticate). The realm receives no avatar id.\n\
+             Credential kinds: anonymous.\n"
+        }
+        "wasm" => {
+            "Usage: --auth wasm:PATH[:grant=DIR[@GUESTPATH]]...[:{JSON}]\n\n\
+             A third-party checker component, built for wasm32-wasip2 against this host's\n\
+             portcullis:auth WIT package. It runs sandboxed: it sees only the folders\n\
+             granted here, read-only (grant-rw= for read-write), at GUESTPATH (default\n\
+             /grant). Everything after ':{' is JSON configuration, handed to the plugin.\n\
+             The credential kinds are whatever the plugin declares.\n\n\
+             Example: --auth 'wasm:./json-checker.wasm:grant=/srv/users:{\"path\":\"/grant/users.json\"}'\n"
+        }
+        other => {
+            return Err(format!(
+                "unknown auth type '{other}'; known types: {}",
+                AUTH_TYPES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    })
+}
+
+impl FromStr for AuthSpec {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, String> {
+        let (kind, rest) = match arg.split_once(':') {
+            Some((k, r)) => (k, Some(r)),
+            None => (arg, None),
+        };
+        match kind {
+            "memory" => parse_memory(rest.unwrap_or("")),
+            "file" => parse_file(rest.unwrap_or("")),
+            "anonymous" => match rest {
+                None | Some("") => Ok(AuthSpec::Anonymous),
+                Some(_) => Err("anonymous takes no arguments: write --auth anonymous".into()),
+            },
+            "wasm" => parse_wasm(rest.unwrap_or("")),
+            other => Err(format!(
+                "unknown auth type '{other}'; known types: {} (see --help-auth)",
+                AUTH_TYPES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+fn parse_memory(args: &str) -> Result<AuthSpec, String> {
+    let fields: Vec<&str> = args.split(':').collect();
+    if args.is_empty() || fields.len() % 2 != 0 {
+        return Err(
+            "memory needs name:password pairs, e.g. --auth memory:alice:wonderland \
+                    (names and passwords cannot contain ':')"
+                .into(),
+        );
+    }
+    let mut users = Vec::new();
+    for pair in fields.chunks(2) {
+        if pair[0].is_empty() {
+            return Err("memory: a user name is empty; write --auth memory:name:password".into());
+        }
+        if users.iter().any(|(u, _): &(String, String)| u == pair[0]) {
+            return Err(format!("memory: user '{}' is given twice", pair[0]));
+        }
+        users.push((pair[0].to_owned(), pair[1].to_owned()));
+    }
+    Ok(AuthSpec::Memory(users))
+}
+
+fn parse_file(args: &str) -> Result<AuthSpec, String> {
+    let mut parts = args.split(':');
+    let path = parts.next().unwrap_or_default();
+    if path.is_empty() {
+        return Err("file needs a path: --auth file:passwords.txt".into());
+    }
+    let mut options = Map::new();
+    for option in parts {
+        let (key, value) = match option.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (option, None),
+        };
+        let number = |v: Option<&str>| -> Result<Value, String> {
+            v.and_then(|v| v.parse::<u32>().ok())
+                .map(|n| json!(n))
+                .ok_or_else(|| format!("file: {key} needs a number, e.g. {key}=1"))
+        };
+        match key {
+            "delimiter" => {
+                let c = match v_or(value, key)? {
+                    "colon" => ":",
+                    "tab" => "\t",
+                    "space" => " ",
+                    "comma" => ",",
+                    "pipe" => "|",
+                    c if c.chars().count() == 1 => c,
+                    _ => {
+                        return Err("file: delimiter=C takes one character, or colon, tab, \
+                                    space, comma or pipe"
+                            .into());
+                    }
+                };
+                options.insert("delimiter".into(), json!(c));
+            }
+            "username-field" | "password-field" => {
+                options.insert(key.into(), number(value)?);
+            }
+            "case-insensitive" if value.is_none() => {
+                options.insert("case-sensitive".into(), json!(false));
+            }
+            _ => {
+                return Err(format!(
+                    "file: unknown option '{option}'; options are delimiter=C, \
+                     username-field=N, password-field=N, case-insensitive \
+                     (see --help-auth-type file)"
+                ));
+            }
+        }
+    }
+    if options.get("username-field").is_some()
+        && options.get("username-field") == options.get("password-field")
+    {
+        return Err("file: username-field and password-field must differ".into());
+    }
+    Ok(AuthSpec::File {
+        path: PathBuf::from(path),
+        options,
+    })
+}
+
+fn v_or<'a>(value: Option<&'a str>, key: &str) -> Result<&'a str, String> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("file: {key} needs a value, e.g. {key}=tab"))
+}
+
+fn parse_wasm(args: &str) -> Result<AuthSpec, String> {
+    let (head, config) = split_config(args)?;
+    let mut parts = head.split(':');
+    let path = parts.next().unwrap_or_default();
+    if path.is_empty() {
+        return Err("wasm needs the path of a checker component: --auth wasm:checker.wasm".into());
+    }
+    let grants = parts
+        .filter(|p| !p.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<GrantArg>, String>>()?;
+    Ok(AuthSpec::Wasm {
+        path: PathBuf::from(path),
+        grants,
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(arg: &str) -> AuthSpec {
+        arg.parse().unwrap_or_else(|e| panic!("{arg}: {e}"))
+    }
+
+    fn err(arg: &str) -> String {
+        arg.parse::<AuthSpec>().unwrap_err()
+    }
+
+    #[test]
+    fn memory() {
+        assert_eq!(
+            ok("memory:user:pass:foo:bar"),
+            AuthSpec::Memory(vec![
+                ("user".into(), "pass".into()),
+                ("foo".into(), "bar".into())
+            ])
+        );
+        assert_eq!(
+            ok("memory:u:"),
+            AuthSpec::Memory(vec![("u".into(), "".into())])
+        );
+        assert!(err("memory:user").contains("name:password pairs"));
+        assert!(err("memory").contains("name:password pairs"));
+        assert!(err("memory::pw").contains("empty"));
+        assert!(err("memory:a:1:a:2").contains("twice"));
+    }
+
+    #[test]
+    fn file() {
+        assert_eq!(
+            ok("file:passwords.txt"),
+            AuthSpec::File {
+                path: "passwords.txt".into(),
+                options: Map::new()
+            }
+        );
+        let AuthSpec::File { options, .. } =
+            ok("file:/x/p.txt:delimiter=tab:username-field=1:password-field=2:case-insensitive")
+        else {
+            panic!()
+        };
+        assert_eq!(options["delimiter"], json!("\t"));
+        assert_eq!(options["username-field"], json!(1));
+        assert_eq!(options["password-field"], json!(2));
+        assert_eq!(options["case-sensitive"], json!(false));
+        assert_eq!(
+            ok("file:p:delimiter=|"),
+            AuthSpec::File {
+                path: "p".into(),
+                options: [("delimiter".to_owned(), json!("|"))].into_iter().collect()
+            }
+        );
+        assert!(err("file").contains("needs a path"));
+        assert!(err("file:p:bogus").contains("unknown option"));
+        assert!(err("file:p:username-field=x").contains("needs a number"));
+        assert!(err("file:p:delimiter=ab").contains("one character"));
+        assert!(err("file:p:username-field=1:password-field=1").contains("must differ"));
+    }
+
+    #[test]
+    fn anonymous_and_unknown() {
+        assert_eq!(ok("anonymous"), AuthSpec::Anonymous);
+        assert!(err("anonymous:x").contains("no arguments"));
+        let e = err("ldap:x");
+        assert!(
+            e.contains("unknown auth type 'ldap'") && e.contains("memory, file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wasm() {
+        assert_eq!(
+            ok("wasm:c.wasm"),
+            AuthSpec::Wasm {
+                path: "c.wasm".into(),
+                grants: vec![],
+                config: json!({})
+            }
+        );
+        let AuthSpec::Wasm {
+            path,
+            grants,
+            config,
+        } = ok(r#"wasm:/p/c.wasm:grant=/srv/users:grant-rw=/tmp@/scratch:{"a":"b:c"}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(path, PathBuf::from("/p/c.wasm"));
+        assert_eq!(grants.len(), 2);
+        assert_eq!(grants[1].guest_path, "/scratch");
+        assert!(grants[1].writable);
+        assert_eq!(config, json!({"a": "b:c"}));
+        assert!(err("wasm:").contains("needs the path"));
+        assert!(err("wasm:c.wasm:{nope").contains("JSON"));
+        assert!(err("wasm:c.wasm:what").contains("grant="));
+    }
+
+    #[test]
+    fn help_texts() {
+        let all = help_auth();
+        for (name, _) in AUTH_TYPES {
+            assert!(all.contains(name));
+            assert!(help_auth_type(name).unwrap().contains("Usage: --auth"));
+        }
+        assert!(help_auth_type("nope").unwrap_err().contains("known types"));
+    }
+}

@@ -1,0 +1,155 @@
+//! The plugin arguments shared by `--auth wasm:`, `--mechanism` and
+//! `--realm`: a path, folder grants and JSON configuration.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+/// `grant=DIR[@GUESTPATH]` or `grant-rw=DIR[@GUESTPATH]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantArg {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+    pub writable: bool,
+}
+
+impl FromStr for GrantArg {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, String> {
+        let (writable, spec) = if let Some(s) = arg.strip_prefix("grant=") {
+            (false, s)
+        } else if let Some(s) = arg.strip_prefix("grant-rw=") {
+            (true, s)
+        } else {
+            return Err(format!(
+                "'{arg}' is not a grant; write grant=DIR[@GUESTPATH] (read-only) or \
+                 grant-rw=DIR[@GUESTPATH], then :{{JSON}} for configuration"
+            ));
+        };
+        let (host, guest) = spec.split_once('@').unwrap_or((spec, "/grant"));
+        if host.is_empty() || !guest.starts_with('/') {
+            return Err(format!(
+                "grant '{arg}': the folder must not be empty and the guest path must be absolute"
+            ));
+        }
+        Ok(GrantArg {
+            host_path: PathBuf::from(host),
+            guest_path: guest.to_owned(),
+            writable,
+        })
+    }
+}
+
+/// Splits `HEAD[:{JSON}]` at the first `:{`; the JSON must be an object.
+pub fn split_config(args: &str) -> Result<(&str, Value), String> {
+    let Some(at) = args.find(":{") else {
+        return Ok((args, Value::Object(Default::default())));
+    };
+    let json = &args[at + 1..];
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| format!("plugin configuration is not valid JSON ({e}): {json}"))?;
+    if !value.is_object() {
+        return Err("plugin configuration must be a JSON object".into());
+    }
+    Ok((&args[..at], value))
+}
+
+/// `--mechanism PATH[:grant=...]...[:{JSON}]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginArg {
+    pub path: PathBuf,
+    pub grants: Vec<GrantArg>,
+    pub config: Value,
+}
+
+impl FromStr for PluginArg {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, String> {
+        let (head, config) = split_config(arg)?;
+        let mut parts = head.split(':');
+        let path = parts.next().unwrap_or_default();
+        if path.is_empty() {
+            return Err("a plugin needs the path of its .wasm file".into());
+        }
+        let grants = parts
+            .filter(|p| !p.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        Ok(PluginArg {
+            path: PathBuf::from(path),
+            grants,
+            config,
+        })
+    }
+}
+
+/// `--realm INTERFACE=PATH[...]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct RealmArg {
+    pub interface: crate::plugin::realm::AvatarInterface,
+    pub plugin: PluginArg,
+}
+
+impl FromStr for RealmArg {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, String> {
+        use crate::plugin::realm::AvatarInterface;
+        let Some((interface, rest)) = arg.split_once('=') else {
+            return Err("write --realm INTERFACE=PATH, e.g. --realm echo=./my-realm.wasm".into());
+        };
+        let interface = match interface {
+            "echo" => AvatarInterface::Echo,
+            "message-delivery" | "smtp" => AvatarInterface::MessageDelivery,
+            other => {
+                return Err(format!(
+                    "unknown avatar interface '{other}'; use echo or message-delivery"
+                ));
+            }
+        };
+        Ok(RealmArg {
+            interface,
+            plugin: rest.parse()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn grants() {
+        let g: GrantArg = "grant=/srv".parse().unwrap();
+        assert_eq!(
+            (g.host_path.to_str(), g.guest_path.as_str(), g.writable),
+            (Some("/srv"), "/grant", false)
+        );
+        let g: GrantArg = "grant-rw=/srv@/spool".parse().unwrap();
+        assert_eq!((g.guest_path.as_str(), g.writable), ("/spool", true));
+        assert!("grant=/srv@rel".parse::<GrantArg>().is_err());
+        assert!("grant=".parse::<GrantArg>().is_err());
+        assert!("folder=/x".parse::<GrantArg>().is_err());
+    }
+
+    #[test]
+    fn plugins_and_realms() {
+        let p: PluginArg = r#"x.wasm:{"k":1}"#.parse().unwrap();
+        assert_eq!(p.config, json!({"k": 1}));
+        assert!(r#"x.wasm:[1]"#.parse::<PluginArg>().is_err());
+        assert!(r#"x.wasm:{"k":"#.parse::<PluginArg>().is_err());
+        let r: RealmArg = "echo=r.wasm".parse().unwrap();
+        assert_eq!(r.plugin.path, PathBuf::from("r.wasm"));
+        assert!(
+            "imap=r.wasm"
+                .parse::<RealmArg>()
+                .unwrap_err()
+                .contains("unknown avatar interface")
+        );
+        assert!("r.wasm".parse::<RealmArg>().is_err());
+    }
+}

@@ -1,0 +1,432 @@
+//! One echo connection: a small state machine (login, SASL exchange,
+//! logged in) driven by framed lines. Generic over the stream, so it runs
+//! the same over TCP and over `tokio::io::duplex` in tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+
+use super::codec::{LoginLine, parse_login_line};
+use super::replies;
+use crate::plugin::ChannelInfo;
+use crate::plugin::realm::{Avatar, AvatarInterface, Mind};
+use crate::portal::{Credentials, Denial, Fault, Portal};
+use crate::proto::line::{Frame, LineReader};
+use crate::sasl::{self, Authenticator, Continuation, Mechanisms, Mechname, Outcome, Progress};
+
+/// Settings shared by every echo connection.
+pub struct EchoConfig {
+    pub portal: Arc<Portal>,
+    pub mechanisms: Arc<Mechanisms>,
+    pub server_name: String,
+    /// Longest line accepted, in bytes (SASL responses of 12288 octets
+    /// need 16 KiB of base64).
+    pub max_line: usize,
+    /// A connection silent for this long is closed.
+    pub idle_timeout: Duration,
+    /// Bad lines tolerated before login.
+    pub max_errors: u32,
+}
+
+impl EchoConfig {
+    pub fn new(portal: Arc<Portal>, mechanisms: Arc<Mechanisms>) -> Self {
+        EchoConfig {
+            portal,
+            mechanisms,
+            server_name: "localhost".into(),
+            max_line: 16 << 10,
+            idle_timeout: Duration::from_secs(300),
+            max_errors: 3,
+        }
+    }
+}
+
+/// Where the conversation stands.
+enum State {
+    /// Waiting for `user pass` or `AUTH`.
+    Login { errors: u32 },
+    /// A SASL exchange is running.
+    Sasl(Box<SaslState>),
+    /// Logged in; lines go to the avatar.
+    LoggedIn { avatar: Box<Avatar> },
+}
+
+struct SaslState {
+    auth: Authenticator,
+    mechanism: Mechname,
+    started: Instant,
+    /// The exchange is over; the client's next line only acknowledges the
+    /// data sent with the outcome.
+    settled: Option<Outcome>,
+}
+
+/// Whether to keep the connection open.
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct Connection<S> {
+    reader: LineReader<ReadHalf<S>>,
+    writer: BufWriter<WriteHalf<S>>,
+    config: Arc<EchoConfig>,
+    peer: SocketAddr,
+}
+
+/// Serves one echo connection until the client leaves, fails to log in or
+/// the avatar asks to close.
+pub async fn serve<S>(stream: S, peer: SocketAddr, config: Arc<EchoConfig>) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
+    let mut conn = Connection {
+        reader: LineReader::new(read, config.max_line),
+        writer: BufWriter::new(write),
+        config,
+        peer,
+    };
+    let mut state = State::Login { errors: 0 };
+    let result = conn.run(&mut state).await;
+    if let State::LoggedIn { avatar } = state {
+        avatar.logout().await;
+        tracing::debug!(protocol = "echo", peer = %conn.peer, "logged out");
+    }
+    let _ = conn.writer.shutdown().await;
+    result
+}
+
+impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
+    async fn run(&mut self, state: &mut State) -> std::io::Result<()> {
+        loop {
+            let frame =
+                match tokio::time::timeout(self.config.idle_timeout, self.reader.next()).await {
+                    Ok(Ok(Some(frame))) => frame,
+                    Ok(Ok(None)) => return Ok(()),
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => {
+                        self.send(replies::IDLE).await?;
+                        return self.writer.flush().await;
+                    }
+                };
+            let flow = self.on_frame(state, frame).await?;
+            if matches!(flow, Flow::Close) {
+                return self.writer.flush().await;
+            }
+            if !self.reader.has_pending_frame() {
+                self.writer.flush().await?;
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, state: &mut State, frame: Frame) -> std::io::Result<Flow> {
+        let line = match frame {
+            Frame::Line(line) => line,
+            Frame::TooLong => {
+                self.send(replies::TOO_LONG).await?;
+                return Ok(match state {
+                    State::Login { errors } => self.count_error(errors).await?,
+                    State::Sasl(_) => {
+                        *state = State::Login { errors: 1 };
+                        self.send(replies::CANCELLED).await?;
+                        Flow::Continue
+                    }
+                    State::LoggedIn { .. } => Flow::Continue,
+                });
+            }
+        };
+        match state {
+            State::Login { errors } => {
+                let mut count = *errors;
+                let flow = self.on_login_line(state, &line, &mut count).await?;
+                if let State::Login { errors } = state {
+                    *errors = count;
+                }
+                Ok(flow)
+            }
+            State::Sasl(_) => self.on_sasl_line(state, &line).await,
+            State::LoggedIn { avatar } => self.on_echo_line(avatar, &line).await,
+        }
+    }
+
+    async fn on_login_line(
+        &mut self,
+        state: &mut State,
+        line: &[u8],
+        errors: &mut u32,
+    ) -> std::io::Result<Flow> {
+        match parse_login_line(line) {
+            Err(e) => {
+                self.send(&format!("Error: {e}.")).await?;
+                self.count_error(errors).await
+            }
+            Ok(LoginLine::Credentials { username, password }) => {
+                let credentials = Credentials::UsernamePassword {
+                    authzid: None,
+                    username: username.to_owned(),
+                    password: password.to_owned(),
+                };
+                let started = Instant::now();
+                let verdict = self.config.portal.check(&credentials).await;
+                let outcome = verdict.map(|v| match v {
+                    Ok(avatar_id) => Outcome::Success {
+                        avatar_id,
+                        user: Some(username.to_owned()),
+                        additional_data: None,
+                    },
+                    Err(denial) => Outcome::Denied {
+                        denial,
+                        user: Some(username.to_owned()),
+                        error_challenge: None,
+                    },
+                });
+                self.finish_login(state, outcome, None, started).await
+            }
+            Ok(LoginLine::Sasl {
+                mechanism,
+                initial_response,
+            }) => {
+                self.start_sasl(state, mechanism, initial_response, errors)
+                    .await
+            }
+        }
+    }
+
+    async fn start_sasl(
+        &mut self,
+        state: &mut State,
+        name: Mechname,
+        initial_response: Option<&[u8]>,
+        errors: &mut u32,
+    ) -> std::io::Result<Flow> {
+        let config = self.config.clone();
+        let offered: Vec<&Mechname> = config.mechanisms.offered(&config.portal, true).collect();
+        let Some(mechanism) = offered
+            .contains(&&name)
+            .then(|| config.mechanisms.get(&name))
+            .flatten()
+        else {
+            let names: Vec<&str> = offered.iter().map(|m| m.as_str()).collect();
+            self.send(&replies::unknown_mechanism(name.as_str(), &names))
+                .await?;
+            return self.count_error(errors).await;
+        };
+        let initial = match initial_response.map(sasl::decode_initial_response) {
+            None => None,
+            Some(Ok(bytes)) => Some(bytes),
+            Some(Err(_)) => {
+                self.send(replies::BAD_BASE64).await?;
+                return self.count_error(errors).await;
+            }
+        };
+        let started = Instant::now();
+        let channel = ChannelInfo {
+            server_name: config.server_name.clone(),
+            secure: false,
+            external_identity: None,
+            peer: self.peer.to_string(),
+        };
+        let mut auth = match Authenticator::new(mechanism, config.portal.clone(), channel).await {
+            Ok(auth) => auth,
+            Err(fault) => {
+                return self
+                    .finish_login(state, Err(fault), Some(&name), started)
+                    .await;
+            }
+        };
+        let progress = auth.start(initial.as_deref()).await;
+        *state = State::Sasl(Box::new(SaslState {
+            auth,
+            mechanism: name,
+            started,
+            settled: None,
+        }));
+        self.on_progress(state, progress).await
+    }
+
+    async fn on_sasl_line(&mut self, state: &mut State, line: &[u8]) -> std::io::Result<Flow> {
+        let State::Sasl(sasl) = state else {
+            unreachable!("on_sasl_line outside a SASL exchange");
+        };
+        if let Some(outcome) = sasl.settled.take() {
+            // The client acknowledged the outcome's data; whatever it sent
+            // is discarded.
+            let (name, started) = (sasl.mechanism.clone(), sasl.started);
+            return self
+                .finish_login(state, Ok(outcome), Some(&name), started)
+                .await;
+        }
+        let progress = match sasl::decode_continuation(line) {
+            Ok(Continuation::Cancel) => {
+                *state = State::Login { errors: 1 };
+                self.send(replies::CANCELLED).await?;
+                return Ok(Flow::Continue);
+            }
+            Err(_) => {
+                *state = State::Login { errors: 1 };
+                self.send(replies::BAD_BASE64).await?;
+                return Ok(Flow::Continue);
+            }
+            Ok(Continuation::Data(bytes)) => sasl.auth.step(&bytes).await,
+        };
+        self.on_progress(state, progress).await
+    }
+
+    async fn on_progress(
+        &mut self,
+        state: &mut State,
+        progress: Result<Progress, Fault>,
+    ) -> std::io::Result<Flow> {
+        let State::Sasl(sasl) = state else {
+            unreachable!("on_progress outside a SASL exchange");
+        };
+        let (name, started) = (sasl.mechanism.clone(), sasl.started);
+        match progress {
+            Ok(Progress::Challenge(data)) => {
+                self.send(&replies::challenge(&data)).await?;
+                Ok(Flow::Continue)
+            }
+            Ok(Progress::Done(outcome)) => {
+                let data = match &outcome {
+                    Outcome::Success {
+                        additional_data, ..
+                    } => additional_data.clone(),
+                    Outcome::Denied {
+                        error_challenge, ..
+                    } => error_challenge.clone(),
+                };
+                match data {
+                    Some(data) => {
+                        self.send(&replies::challenge(&data)).await?;
+                        sasl.settled = Some(outcome);
+                        Ok(Flow::Continue)
+                    }
+                    None => {
+                        self.finish_login(state, Ok(outcome), Some(&name), started)
+                            .await
+                    }
+                }
+            }
+            Err(fault) => {
+                self.finish_login(state, Err(fault), Some(&name), started)
+                    .await
+            }
+        }
+    }
+
+    /// Reports a login's outcome to the client and the log, and on success
+    /// asks the realm for the echo avatar.
+    async fn finish_login(
+        &mut self,
+        state: &mut State,
+        outcome: Result<Outcome, Fault>,
+        mechanism: Option<&Mechname>,
+        started: Instant,
+    ) -> std::io::Result<Flow> {
+        let mechanism_name = mechanism.map(Mechname::as_str).unwrap_or("USER-PASS");
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        let peer = self.peer;
+        let (avatar_id, user) = match outcome {
+            Ok(Outcome::Success {
+                avatar_id, user, ..
+            }) => (avatar_id, user),
+            Ok(Outcome::Denied { denial, user, .. }) => {
+                tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
+                    user = user.as_deref().unwrap_or(""), result = "denied",
+                    reason = %denial, elapsed_us, "authentication denied");
+                self.send(replies::LOGIN_DENIED).await?;
+                return Ok(Flow::Close);
+            }
+            Err(fault) => return self.report_fault(mechanism_name, &fault, elapsed_us).await,
+        };
+        let mind = Mind {
+            peer: peer.to_string(),
+            protocol: "echo",
+            mechanism: mechanism.map(|m| m.to_string()),
+            secure: false,
+        };
+        let portal = self.config.portal.clone();
+        let avatar = match portal
+            .request_avatar(avatar_id.as_deref(), AvatarInterface::Echo, &mind)
+            .await
+        {
+            Ok(Ok(avatar)) => avatar,
+            Ok(Err(denial)) => {
+                tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
+                    user = user.as_deref().unwrap_or(""), result = "denied",
+                    reason = %denial_for_realm(&denial), elapsed_us, "realm refused the avatar");
+                self.send(replies::LOGIN_DENIED).await?;
+                return Ok(Flow::Close);
+            }
+            Err(fault) => return self.report_fault(mechanism_name, &fault, elapsed_us).await,
+        };
+        tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
+            user = user.as_deref().unwrap_or(""),
+            avatar_id = avatar_id.as_deref().unwrap_or("(anonymous)"),
+            result = "success", elapsed_us, "authenticated");
+        *state = State::LoggedIn {
+            avatar: Box::new(avatar),
+        };
+        self.send(replies::LOGIN_OK).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn report_fault(
+        &mut self,
+        mechanism: &str,
+        fault: &Fault,
+        elapsed_us: u64,
+    ) -> std::io::Result<Flow> {
+        tracing::warn!(protocol = "echo", peer = %self.peer, mechanism, result = "fault",
+            plugin = %fault.plugin, fault = %fault.kind, detail = %fault.detail, elapsed_us,
+            "authentication failed: plugin fault");
+        self.send(replies::TEMPORARY_FAILURE).await?;
+        Ok(Flow::Close)
+    }
+
+    async fn on_echo_line(&mut self, avatar: &mut Avatar, line: &[u8]) -> std::io::Result<Flow> {
+        let Ok(text) = std::str::from_utf8(line) else {
+            self.send(replies::NOT_UTF8).await?;
+            return Ok(Flow::Continue);
+        };
+        match avatar.echo_line(text).await {
+            Ok(reply) => {
+                for line in &reply.lines {
+                    self.send(line).await?;
+                }
+                Ok(if reply.close {
+                    Flow::Close
+                } else {
+                    Flow::Continue
+                })
+            }
+            Err(fault) => {
+                tracing::warn!(protocol = "echo", peer = %self.peer, plugin = %fault.plugin,
+                    fault = %fault.kind, detail = %fault.detail, "echo avatar failed");
+                self.send(replies::TEMPORARY_FAILURE).await?;
+                Ok(Flow::Close)
+            }
+        }
+    }
+
+    async fn count_error(&mut self, errors: &mut u32) -> std::io::Result<Flow> {
+        *errors += 1;
+        if *errors >= self.config.max_errors {
+            self.send(replies::TOO_MANY_ERRORS).await?;
+            return Ok(Flow::Close);
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Queues one line; [`Connection::run`] flushes when input runs dry.
+    async fn send(&mut self, line: &str) -> std::io::Result<()> {
+        self.writer.write_all(line.as_bytes()).await?;
+        self.writer.write_all(b"\r\n").await
+    }
+}
+
+fn denial_for_realm(denial: &Denial) -> String {
+    format!("realm: {denial}")
+}

@@ -1,0 +1,22 @@
+//! portcullis: an authentication host in the shape of Twisted Cred, with
+//! every piece of authentication logic in a sandboxed WebAssembly component.
+//!
+//! - [`plugin`]: the wasmtime runtime: one engine, pre-instantiated
+//!   plugins, a fresh store per exchange and per avatar.
+//! - [`portal`]: the native portal that routes credentials to checkers and
+//!   avatar requests to realms.
+//! - [`sasl`]: mechanism registry, base64 framing and the exchange driver
+//!   shared by every protocol.
+//! - [`proto`]: line framing with limits.
+//! - [`echo`]: the authenticating echo service (seeds/001, Example 9-1).
+//! - [`cli`] and [`app`]: the command line, and assembling a server from it.
+//! - [`server`]: listeners and connection tasks.
+
+pub mod app;
+pub mod cli;
+pub mod echo;
+pub mod plugin;
+pub mod portal;
+pub mod proto;
+pub mod sasl;
+pub mod server;

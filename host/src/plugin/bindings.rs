@@ -1,0 +1,46 @@
+//! The generated bindings for the `portcullis:auth` WIT package: the one
+//! place `bindgen!` runs.
+//!
+//! Each world gets its own module; the checker and realm worlds reuse the
+//! mechanism world's `types` and `host` interfaces so that one Rust type
+//! stands for each WIT type, and the `host` import is implemented once.
+
+/// Bindings for `world mechanism-plugin`.
+pub mod mechanism {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "mechanism-plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+/// Bindings for `world checker-plugin`.
+pub mod checker {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "checker-plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "portcullis:auth/types": super::mechanism::portcullis::auth::types,
+            "portcullis:auth/host": super::mechanism::portcullis::auth::host,
+        },
+    });
+}
+
+/// Bindings for `world realm-plugin`.
+pub mod realm {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "realm-plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "portcullis:auth/types": super::mechanism::portcullis::auth::types,
+            "portcullis:auth/host": super::mechanism::portcullis::auth::host,
+        },
+    });
+}
+
+pub use mechanism::portcullis::auth::types;

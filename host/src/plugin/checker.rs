@@ -1,0 +1,90 @@
+//! Calls into a checker plugin. Each call gets a fresh store, so nothing a
+//! checker learns about one user survives into the next call.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+
+use super::bindings::checker::CheckerPlugin;
+use super::bindings::checker::exports::portcullis::auth::checker as wit;
+use super::{Plugin, PluginPre, PluginState, convert};
+use crate::portal::{CredentialKind, Credentials, FaultKind, SecretEntry, Verdict};
+
+impl Plugin {
+    async fn instantiate_checker(
+        self: &Arc<Self>,
+    ) -> Result<(Store<PluginState>, CheckerPlugin), crate::portal::Fault> {
+        let PluginPre::Checker(pre) = &self.pre else {
+            return Err(self.fault(FaultKind::Contract, "not a checker plugin"));
+        };
+        let mut store = self.new_store()?;
+        let bindings = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+        self.arm(&mut store);
+        Ok((store, bindings))
+    }
+
+    /// The credential kinds a checker declares.
+    pub async fn credential_kinds(
+        self: &Arc<Self>,
+    ) -> Result<Vec<CredentialKind>, crate::portal::Fault> {
+        let (mut store, bindings) = self.instantiate_checker().await?;
+        let kinds = bindings
+            .portcullis_auth_checker()
+            .call_credential_kinds(&mut store)
+            .await
+            .map_err(|e| self.trap(e))?;
+        Ok(kinds.into_iter().map(convert::kind_from_wit).collect())
+    }
+
+    /// Verifies credentials: an avatar id, a denial, or a fault.
+    pub async fn check(self: &Arc<Self>, credentials: &Credentials) -> Verdict<String> {
+        let (mut store, bindings) = self.instantiate_checker().await?;
+        let verdict = bindings
+            .portcullis_auth_checker()
+            .call_check(&mut store, &convert::credentials_to_wit(credentials))
+            .await
+            .map_err(|e| self.trap(e))?;
+        match verdict {
+            wit::Verdict::Accepted(id) => Ok(Ok(self.avatar_id(id)?)),
+            wit::Verdict::Denied(denial) => Ok(Err(convert::denial_from_wit(denial))),
+            wit::Verdict::Unavailable(why) => Err(self.fault(FaultKind::Unavailable, why)),
+        }
+    }
+
+    /// Looks up a stored secret for a mechanism.
+    pub async fn lookup_secret(
+        self: &Arc<Self>,
+        username: &str,
+        kind: CredentialKind,
+    ) -> Verdict<SecretEntry> {
+        let (mut store, bindings) = self.instantiate_checker().await?;
+        let answer = bindings
+            .portcullis_auth_checker()
+            .call_lookup_secret(&mut store, username, convert::kind_to_wit(kind))
+            .await
+            .map_err(|e| self.trap(e))?;
+        match answer {
+            wit::SecretAnswer::Found(entry) => {
+                let mut entry = convert::secret_from_wit(entry);
+                entry.avatar_id = self.avatar_id(entry.avatar_id)?;
+                Ok(Ok(entry))
+            }
+            wit::SecretAnswer::Denied(denial) => Ok(Err(convert::denial_from_wit(denial))),
+            wit::SecretAnswer::Unavailable(why) => Err(self.fault(FaultKind::Unavailable, why)),
+        }
+    }
+
+    /// An avatar id must be a non-empty single line of bounded length.
+    fn avatar_id(&self, id: String) -> Result<String, crate::portal::Fault> {
+        if id.is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
+            return Err(self.fault(
+                FaultKind::Contract,
+                "returned an empty, overlong or multi-line avatar id",
+            ));
+        }
+        Ok(id)
+    }
+}

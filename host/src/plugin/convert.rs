@@ -1,0 +1,205 @@
+//! Conversions between the generated WIT types and the portal's domain
+//! types. The only file that knows both.
+
+use super::bindings::types as wit;
+use crate::portal::{CredentialKind, Credentials, Denial, ScramKeys, SecretEntry, StoredSecret};
+
+pub fn kind_from_wit(kind: wit::CredentialKind) -> CredentialKind {
+    match kind {
+        wit::CredentialKind::UsernamePassword => CredentialKind::UsernamePassword,
+        wit::CredentialKind::ChallengeResponse => CredentialKind::ChallengeResponse,
+        wit::CredentialKind::BearerToken => CredentialKind::BearerToken,
+        wit::CredentialKind::Anonymous => CredentialKind::Anonymous,
+        wit::CredentialKind::External => CredentialKind::External,
+        wit::CredentialKind::ScramSha1 => CredentialKind::ScramSha1,
+        wit::CredentialKind::ScramSha256 => CredentialKind::ScramSha256,
+    }
+}
+
+pub fn kind_to_wit(kind: CredentialKind) -> wit::CredentialKind {
+    match kind {
+        CredentialKind::UsernamePassword => wit::CredentialKind::UsernamePassword,
+        CredentialKind::ChallengeResponse => wit::CredentialKind::ChallengeResponse,
+        CredentialKind::BearerToken => wit::CredentialKind::BearerToken,
+        CredentialKind::Anonymous => wit::CredentialKind::Anonymous,
+        CredentialKind::External => wit::CredentialKind::External,
+        CredentialKind::ScramSha1 => wit::CredentialKind::ScramSha1,
+        CredentialKind::ScramSha256 => wit::CredentialKind::ScramSha256,
+    }
+}
+
+pub fn credentials_from_wit(creds: wit::Credentials) -> Credentials {
+    match creds {
+        wit::Credentials::UsernamePassword(c) => Credentials::UsernamePassword {
+            authzid: c.authzid,
+            username: c.username,
+            password: c.password,
+        },
+        wit::Credentials::ChallengeResponse(c) => Credentials::ChallengeResponse {
+            authzid: c.authzid,
+            username: c.username,
+            method: c.method,
+            challenge: c.challenge,
+            response: c.response,
+        },
+        wit::Credentials::BearerToken(c) => Credentials::BearerToken {
+            authzid: c.authzid,
+            username: c.username,
+            token: c.token,
+        },
+        wit::Credentials::Anonymous(trace) => Credentials::Anonymous { trace },
+        wit::Credentials::VerifiedSecret(c) => Credentials::VerifiedSecret {
+            authzid: c.authzid,
+            username: c.username,
+            kind: kind_from_wit(c.kind),
+        },
+        wit::Credentials::External(c) => Credentials::External {
+            authzid: c.authzid,
+            identity: c.identity,
+        },
+    }
+}
+
+pub fn credentials_to_wit(creds: &Credentials) -> wit::Credentials {
+    match creds.clone() {
+        Credentials::UsernamePassword {
+            authzid,
+            username,
+            password,
+        } => wit::Credentials::UsernamePassword(wit::UsernamePassword {
+            authzid,
+            username,
+            password,
+        }),
+        Credentials::ChallengeResponse {
+            authzid,
+            username,
+            method,
+            challenge,
+            response,
+        } => wit::Credentials::ChallengeResponse(wit::ChallengeResponse {
+            authzid,
+            username,
+            method,
+            challenge,
+            response,
+        }),
+        Credentials::BearerToken {
+            authzid,
+            username,
+            token,
+        } => wit::Credentials::BearerToken(wit::BearerToken {
+            authzid,
+            username,
+            token,
+        }),
+        Credentials::Anonymous { trace } => wit::Credentials::Anonymous(trace),
+        Credentials::VerifiedSecret {
+            authzid,
+            username,
+            kind,
+        } => wit::Credentials::VerifiedSecret(wit::VerifiedSecret {
+            authzid,
+            username,
+            kind: kind_to_wit(kind),
+        }),
+        Credentials::External { authzid, identity } => {
+            wit::Credentials::External(wit::ExternalIdentity { authzid, identity })
+        }
+    }
+}
+
+pub fn denial_from_wit(denial: wit::Denial) -> Denial {
+    match denial {
+        wit::Denial::UnknownUser => Denial::UnknownUser,
+        wit::Denial::BadCredentials => Denial::BadCredentials,
+        wit::Denial::AccountDisabled => Denial::AccountDisabled,
+        wit::Denial::NotAuthorized => Denial::NotAuthorized,
+        wit::Denial::Unsupported => Denial::Unsupported,
+        wit::Denial::Other(text) => Denial::Other(text),
+    }
+}
+
+pub fn denial_to_wit(denial: &Denial) -> wit::Denial {
+    match denial {
+        Denial::UnknownUser => wit::Denial::UnknownUser,
+        Denial::BadCredentials => wit::Denial::BadCredentials,
+        Denial::AccountDisabled => wit::Denial::AccountDisabled,
+        Denial::NotAuthorized => wit::Denial::NotAuthorized,
+        Denial::Unsupported | Denial::NoChecker(_) => wit::Denial::Unsupported,
+        other => wit::Denial::Other(other.to_string()),
+    }
+}
+
+pub fn secret_from_wit(entry: wit::SecretEntry) -> SecretEntry {
+    SecretEntry {
+        avatar_id: entry.avatar_id,
+        secret: match entry.secret {
+            wit::StoredSecret::Scram(k) => StoredSecret::Scram(ScramKeys {
+                salt: k.salt,
+                iterations: k.iterations,
+                stored_key: k.stored_key,
+                server_key: k.server_key,
+            }),
+        },
+    }
+}
+
+pub fn secret_to_wit(secret: &StoredSecret) -> wit::StoredSecret {
+    match secret {
+        StoredSecret::Scram(k) => wit::StoredSecret::Scram(wit::ScramKeys {
+            salt: k.salt.clone(),
+            iterations: k.iterations,
+            stored_key: k.stored_key.clone(),
+            server_key: k.server_key.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in CredentialKind::ALL {
+            assert_eq!(kind_from_wit(kind_to_wit(kind)), kind);
+        }
+    }
+
+    #[test]
+    fn credentials_round_trip() {
+        let all = [
+            Credentials::UsernamePassword {
+                authzid: Some("z".into()),
+                username: "u".into(),
+                password: "p".into(),
+            },
+            Credentials::ChallengeResponse {
+                authzid: None,
+                username: "u".into(),
+                method: "hmac-md5".into(),
+                challenge: vec![1, 2],
+                response: vec![3],
+            },
+            Credentials::BearerToken {
+                authzid: None,
+                username: None,
+                token: "t".into(),
+            },
+            Credentials::Anonymous { trace: "x".into() },
+            Credentials::VerifiedSecret {
+                authzid: None,
+                username: "u".into(),
+                kind: CredentialKind::ScramSha256,
+            },
+            Credentials::External {
+                authzid: None,
+                identity: "CN=x".into(),
+            },
+        ];
+        for c in all {
+            assert_eq!(credentials_from_wit(credentials_to_wit(&c)), c);
+        }
+    }
+}

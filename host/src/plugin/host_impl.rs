@@ -1,0 +1,127 @@
+//! The host side of the imports every plugin sees (`host`) and those a
+//! mechanism sees during an exchange (`session`).
+
+use super::bindings::mechanism::portcullis::auth::{host, session, types};
+use super::convert;
+use super::state::PluginState;
+use crate::portal::Denial;
+
+/// Lines one instance may log before the host drops the rest.
+const LOG_BUDGET: u32 = 64;
+/// Longest log message kept, in bytes.
+const LOG_LINE_MAX: usize = 512;
+
+impl types::Host for PluginState {}
+
+impl host::Host for PluginState {
+    async fn config(&mut self) -> wasmtime::Result<String> {
+        Ok(self.config.to_string())
+    }
+
+    async fn log(&mut self, level: types::LogLevel, message: String) -> wasmtime::Result<()> {
+        self.logged += 1;
+        if self.logged > LOG_BUDGET {
+            if self.logged == LOG_BUDGET + 1 {
+                tracing::warn!(plugin = %self.name, "plugin logs too much; dropping its further lines");
+            }
+            return Ok(());
+        }
+        let message = sanitize(&message);
+        let plugin = &*self.name;
+        match level {
+            types::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            types::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            types::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            types::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            types::LogLevel::Error => tracing::error!(plugin, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+/// Keeps a guest's log line to one printable line of bounded length.
+fn sanitize(message: &str) -> String {
+    let mut out: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if out.len() > LOG_LINE_MAX {
+        let mut cut = LOG_LINE_MAX;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+impl session::Host for PluginState {
+    async fn server_name(&mut self) -> wasmtime::Result<String> {
+        Ok(self.session_ctx()?.channel.server_name.clone())
+    }
+
+    async fn secure(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.session_ctx()?.channel.secure)
+    }
+
+    async fn external_identity(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.session_ctx()?.channel.external_identity.clone())
+    }
+
+    async fn lookup_secret(
+        &mut self,
+        username: String,
+        kind: types::CredentialKind,
+    ) -> wasmtime::Result<Result<types::StoredSecret, session::LookupError>> {
+        let kind = convert::kind_from_wit(kind);
+        let session = self.session_ctx()?;
+        let portal = session.portal.clone();
+        match portal.lookup_secret(&username, kind).await {
+            Ok(Ok(entry)) => {
+                let secret = convert::secret_to_wit(&entry.secret);
+                self.session_mut()?
+                    .secrets
+                    .push((username, kind, entry.avatar_id));
+                Ok(Ok(secret))
+            }
+            Ok(Err(Denial::NoChecker(_))) => Ok(Err(session::LookupError::Unsupported)),
+            Ok(Err(denial)) => Ok(Err(session::LookupError::Denied(convert::denial_to_wit(
+                &denial,
+            )))),
+            Err(fault) => {
+                let text = fault.to_string();
+                self.session_mut()?.fault = Some(fault);
+                Ok(Err(session::LookupError::Unavailable(text)))
+            }
+        }
+    }
+}
+
+impl PluginState {
+    fn session_ctx(&self) -> wasmtime::Result<&super::state::SessionContext> {
+        self.session
+            .as_ref()
+            .ok_or_else(|| wasmtime::format_err!("session import used outside an exchange"))
+    }
+
+    fn session_mut(&mut self) -> wasmtime::Result<&mut super::state::SessionContext> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| wasmtime::format_err!("session import used outside an exchange"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn sanitize_folds_control_characters_and_bounds_length() {
+        assert_eq!(sanitize("a\nb\r\tc"), "a b  c");
+        let long = "é".repeat(1000);
+        let out = sanitize(&long);
+        assert!(out.len() <= super::LOG_LINE_MAX + '…'.len_utf8());
+        assert!(out.ends_with('…'));
+    }
+}

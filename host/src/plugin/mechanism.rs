@@ -1,0 +1,223 @@
+//! One SASL exchange with a mechanism plugin, in its own store.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+
+use super::bindings::mechanism::MechanismPlugin;
+use super::bindings::mechanism::exports::portcullis::auth::mechanism as wit;
+use super::state::SessionContext;
+use super::{ChannelInfo, Plugin, PluginPre, PluginState, convert};
+use crate::portal::{CredentialKind, Credentials, Fault, FaultKind, Portal};
+
+/// What a mechanism says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MechanismInfo {
+    pub name: String,
+    pub plaintext: bool,
+    pub kinds: Vec<CredentialKind>,
+}
+
+/// One step of an exchange, as the host sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Challenge(Vec<u8>),
+    Success {
+        credentials: Credentials,
+        additional_data: Option<Vec<u8>>,
+    },
+    /// The mechanism ended the exchange; the text is for the log.
+    Failure(String),
+}
+
+/// A running exchange. Dropping it frees the instance.
+pub struct Exchange {
+    plugin: Arc<Plugin>,
+    store: Store<PluginState>,
+    bindings: MechanismPlugin,
+}
+
+impl Plugin {
+    /// Instantiates a mechanism in a fresh store.
+    async fn instantiate_mechanism(
+        self: &Arc<Self>,
+        session: Option<SessionContext>,
+    ) -> Result<(Store<PluginState>, MechanismPlugin), Fault> {
+        let PluginPre::Mechanism(pre) = &self.pre else {
+            return Err(self.fault(FaultKind::Contract, "not a mechanism plugin"));
+        };
+        let mut store = self.new_store()?;
+        store.data_mut().session = session;
+        let bindings = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+        Ok((store, bindings))
+    }
+
+    /// Asks a mechanism plugin for its name and needs, checking the name is
+    /// a valid SASL name (RFC 4422 §3.1).
+    pub async fn mechanism_info(self: &Arc<Self>) -> Result<MechanismInfo, Fault> {
+        let (mut store, bindings) = self.instantiate_mechanism(None).await?;
+        self.arm(&mut store);
+        let info = bindings
+            .portcullis_auth_mechanism()
+            .call_info(&mut store)
+            .await
+            .map_err(|e| self.trap(e))?;
+        let valid = !info.name.is_empty()
+            && info.name.len() <= 20
+            && info
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(self.fault(
+                FaultKind::Contract,
+                format!("{:?} is not a SASL mechanism name", info.name),
+            ));
+        }
+        Ok(MechanismInfo {
+            name: info.name,
+            plaintext: info.plaintext,
+            kinds: info
+                .credential_kinds
+                .into_iter()
+                .map(convert::kind_from_wit)
+                .collect(),
+        })
+    }
+
+    /// Begins an exchange for a connection.
+    pub async fn exchange(
+        self: &Arc<Self>,
+        portal: Arc<Portal>,
+        channel: ChannelInfo,
+    ) -> Result<Exchange, Fault> {
+        let session = SessionContext {
+            channel,
+            portal,
+            secrets: Vec::new(),
+            fault: None,
+        };
+        let (store, bindings) = self.instantiate_mechanism(Some(session)).await?;
+        Ok(Exchange {
+            plugin: self.clone(),
+            store,
+            bindings,
+        })
+    }
+}
+
+impl Exchange {
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    pub async fn start(&mut self, initial_response: Option<&[u8]>) -> Result<Step, Fault> {
+        self.plugin.arm(&mut self.store);
+        let step = self
+            .bindings
+            .portcullis_auth_mechanism()
+            .call_start(&mut self.store, initial_response)
+            .await
+            .map_err(|e| self.plugin.trap(e))?;
+        self.check(step)
+    }
+
+    pub async fn step(&mut self, response: &[u8]) -> Result<Step, Fault> {
+        self.plugin.arm(&mut self.store);
+        let step = self
+            .bindings
+            .portcullis_auth_mechanism()
+            .call_step(&mut self.store, response)
+            .await
+            .map_err(|e| self.plugin.trap(e))?;
+        self.check(step)
+    }
+
+    /// The error challenge to send after a denial, if the mechanism has one.
+    pub async fn denied(&mut self) -> Result<Option<Vec<u8>>, Fault> {
+        self.plugin.arm(&mut self.store);
+        let data = self
+            .bindings
+            .portcullis_auth_mechanism()
+            .call_denied(&mut self.store)
+            .await
+            .map_err(|e| self.plugin.trap(e))?;
+        match data {
+            Some(d) if d.len() > self.plugin.limits.max_output => Err(self.too_big(d.len())),
+            other => Ok(other),
+        }
+    }
+
+    /// The avatar id a checker vouched for when it handed this exchange
+    /// `username`'s secret of `kind`.
+    pub fn vouched_avatar(&self, username: &str, kind: CredentialKind) -> Option<&str> {
+        let session = self.store.data().session.as_ref()?;
+        session
+            .secrets
+            .iter()
+            .find(|(u, k, _)| u == username && *k == kind)
+            .map(|(_, _, id)| id.as_str())
+    }
+
+    /// A checker fault met while the mechanism looked up a secret.
+    pub fn take_lookup_fault(&mut self) -> Option<Fault> {
+        self.store.data_mut().session.as_mut()?.fault.take()
+    }
+
+    fn too_big(&self, len: usize) -> Fault {
+        self.plugin.fault(
+            FaultKind::Contract,
+            format!(
+                "returned {len} bytes, more than its limit of {}",
+                self.plugin.limits.max_output
+            ),
+        )
+    }
+
+    /// Enforces the contract on what the guest returned.
+    fn check(&mut self, step: wit::StepResult) -> Result<Step, Fault> {
+        let max = self.plugin.limits.max_output;
+        Ok(match step {
+            wit::StepResult::Challenge(c) if c.len() > max => return Err(self.too_big(c.len())),
+            wit::StepResult::Challenge(c) => Step::Challenge(c),
+            wit::StepResult::Success(s) => {
+                if let Some(d) = &s.additional_data
+                    && d.len() > max
+                {
+                    return Err(self.too_big(d.len()));
+                }
+                let credentials = convert::credentials_from_wit(s.credentials);
+                if credentials.claimed_user() == Some("") {
+                    return Err(self
+                        .plugin
+                        .fault(FaultKind::Contract, "succeeded with an empty user name"));
+                }
+                Step::Success {
+                    credentials,
+                    additional_data: s.additional_data,
+                }
+            }
+            wit::StepResult::Failure(why) => {
+                if let Some(fault) = self.take_lookup_fault() {
+                    return Err(fault);
+                }
+                Step::Failure(truncate(why, 200))
+            }
+        })
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text.retain(|c| !c.is_control());
+    text
+}

@@ -1,0 +1,474 @@
+//! The plugin runtime: one wasmtime [`Engine`], every plugin compiled once
+//! and pre-instantiated, a fresh [`Store`] from the pooling allocator for
+//! every exchange and every avatar.
+//!
+//! - [`bindings`]: the generated bindings (the one `bindgen!` module).
+//! - [`convert`]: generated types ↔ the portal's domain types.
+//! - [`host_impl`]: the imports plugins call.
+//! - [`mechanism`], [`checker`], [`realm`]: typed handles for one call,
+//!   exchange or avatar, turning traps and contract breaches into [`Fault`]s.
+//! - [`builtin`]: the guests shipped inside the binary.
+
+pub mod bindings;
+pub mod builtin;
+pub mod checker;
+mod convert;
+mod host_impl;
+pub mod limits;
+pub mod mechanism;
+pub mod realm;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    Trap, UpdateDeadline,
+};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+pub use limits::Limits;
+pub use state::{ChannelInfo, PluginState};
+
+use crate::portal::{Fault, FaultKind};
+
+/// The WIT package this host speaks, as guests name it in their imports.
+pub const WIT_PACKAGE: &str = "portcullis:auth";
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// How often the engine's epoch advances; the granularity of time limits.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Sizes the engine is built for.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Component instances alive at once (exchanges in flight plus logged-in
+    /// avatars).
+    pub max_instances: u32,
+    /// wasm stack per call, in bytes.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            max_instances: 1000,
+            max_wasm_stack: 512 << 10,
+        }
+    }
+}
+
+/// The engine, the linkers and the epoch ticker. Shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    mechanism_linker: Linker<PluginState>,
+    checker_linker: Linker<PluginState>,
+    realm_linker: Linker<PluginState>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub fn new(sizes: &RuntimeConfig) -> anyhow::Result<Arc<Runtime>> {
+        let mut pool = PoolingAllocationConfig::new();
+        // A Rust component holds a few core instances, one memory and a
+        // couple of tables.
+        pool.total_component_instances(sizes.max_instances)
+            .total_core_instances(sizes.max_instances * 8)
+            .total_memories(sizes.max_instances * 2)
+            .total_tables(sizes.max_instances * 4)
+            .total_stacks(sizes.max_instances)
+            .max_memory_size(Limits::MAX_MEMORY);
+
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .max_wasm_stack(sizes.max_wasm_stack)
+            .async_stack_size(sizes.max_wasm_stack + (256 << 10))
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(to_anyhow)?;
+
+        let mut mechanism_linker = Linker::new(&engine);
+        let mut checker_linker = Linker::new(&engine);
+        let mut realm_linker = Linker::new(&engine);
+        for linker in [
+            &mut mechanism_linker,
+            &mut checker_linker,
+            &mut realm_linker,
+        ] {
+            wasmtime_wasi::p2::add_to_linker_async(linker).map_err(to_anyhow)?;
+        }
+        bindings::mechanism::MechanismPlugin::add_to_linker::<_, HasSelf>(
+            &mut mechanism_linker,
+            |s| s,
+        )
+        .map_err(to_anyhow)?;
+        bindings::checker::CheckerPlugin::add_to_linker::<_, HasSelf>(&mut checker_linker, |s| s)
+            .map_err(to_anyhow)?;
+        bindings::realm::RealmPlugin::add_to_linker::<_, HasSelf>(&mut realm_linker, |s| s)
+            .map_err(to_anyhow)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("portcullis-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .context("starting the epoch thread")?;
+        }
+
+        Ok(Arc::new(Runtime {
+            engine,
+            mechanism_linker,
+            checker_linker,
+            realm_linker,
+            ticker_stop,
+        }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles a plugin and pre-instantiates it against the linker of the
+    /// world it implements.
+    pub fn load(self: &Arc<Self>, spec: PluginSpec) -> anyhow::Result<Arc<Plugin>> {
+        let component = Component::from_binary(&self.engine, &spec.wasm)
+            .map_err(to_anyhow)
+            .with_context(|| {
+                format!(
+                    "plugin {}: not a WebAssembly component this host can compile \
+                     (build it with `cargo build --target wasm32-wasip2`)",
+                    spec.name
+                )
+            })?;
+        let kind = PluginKind::of(&self.engine, &component)
+            .with_context(|| format!("plugin {}", spec.name))?;
+        let pre = match kind {
+            PluginKind::Mechanism => PluginPre::Mechanism(
+                self.mechanism_linker
+                    .instantiate_pre(&component)
+                    .and_then(bindings::mechanism::MechanismPluginPre::new)
+                    .map_err(to_anyhow)
+                    .with_context(|| format!("plugin {}: cannot link", spec.name))?,
+            ),
+            PluginKind::Checker => PluginPre::Checker(
+                self.checker_linker
+                    .instantiate_pre(&component)
+                    .and_then(bindings::checker::CheckerPluginPre::new)
+                    .map_err(to_anyhow)
+                    .with_context(|| format!("plugin {}: cannot link", spec.name))?,
+            ),
+            PluginKind::Realm => PluginPre::Realm(
+                self.realm_linker
+                    .instantiate_pre(&component)
+                    .and_then(bindings::realm::RealmPluginPre::new)
+                    .map_err(to_anyhow)
+                    .with_context(|| format!("plugin {}: cannot link", spec.name))?,
+            ),
+        };
+        for grant in &spec.grants {
+            cap_std::fs::Dir::open_ambient_dir(&grant.host_path, cap_std::ambient_authority())
+                .with_context(|| {
+                    format!(
+                        "plugin {}: cannot open granted folder {}",
+                        spec.name,
+                        grant.host_path.display()
+                    )
+                })?;
+        }
+        Ok(Arc::new(Plugin {
+            runtime: self.clone(),
+            name: spec.name.into(),
+            kind,
+            config: spec.config.into(),
+            grants: spec.grants,
+            limits: spec.limits,
+            pre,
+        }))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Accessor type for `add_to_linker`: the store data implements the
+/// imports itself.
+struct HasSelf;
+impl wasmtime::component::HasData for HasSelf {
+    type Data<'a> = &'a mut PluginState;
+}
+
+/// Which world a component implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PluginKind {
+    Mechanism,
+    Checker,
+    Realm,
+}
+
+impl PluginKind {
+    /// Finds the world from the component's exports, and refuses a
+    /// component built against another major version of the WIT package.
+    fn of(engine: &Engine, component: &Component) -> anyhow::Result<PluginKind> {
+        let ty = component.component_type();
+        let mut seen = Vec::new();
+        for (name, _) in ty.exports(engine) {
+            let Some(rest) = name
+                .strip_prefix(WIT_PACKAGE)
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                seen.push(name.to_owned());
+                continue;
+            };
+            let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
+            if !version_compatible(version) {
+                bail!(
+                    "built against {WIT_PACKAGE}@{version}, but this host speaks \
+                     {WIT_PACKAGE}@{WIT_VERSION}: rebuild the plugin against this host's wit/"
+                );
+            }
+            match interface {
+                "mechanism" => return Ok(PluginKind::Mechanism),
+                "checker" => return Ok(PluginKind::Checker),
+                "realm" => return Ok(PluginKind::Realm),
+                _ => seen.push(name.to_owned()),
+            }
+        }
+        bail!(
+            "the component exports none of {WIT_PACKAGE}/mechanism, /checker or /realm \
+             (it exports: {}); is it a portcullis plugin?",
+            if seen.is_empty() {
+                "nothing".to_owned()
+            } else {
+                seen.join(", ")
+            }
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Mechanism => "mechanism",
+            PluginKind::Checker => "checker",
+            PluginKind::Realm => "realm",
+        }
+    }
+}
+
+/// Semver compatibility with [`WIT_VERSION`]: same major, or for 0.x the
+/// same minor.
+fn version_compatible(version: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (parse(version), parse(WIT_VERSION)) {
+        (Some((0, minor)), Some((0, ours))) => minor == ours,
+        (Some((major, _)), Some((ours, _))) => major == ours,
+        _ => false,
+    }
+}
+
+/// A read-only (unless said otherwise) folder a plugin may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub host_path: PathBuf,
+    pub guest_path: String,
+    pub writable: bool,
+}
+
+/// Everything needed to load a plugin.
+#[derive(Clone, Debug)]
+pub struct PluginSpec {
+    pub name: String,
+    pub wasm: Arc<[u8]>,
+    /// JSON text handed to the guest by the `config` import.
+    pub config: String,
+    pub grants: Vec<Grant>,
+    pub limits: Limits,
+}
+
+impl PluginSpec {
+    pub fn new(name: impl Into<String>, wasm: impl Into<Arc<[u8]>>) -> Self {
+        PluginSpec {
+            name: name.into(),
+            wasm: wasm.into(),
+            config: "{}".into(),
+            grants: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Reads a `.wasm` file; the plugin is named after the file's stem.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let wasm = std::fs::read(path)
+            .with_context(|| format!("cannot read plugin file {}", path.display()))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Self::new(name, wasm))
+    }
+}
+
+enum PluginPre {
+    Mechanism(bindings::mechanism::MechanismPluginPre<PluginState>),
+    Checker(bindings::checker::CheckerPluginPre<PluginState>),
+    Realm(bindings::realm::RealmPluginPre<PluginState>),
+}
+
+/// A compiled, pre-instantiated plugin.
+pub struct Plugin {
+    runtime: Arc<Runtime>,
+    name: Arc<str>,
+    kind: PluginKind,
+    config: Arc<str>,
+    grants: Vec<Grant>,
+    limits: Limits,
+    pre: PluginPre,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> PluginKind {
+        self.kind
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A fresh store for one exchange or avatar, with this plugin's grants
+    /// and limits and nothing else: no environment, no arguments, no
+    /// sockets, stdio discarded.
+    fn new_store(&self) -> Result<Store<PluginState>, Fault> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .allow_blocking_current_thread(true);
+        for grant in &self.grants {
+            let perms = if grant.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&grant.host_path, &grant.guest_path, perms)
+                .map_err(|e| {
+                    self.fault(
+                        FaultKind::Instantiate,
+                        format!("cannot open grant {}: {e}", grant.host_path.display()),
+                    )
+                })?;
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory)
+            .table_elements(self.limits.table_elements)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = PluginState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits,
+            name: self.name.clone(),
+            config: self.config.clone(),
+            deadline: Instant::now() + self.limits.call_time,
+            logged: 0,
+            session: None,
+        };
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+
+    /// Starts the clock for one call into the guest.
+    fn arm(&self, store: &mut Store<PluginState>) {
+        store.data_mut().deadline = Instant::now() + self.limits.call_time;
+    }
+
+    pub(crate) fn fault(&self, kind: FaultKind, detail: impl Into<String>) -> Fault {
+        Fault::new(&self.name, kind, detail)
+    }
+
+    /// Turns a wasmtime error from a call into a fault naming this plugin.
+    pub(crate) fn trap(&self, err: wasmtime::Error) -> Fault {
+        let kind = match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => FaultKind::Timeout,
+            Some(Trap::StackOverflow) => FaultKind::Trap,
+            _ if format!("{err:#}").contains("memory") && err.downcast_ref::<Trap>().is_none() => {
+                FaultKind::Memory
+            }
+            _ => FaultKind::Trap,
+        };
+        let detail = match kind {
+            FaultKind::Timeout => format!(
+                "ran past its time limit of {} ms",
+                self.limits.call_time.as_millis()
+            ),
+            _ => format!("{err:#}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        self.fault(kind, detail)
+    }
+}
+
+/// wasmtime has its own error type; the edges of the host use anyhow.
+fn to_anyhow(err: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{err:#}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_compatible;
+
+    #[test]
+    fn wit_versions() {
+        for (v, ok) in [
+            ("0.1.0", true),
+            ("0.1.7", true),
+            ("0.2.0", false),
+            ("1.0.0", false),
+            ("", false),
+            ("x.y", false),
+        ] {
+            assert_eq!(version_compatible(v), ok, "{v}");
+        }
+    }
+}

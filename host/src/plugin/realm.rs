@@ -1,0 +1,163 @@
+//! Avatars from a realm plugin. Each avatar lives in its own store;
+//! [`Avatar::logout`] drops the guest resource (the realm's logout) and then
+//! the store.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::ResourceAny;
+
+use super::bindings::realm::RealmPlugin;
+use super::bindings::realm::exports::portcullis::auth::realm as wit;
+use super::{Plugin, PluginPre, PluginState, convert};
+use crate::portal::{Fault, FaultKind, Verdict};
+
+/// The avatar interface a protocol asks the realm for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AvatarInterface {
+    Echo,
+    MessageDelivery,
+}
+
+impl AvatarInterface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AvatarInterface::Echo => "echo",
+            AvatarInterface::MessageDelivery => "message-delivery",
+        }
+    }
+}
+
+/// What the host tells the realm about the connection.
+#[derive(Clone, Debug, Default)]
+pub struct Mind {
+    pub peer: String,
+    pub protocol: &'static str,
+    pub mechanism: Option<String>,
+    pub secure: bool,
+}
+
+/// The realm's answer to one echo line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EchoReply {
+    pub lines: Vec<String>,
+    pub close: bool,
+}
+
+/// A logged-in user's avatar.
+pub struct Avatar {
+    plugin: Arc<Plugin>,
+    store: Store<PluginState>,
+    bindings: RealmPlugin,
+    handle: Option<ResourceAny>,
+    interface: AvatarInterface,
+}
+
+impl Plugin {
+    /// Asks the realm for an avatar (`avatar_id` `None`: anonymous).
+    pub async fn request_avatar(
+        self: &Arc<Self>,
+        avatar_id: Option<&str>,
+        interface: AvatarInterface,
+        mind: &Mind,
+    ) -> Verdict<Avatar> {
+        let PluginPre::Realm(pre) = &self.pre else {
+            return Err(self.fault(FaultKind::Contract, "not a realm plugin"));
+        };
+        let mut store = self.new_store()?;
+        let bindings = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+        self.arm(&mut store);
+        let wit_interface = match interface {
+            AvatarInterface::Echo => wit::AvatarInterface::Echo,
+            AvatarInterface::MessageDelivery => wit::AvatarInterface::MessageDelivery,
+        };
+        let wit_mind = wit::Mind {
+            peer: mind.peer.clone(),
+            protocol: mind.protocol.to_owned(),
+            mechanism: mind.mechanism.clone(),
+            secure: mind.secure,
+        };
+        let answer = bindings
+            .portcullis_auth_realm()
+            .call_request_avatar(&mut store, avatar_id, wit_interface, &wit_mind)
+            .await
+            .map_err(|e| self.trap(e))?;
+        let handle = match answer {
+            Err(denial) => return Ok(Err(convert::denial_from_wit(denial))),
+            Ok(wit::Avatar::Echo(h)) if interface == AvatarInterface::Echo => h,
+            Ok(wit::Avatar::MessageDelivery(h))
+                if interface == AvatarInterface::MessageDelivery =>
+            {
+                h
+            }
+            Ok(_) => {
+                return Err(self.fault(
+                    FaultKind::Contract,
+                    format!(
+                        "returned another avatar than the {} asked for",
+                        interface.as_str()
+                    ),
+                ));
+            }
+        };
+        Ok(Ok(Avatar {
+            plugin: self.clone(),
+            store,
+            bindings,
+            handle: Some(handle),
+            interface,
+        }))
+    }
+}
+
+impl Avatar {
+    pub fn interface(&self) -> AvatarInterface {
+        self.interface
+    }
+
+    fn handle(&self) -> Result<ResourceAny, Fault> {
+        self.handle.ok_or_else(|| {
+            self.plugin
+                .fault(FaultKind::Contract, "avatar used after logout")
+        })
+    }
+
+    /// One line from an echo client.
+    pub async fn echo_line(&mut self, line: &str) -> Result<EchoReply, Fault> {
+        let handle = self.handle()?;
+        self.plugin.arm(&mut self.store);
+        let reply = self
+            .bindings
+            .portcullis_auth_realm()
+            .echo_avatar()
+            .call_line(&mut self.store, handle, line)
+            .await
+            .map_err(|e| self.plugin.trap(e))?;
+        let size: usize = reply.lines.iter().map(String::len).sum();
+        if size > self.plugin.limits.max_output {
+            return Err(self.plugin.fault(
+                FaultKind::Contract,
+                format!("echo reply of {size} bytes is over the output limit"),
+            ));
+        }
+        Ok(EchoReply {
+            lines: reply.lines,
+            close: reply.close,
+        })
+    }
+
+    /// Logs out: the realm's destructor runs, then the instance is freed. A
+    /// realm that traps while logging out is reported, not propagated.
+    pub async fn logout(mut self) {
+        if let Some(handle) = self.handle.take() {
+            self.plugin.arm(&mut self.store);
+            if let Err(e) = handle.resource_drop_async(&mut self.store).await {
+                let fault = self.plugin.trap(e);
+                tracing::warn!(plugin = %fault.plugin, kind = %fault.kind, "logout failed: {}", fault.detail);
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! What a plugin's `Store` carries: its WASI context (only the grants the
+//! operator gave it), its limits and, for a mechanism, the exchange it
+//! serves.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::portal::{CredentialKind, Fault, Portal};
+
+/// The data of one plugin store.
+pub struct PluginState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    /// The plugin's name, for logs and faults.
+    pub(crate) name: Arc<str>,
+    /// The plugin's configuration as JSON text.
+    pub(crate) config: Arc<str>,
+    /// When the call in progress must end.
+    pub(crate) deadline: Instant,
+    /// Lines logged by this instance, to cap a chatty guest.
+    pub(crate) logged: u32,
+    /// Set for mechanism stores: what the `session` import answers from.
+    pub(crate) session: Option<SessionContext>,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// What the transport knows, handed to a mechanism for one exchange.
+#[derive(Clone, Debug, Default)]
+pub struct ChannelInfo {
+    /// The server's host name.
+    pub server_name: String,
+    /// Whether the transport is encrypted.
+    pub secure: bool,
+    /// The identity a verified TLS client certificate established.
+    pub external_identity: Option<String>,
+    /// The client's address, `ip:port`.
+    pub peer: String,
+}
+
+/// The mechanism store's view of its exchange.
+pub struct SessionContext {
+    pub(crate) channel: ChannelInfo,
+    pub(crate) portal: Arc<Portal>,
+    /// Secrets handed to the mechanism: the user name, the kind and the
+    /// avatar id the checker vouched for.
+    pub(crate) secrets: Vec<(String, CredentialKind, String)>,
+    /// A checker fault met while answering `lookup-secret`; it turns the
+    /// exchange's failure into a fault.
+    pub(crate) fault: Option<Fault>,
+}

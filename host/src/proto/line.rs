@@ -1,0 +1,210 @@
+//! Line framing with a length limit: a pure splitter over bytes, and an
+//! async reader built on it.
+//!
+//! Lines end in LF (a preceding CR is stripped). A line longer than the
+//! limit is reported once as [`Frame::TooLong`] and its bytes are discarded
+//! up to the next LF, so a client cannot make the server buffer without
+//! bound.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// One framed unit of input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete line, without its line ending.
+    Line(Vec<u8>),
+    /// A line longer than the limit was discarded.
+    TooLong,
+}
+
+/// Splits lines out of a buffer that grows as bytes arrive.
+#[derive(Debug)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+    max: usize,
+    /// Inside an overlong line: drop bytes until the next LF.
+    discarding: bool,
+}
+
+impl LineBuffer {
+    pub fn new(max: usize) -> Self {
+        LineBuffer {
+            buf: Vec::with_capacity(256),
+            max,
+            discarding: false,
+        }
+    }
+
+    /// Appends bytes read from the peer.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next frame, or `None` when more input is needed (incomplete).
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        loop {
+            match self.buf.iter().position(|&b| b == b'\n') {
+                Some(end) if self.discarding => {
+                    self.buf.drain(..=end);
+                    self.discarding = false;
+                    continue;
+                }
+                Some(end) => {
+                    let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    if line.len() > self.max {
+                        return Some(Frame::TooLong);
+                    }
+                    return Some(Frame::Line(line));
+                }
+                None if self.discarding => {
+                    self.buf.clear();
+                    return None;
+                }
+                // Allow for the CR that may precede the LF.
+                None if self.buf.len() > self.max + 1 => {
+                    self.buf.clear();
+                    self.discarding = true;
+                    return Some(Frame::TooLong);
+                }
+                None => return None,
+            }
+        }
+    }
+
+    /// Bytes already received but not yet framed (pipelined input).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Forgets pipelined input (after STARTTLS, RFC 3207 §4.2).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.discarding = false;
+    }
+}
+
+/// Reads frames from an async byte stream.
+pub struct LineReader<R> {
+    inner: R,
+    buffer: LineBuffer,
+    chunk: Box<[u8]>,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    pub fn new(inner: R, max: usize) -> Self {
+        LineReader {
+            inner,
+            buffer: LineBuffer::new(max),
+            chunk: vec![0; 8192].into_boxed_slice(),
+        }
+    }
+
+    /// The next frame; `Ok(None)` at end of stream (a final unterminated
+    /// line is dropped, as a half-sent command must not run).
+    pub async fn next(&mut self) -> std::io::Result<Option<Frame>> {
+        loop {
+            if let Some(frame) = self.buffer.next_frame() {
+                return Ok(Some(frame));
+            }
+            let n = self.inner.read(&mut self.chunk).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buffer.extend(&self.chunk[..n]);
+        }
+    }
+
+    /// Whether a complete line is already buffered (so a reply can wait to
+    /// be flushed with the next one).
+    pub fn has_pending_frame(&self) -> bool {
+        self.buffer.buffered().contains(&b'\n')
+    }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    pub fn buffer_mut(&mut self) -> &mut LineBuffer {
+        &mut self.buffer
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(max: usize, chunks: &[&[u8]]) -> Vec<Frame> {
+        let mut lb = LineBuffer::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            lb.extend(c);
+            while let Some(f) = lb.next_frame() {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    fn line(s: &str) -> Frame {
+        Frame::Line(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn splitting() {
+        let cases: Vec<(usize, Vec<&[u8]>, Vec<Frame>)> = vec![
+            (10, vec![b"a\r\nb\n"], vec![line("a"), line("b")]),
+            (10, vec![b"ab", b"c\r", b"\n"], vec![line("abc")]),
+            (10, vec![b"no end"], vec![]),
+            (10, vec![b"\n\r\n"], vec![line(""), line("")]),
+            (3, vec![b"abcd\nok\n"], vec![Frame::TooLong, line("ok")]),
+            (3, vec![b"abc\r\n"], vec![line("abc")]),
+            (
+                3,
+                vec![b"abcdefgh", b"ijkl", b"mn\nok\n"],
+                vec![Frame::TooLong, line("ok")],
+            ),
+            (3, vec![b"a\rb\n"], vec![line("a\rb")]),
+        ];
+        for (max, chunks, want) in cases {
+            assert_eq!(frames(max, &chunks), want, "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn overlong_input_is_not_buffered() {
+        let mut lb = LineBuffer::new(16);
+        lb.extend(&[b'x'; 100]);
+        assert_eq!(lb.next_frame(), Some(Frame::TooLong));
+        for _ in 0..100 {
+            lb.extend(&[b'x'; 1000]);
+            assert_eq!(lb.next_frame(), None);
+            assert!(lb.buffered().len() <= 1000);
+        }
+        lb.extend(b"\nhello\n");
+        assert_eq!(lb.next_frame(), Some(line("hello")));
+    }
+
+    #[tokio::test]
+    async fn reader_over_duplex() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut reader = LineReader::new(server, 8);
+        client
+            .write_all(b"one\r\ntoolongline\ntwo\nhalf")
+            .await
+            .unwrap();
+        drop(client);
+        assert_eq!(reader.next().await.unwrap(), Some(line("one")));
+        assert_eq!(reader.next().await.unwrap(), Some(Frame::TooLong));
+        assert_eq!(reader.next().await.unwrap(), Some(line("two")));
+        assert_eq!(reader.next().await.unwrap(), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! Transport pieces every line-based protocol shares.
+
+pub mod line;

@@ -1,0 +1,52 @@
+//! Test fixture: a checker that misbehaves on request, for the host's
+//! fault-isolation tests. Never shipped.
+//!
+//! The user name picks the behaviour: `ok` is accepted, `deny` is denied,
+//! `garbage` is "accepted" with an empty avatar id, `loop` spins forever,
+//! `alloc` allocates without bound, anything else panics (a trap).
+
+use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
+use portcullis::auth::types::{CredentialKind, Credentials, Denial};
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "checker-plugin",
+});
+
+struct Trap;
+
+impl Guest for Trap {
+    fn credential_kinds() -> Vec<CredentialKind> {
+        vec![CredentialKind::UsernamePassword]
+    }
+
+    fn check(credentials: Credentials) -> Verdict {
+        let Credentials::UsernamePassword(up) = credentials else {
+            return Verdict::Denied(Denial::Unsupported);
+        };
+        match up.username.as_str() {
+            "ok" => Verdict::Accepted("ok".into()),
+            "deny" => Verdict::Denied(Denial::BadCredentials),
+            "garbage" => Verdict::Accepted(String::new()),
+            "loop" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            _ => panic!("trap-checker: deliberate trap"),
+        }
+    }
+
+    fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
+        panic!("trap-checker: deliberate trap in lookup-secret")
+    }
+}
+
+export!(Trap);
