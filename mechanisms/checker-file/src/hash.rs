@@ -17,9 +17,14 @@ use subtle::ConstantTimeEq;
 pub fn verify(password: &str, stored: &str) -> Result<bool, String> {
     if stored.starts_with("$argon2") {
         let hash = PasswordHash::new(stored).map_err(|e| format!("bad argon2 hash: {e}"))?;
-        return Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok());
+        if hash.hash.is_none() || hash.salt.is_none() {
+            return Err("bad argon2 hash: no salt or hash value".into());
+        }
+        return match Argon2::default().verify_password(password.as_bytes(), &hash) {
+            Ok(()) => Ok(true),
+            Err(argon2::password_hash::Error::Password) => Ok(false),
+            Err(e) => Err(format!("bad argon2 hash: {e}")),
+        };
     }
     if ["$2a$", "$2b$", "$2y$"]
         .iter()

@@ -92,7 +92,7 @@ mod tests {
     fn show(v: Verdict) -> String {
         match v {
             Verdict::Accepted(id) => format!("ok {id}"),
-            Verdict::Denied(d) => format!("denied {d:?}"),
+            Verdict::Denied(d) => format!("denied {d:?}").replace("Denial::", ""),
             Verdict::Unavailable(w) => format!("unavailable {w}"),
         }
     }
