@@ -426,24 +426,22 @@ impl Plugin {
 
     /// Turns a wasmtime error from a call into a fault naming this plugin.
     pub(crate) fn trap(&self, err: wasmtime::Error) -> Fault {
-        let kind = match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => FaultKind::Timeout,
-            Some(Trap::StackOverflow) => FaultKind::Trap,
-            _ if format!("{err:#}").contains("memory") && err.downcast_ref::<Trap>().is_none() => {
-                FaultKind::Memory
-            }
-            _ => FaultKind::Trap,
-        };
-        let detail = match kind {
-            FaultKind::Timeout => format!(
-                "ran past its time limit of {} ms",
-                self.limits.call_time.as_millis()
+        let root = err.root_cause().to_string();
+        let (kind, detail) = match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => (
+                FaultKind::Timeout,
+                format!(
+                    "ran past its time limit of {} ms",
+                    self.limits.call_time.as_millis()
+                ),
             ),
-            _ => format!("{err:#}")
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            Some(trap) => (FaultKind::Trap, trap.to_string()),
+            // The store's limiter refused to grow a memory or table.
+            None if root.contains("memory") || root.contains("table") => (
+                FaultKind::Memory,
+                format!("{root} (limit {} bytes)", self.limits.memory),
+            ),
+            None => (FaultKind::Trap, root),
         };
         self.fault(kind, detail)
     }

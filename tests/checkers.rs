@@ -1,0 +1,148 @@
+//! Credential checkers through the command line: password files (plain and
+//! hashed, with Twisted's layout options) and third-party checkers loaded
+//! from `.wasm` files.
+
+mod common;
+
+use common::{LOGIN_DENIED, LOGIN_OK, Server, guest_wasm};
+
+fn password_file(contents: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwords.txt");
+    std::fs::write(&path, contents).unwrap();
+    (dir, path.display().to_string())
+}
+
+fn login(server: &Server, user: &str, pass: &str) -> String {
+    server.connect().ask(&format!("{user} {pass}"))
+}
+
+#[test]
+fn file_with_plain_passwords() {
+    let (_dir, path) = password_file("# users\nalice:wonderland\nbob:builder\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    assert_eq!(login(&server, "alice", "wonderland"), LOGIN_OK);
+    assert_eq!(login(&server, "bob", "builder"), LOGIN_OK);
+    assert_eq!(login(&server, "bob", "wonderland"), LOGIN_DENIED);
+    assert_eq!(login(&server, "carol", "x"), LOGIN_DENIED);
+    assert_eq!(
+        login(&server, "Alice", "wonderland"),
+        LOGIN_DENIED,
+        "case-sensitive by default"
+    );
+}
+
+#[test]
+fn file_with_hashed_passwords() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let argon = argon2::Argon2::default()
+        .hash_password(
+            b"argon-pass",
+            &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
+        )
+        .unwrap()
+        .to_string();
+    let bcrypt = bcrypt::hash("bcrypt-pass", 4).unwrap();
+    // `openssl passwd -6 -salt saltsalt password`
+    let sha512 = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/";
+    let (_dir, path) = password_file(&format!(
+        "ann:{argon}\nben:{bcrypt}\ncid:{sha512}\ndee:$1$old$md5crypt\n"
+    ));
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    assert!(argon.starts_with("$argon2id$"));
+    assert_eq!(login(&server, "ann", "argon-pass"), LOGIN_OK);
+    assert_eq!(login(&server, "ann", "argon-pasS"), LOGIN_DENIED);
+    assert_eq!(login(&server, "ben", "bcrypt-pass"), LOGIN_OK);
+    assert_eq!(login(&server, "ben", "bcrypt-pas"), LOGIN_DENIED);
+    assert_eq!(login(&server, "cid", "password"), LOGIN_OK);
+    assert_eq!(login(&server, "cid", "passwort"), LOGIN_DENIED);
+    // An entry the checker cannot use is its failure, not the user's.
+    assert_eq!(login(&server, "dee", "x"), common::TEMPORARY);
+    server.wait_for_log("unsupported hash scheme");
+}
+
+#[test]
+fn file_layout_options() {
+    let (_dir, path) = password_file("1001|Alice|wonder:land\n1002|bob|builder\n");
+    let spec =
+        format!("file:{path}:delimiter=pipe:username-field=1:password-field=2:case-insensitive");
+    let server = Server::start(&["--auth", &spec]);
+    assert_eq!(login(&server, "alice", "wonder:land"), LOGIN_OK);
+    assert_eq!(login(&server, "BOB", "builder"), LOGIN_OK);
+    assert_eq!(login(&server, "1001", "Alice"), LOGIN_DENIED);
+}
+
+#[test]
+fn file_changes_are_noticed() {
+    let (_dir, path) = password_file("alice:one\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    assert_eq!(login(&server, "alice", "one"), LOGIN_OK);
+    assert_eq!(login(&server, "zed", "new"), LOGIN_DENIED);
+    std::fs::write(&path, "alice:two\nzed:new\n").unwrap();
+    assert_eq!(login(&server, "zed", "new"), LOGIN_OK);
+    assert_eq!(login(&server, "alice", "one"), LOGIN_DENIED);
+    assert_eq!(login(&server, "alice", "two"), LOGIN_OK);
+}
+
+#[test]
+fn file_removed_while_running_is_a_temporary_failure() {
+    let (dir, path) = password_file("alice:one\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    std::fs::remove_file(dir.path().join("passwords.txt")).unwrap();
+    let mut c = server.connect();
+    assert_eq!(c.ask("alice one"), common::TEMPORARY);
+    c.expect_closed();
+    let logs = server.wait_for_log("cannot read password file");
+    assert!(
+        logs.contains("plugin=checker-file"),
+        "the log names the plugin: {logs}"
+    );
+}
+
+#[test]
+fn third_party_checker_from_a_wasm_file() {
+    // The built-in memory checker, loaded as any third-party file would be,
+    // with its configuration as JSON.
+    let wasm = guest_wasm("checker-memory");
+    let spec = format!(r#"wasm:{}:{{"users":{{"carol":"c:o:l"}}}}"#, wasm.display());
+    let server = Server::start(&["--auth", &spec]);
+    assert_eq!(login(&server, "carol", "c:o:l"), LOGIN_OK);
+    assert_eq!(login(&server, "carol", "x"), LOGIN_DENIED);
+}
+
+#[test]
+fn third_party_checker_with_a_grant() {
+    let (dir, path) = password_file("dave:pw\n");
+    let wasm = guest_wasm("checker-file");
+    let spec = format!(
+        r#"wasm:{}:grant={}@/data:{{"path":"/data/passwords.txt"}}"#,
+        wasm.display(),
+        dir.path().display()
+    );
+    let server = Server::start(&["--auth", &spec]);
+    assert_eq!(login(&server, "dave", "pw"), LOGIN_OK);
+
+    // Without the grant the same plugin cannot see the file.
+    let spec = format!(r#"wasm:{}:{{"path":"{}"}}"#, wasm.display(), path);
+    let server = Server::start(&["--auth", &spec]);
+    assert_eq!(login(&server, "dave", "pw"), common::TEMPORARY);
+    server.wait_for_log("cannot read password file");
+}
+
+#[test]
+fn password_file_checker_sees_only_its_folder() {
+    // The checker is granted the password file's folder; a path outside it
+    // (here /etc/passwd, through the configuration) cannot be opened.
+    let wasm = guest_wasm("checker-file");
+    let (dir, _) = password_file("x:y\n");
+    for escape in ["/etc/passwd", "/grant/../../etc/passwd"] {
+        let spec = format!(
+            r#"wasm:{}:grant={}:{{"path":"{escape}"}}"#,
+            wasm.display(),
+            dir.path().display()
+        );
+        let server = Server::start(&["--auth", &spec]);
+        assert_eq!(login(&server, "root", "x"), common::TEMPORARY, "{escape}");
+        server.wait_for_log("cannot read password file");
+    }
+}

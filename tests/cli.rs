@@ -1,0 +1,145 @@
+//! The command line: strcred-style help, and errors that say what is wrong
+//! and how to fix it.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Server, guest_wasm};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_auth_lists_the_types() {
+    let (code, out, _) = run(&["--help-auth"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with(
+        "Usage: --auth AuthType[:ArgString]\nFor detailed help: --help-auth-type AuthType"
+    ));
+    for line in [
+        "memory     A colon-separated list (name:password:...)",
+        "file       Location of a FilePasswordDB-formatted file",
+        "anonymous  No argstring required.",
+        "wasm       Path of a checker component (.wasm)",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+}
+
+#[test]
+fn help_auth_type_explains_one_type() {
+    let (code, out, _) = run(&["--help-auth-type", "file"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: --auth file:PATH[:option...]"));
+    assert!(out.contains("$argon2id$"));
+    let (code, _, err) = run(&["--help-auth-type", "ldap"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown auth type 'ldap'"), "{err}");
+}
+
+#[test]
+fn bad_auth_flags_say_how_to_fix_them() {
+    for (arg, says) in [
+        ("ldap:x", "unknown auth type 'ldap'"),
+        ("memory:alice", "memory needs name:password pairs"),
+        ("file", "file needs a path"),
+        ("file:p.txt:colour=blue", "unknown option 'colour=blue'"),
+        ("wasm:x.wasm:{broken", "not valid JSON"),
+    ] {
+        let (code, _, err) = run(&["--auth", arg]);
+        assert_eq!(code, 2, "{arg}");
+        assert!(
+            err.contains(says),
+            "--auth {arg}: expected {says:?} in\n{err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_password_file_is_refused_at_start() {
+    let err = Server::try_start(&["--auth", "file:/nonexistent/passwords.txt"]).unwrap_err();
+    assert_eq!(err.code, Some(1));
+    assert!(err.stderr.contains("no such file"), "{}", err.stderr);
+}
+
+#[test]
+fn two_checkers_for_one_kind_are_a_configuration_error() {
+    let err = Server::try_start(&["--auth", "memory:a:b", "--auth", "memory:c:d"]).unwrap_err();
+    assert!(
+        err.stderr
+            .contains("two checkers for username-password credentials"),
+        "{}",
+        err.stderr
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm but not really").unwrap();
+    let err = Server::try_start(&["--auth", &format!("wasm:{}", bogus.display())]).unwrap_err();
+    assert!(
+        err.stderr.contains("not a WebAssembly component"),
+        "{}",
+        err.stderr
+    );
+
+    let missing = Server::try_start(&["--auth", "wasm:/nonexistent.wasm"]).unwrap_err();
+    assert!(
+        missing.stderr.contains("cannot read plugin file"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn plugins_of_the_wrong_kind_are_refused() {
+    let mech = guest_wasm("mech-plain").display().to_string();
+    let err = Server::try_start(&["--auth", &format!("wasm:{mech}")]).unwrap_err();
+    assert!(
+        err.stderr.contains("mechanism plugin, not a checker"),
+        "{}",
+        err.stderr
+    );
+    let checker = guest_wasm("checker-memory").display().to_string();
+    let err = Server::try_start(&["--mechanism", &checker]).unwrap_err();
+    assert!(
+        err.stderr.contains("checker plugin, not a mechanism"),
+        "{}",
+        err.stderr
+    );
+}
+
+#[test]
+fn excluded_mechanisms_are_not_offered() {
+    let server = Server::start(&["--exclude-mechanism", "login"]);
+    assert!(
+        server.banner.contains("(mechanisms: PLAIN)"),
+        "{}",
+        server.banner
+    );
+    let mut c = server.connect();
+    assert!(c.ask("AUTH LOGIN").contains("not available"));
+    let err = Server::try_start(&["--exclude-mechanism", "NOPE"]).unwrap_err();
+    assert!(err.stderr.contains("no such mechanism"), "{}", err.stderr);
+}
+
+#[test]
+fn a_realm_loaded_from_a_file_serves_the_echo_interface() {
+    let realm = guest_wasm("realm-echo").display().to_string();
+    let server = Server::start(&["--realm", &format!("echo={realm}")]);
+    let mut c = server.connect();
+    assert_eq!(c.ask("guest password"), common::LOGIN_OK);
+    assert_eq!(c.ask("from a file"), "from a file");
+}
