@@ -36,6 +36,9 @@ impl Server {
         }
     }
 
+    // The child is waited for on every failure path here, and by Server's
+    // Drop otherwise.
+    #[allow(clippy::zombie_processes)]
     pub fn try_start(args: &[&str]) -> Result<Server, StartFailure> {
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))

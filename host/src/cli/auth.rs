@@ -142,7 +142,7 @@ impl FromStr for AuthSpec {
 
 fn parse_memory(args: &str) -> Result<AuthSpec, String> {
     let fields: Vec<&str> = args.split(':').collect();
-    if args.is_empty() || fields.len() % 2 != 0 {
+    if args.is_empty() || !fields.len().is_multiple_of(2) {
         return Err(
             "memory needs name:password pairs, e.g. --auth memory:alice:wonderland \
                     (names and passwords cannot contain ':')"

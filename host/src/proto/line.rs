@@ -159,7 +159,8 @@ mod tests {
 
     #[test]
     fn splitting() {
-        let cases: Vec<(usize, Vec<&[u8]>, Vec<Frame>)> = vec![
+        type Case<'a> = (usize, Vec<&'a [u8]>, Vec<Frame>);
+        let cases: Vec<Case> = vec![
             (10, vec![b"a\r\nb\n"], vec![line("a"), line("b")]),
             (10, vec![b"ab", b"c\r", b"\n"], vec![line("abc")]),
             (10, vec![b"no end"], vec![]),

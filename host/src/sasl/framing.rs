@@ -60,7 +60,8 @@ mod tests {
 
     #[test]
     fn initial_responses() {
-        let cases: &[(&[u8], Result<&[u8], FramingError>)] = &[
+        type Case<'a> = (&'a [u8], Result<&'a [u8], FramingError>);
+        let cases: &[Case] = &[
             (b"=", Ok(b"")),
             (b"AGd1ZXN0AHBhc3N3b3Jk", Ok(b"\0guest\0password")),
             (b"AGd1ZXN0AHBhc3N3b3Jk\r", Ok(b"\0guest\0password")),
