@@ -146,3 +146,18 @@ fn password_file_checker_sees_only_its_folder() {
         server.wait_for_log("cannot read password file");
     }
 }
+
+#[test]
+fn the_example_password_file_works_as_documented() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/passwords.txt");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    for (user, pass) in [
+        ("alice", "wonderland"),
+        ("bob", "builder"),
+        ("carol", "carol-pass"),
+        ("dave", "plain-text-pass"),
+    ] {
+        assert_eq!(login(&server, user, pass), LOGIN_OK, "{user}");
+        assert_eq!(login(&server, user, "wrong"), LOGIN_DENIED, "{user}");
+    }
+}
