@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value, json};
 
-use super::plugin_arg::{GrantArg, split_config};
+use super::plugin_arg::{GrantArg, PluginArg};
 
 /// A checker the operator asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -229,18 +229,16 @@ fn v_or<'a>(value: Option<&'a str>, key: &str) -> Result<&'a str, String> {
 }
 
 fn parse_wasm(args: &str) -> Result<AuthSpec, String> {
-    let (head, config) = split_config(args)?;
-    let mut parts = head.split(':');
-    let path = parts.next().unwrap_or_default();
-    if path.is_empty() {
+    if args.is_empty() {
         return Err("wasm needs the path of a checker component: --auth wasm:checker.wasm".into());
     }
-    let grants = parts
-        .filter(|p| !p.is_empty())
-        .map(str::parse)
-        .collect::<Result<Vec<GrantArg>, String>>()?;
+    let PluginArg {
+        path,
+        grants,
+        config,
+    } = args.parse()?;
     Ok(AuthSpec::Wasm {
-        path: PathBuf::from(path),
+        path,
         grants,
         config,
     })

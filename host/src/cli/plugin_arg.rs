@@ -43,7 +43,7 @@ impl FromStr for GrantArg {
 }
 
 /// Splits `HEAD[:{JSON}]` at the first `:{`; the JSON must be an object.
-pub fn split_config(args: &str) -> Result<(&str, Value), String> {
+fn split_config(args: &str) -> Result<(&str, Value), String> {
     let Some(at) = args.find(":{") else {
         return Ok((args, Value::Object(Default::default())));
     };
