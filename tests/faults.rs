@@ -25,6 +25,10 @@ fn a_trapping_checker_fails_the_exchange_not_the_host() {
     assert!(logs.contains("plugin=trap_checker"), "{logs}");
     assert!(logs.contains("fault=trap"), "{logs}");
     assert!(logs.contains("unreachable"), "{logs}");
+    assert!(
+        logs.contains("the guest said: trap-checker: deliberate trap"),
+        "{logs}"
+    );
     assert!(server.is_alive());
     // The next exchange gets a fresh instance and works.
     assert_eq!(server.connect().ask("ok pw"), LOGIN_OK);

@@ -35,7 +35,7 @@ impl Plugin {
             .portcullis_auth_checker()
             .call_credential_kinds(&mut store)
             .await
-            .map_err(|e| self.trap(e))?;
+            .map_err(|e| self.trap(&store, e))?;
         Ok(kinds.into_iter().map(convert::kind_from_wit).collect())
     }
 
@@ -46,7 +46,7 @@ impl Plugin {
             .portcullis_auth_checker()
             .call_check(&mut store, &convert::credentials_to_wit(credentials))
             .await
-            .map_err(|e| self.trap(e))?;
+            .map_err(|e| self.trap(&store, e))?;
         match verdict {
             wit::Verdict::Accepted(id) => Ok(Ok(self.avatar_id(id)?)),
             wit::Verdict::Denied(denial) => Ok(Err(convert::denial_from_wit(denial))),
@@ -65,7 +65,7 @@ impl Plugin {
             .portcullis_auth_checker()
             .call_lookup_secret(&mut store, username, convert::kind_to_wit(kind))
             .await
-            .map_err(|e| self.trap(e))?;
+            .map_err(|e| self.trap(&store, e))?;
         match answer {
             wit::SecretAnswer::Found(entry) => {
                 let mut entry = convert::secret_from_wit(entry);

@@ -64,7 +64,7 @@ impl Plugin {
             .portcullis_auth_mechanism()
             .call_info(&mut store)
             .await
-            .map_err(|e| self.trap(e))?;
+            .map_err(|e| self.trap(&store, e))?;
         let valid = !info.name.is_empty()
             && info.name.len() <= 20
             && info
@@ -121,7 +121,7 @@ impl Exchange {
             .portcullis_auth_mechanism()
             .call_start(&mut self.store, initial_response)
             .await
-            .map_err(|e| self.plugin.trap(e))?;
+            .map_err(|e| self.plugin.trap(&self.store, e))?;
         self.check(step)
     }
 
@@ -132,7 +132,7 @@ impl Exchange {
             .portcullis_auth_mechanism()
             .call_step(&mut self.store, response)
             .await
-            .map_err(|e| self.plugin.trap(e))?;
+            .map_err(|e| self.plugin.trap(&self.store, e))?;
         self.check(step)
     }
 
@@ -144,7 +144,7 @@ impl Exchange {
             .portcullis_auth_mechanism()
             .call_denied(&mut self.store)
             .await
-            .map_err(|e| self.plugin.trap(e))?;
+            .map_err(|e| self.plugin.trap(&self.store, e))?;
         match data {
             Some(d) if d.len() > self.plugin.limits.max_output => Err(self.too_big(d.len())),
             other => Ok(other),

@@ -30,6 +30,7 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
     Trap, UpdateDeadline,
 };
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use limits::Limits;
@@ -41,6 +42,9 @@ use crate::portal::{Fault, FaultKind};
 pub const WIT_PACKAGE: &str = "portcullis:auth";
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";
+
+/// Bytes of a guest's stderr kept per instance.
+const STDERR_CAPACITY: usize = 4096;
 
 /// How often the engine's epoch advances; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -387,6 +391,8 @@ impl Plugin {
                     )
                 })?;
         }
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        wasi.stderr(stderr.clone());
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory)
             .table_elements(self.limits.table_elements)
@@ -399,6 +405,7 @@ impl Plugin {
             name: self.name.clone(),
             config: self.config.clone(),
             deadline: Instant::now() + self.limits.call_time,
+            stderr,
             logged: 0,
             session: None,
         };
@@ -425,7 +432,7 @@ impl Plugin {
     }
 
     /// Turns a wasmtime error from a call into a fault naming this plugin.
-    pub(crate) fn trap(&self, err: wasmtime::Error) -> Fault {
+    pub(crate) fn trap(&self, store: &Store<PluginState>, err: wasmtime::Error) -> Fault {
         let root = err.root_cause().to_string();
         let (kind, detail) = match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => (
@@ -443,8 +450,25 @@ impl Plugin {
             ),
             None => (FaultKind::Trap, root),
         };
-        self.fault(kind, detail)
+        match last_line(&store.data().stderr.contents()) {
+            Some(said) if kind == FaultKind::Trap => {
+                self.fault(kind, format!("{detail}; the guest said: {said}"))
+            }
+            _ => self.fault(kind, detail),
+        }
     }
+}
+
+/// The last non-empty line a guest wrote to stderr (a Rust panic message
+/// ends up there), made printable and bounded.
+fn last_line(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    // A Rust panic ends with a `note: run with RUST_BACKTRACE=1` hint.
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))?;
+    Some(line.chars().filter(|c| !c.is_control()).take(300).collect())
 }
 
 /// wasmtime has its own error type; the edges of the host use anyhow.
@@ -455,6 +479,18 @@ fn to_anyhow(err: wasmtime::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::version_compatible;
+
+    #[test]
+    fn last_stderr_line() {
+        use super::last_line;
+        assert_eq!(last_line(b""), None);
+        assert_eq!(
+            last_line(b"thread 'main' panicked at src/lib.rs:1:1:\nboom\nnote: run with `RUST_BACKTRACE=1`\n\n")
+                .as_deref(),
+            Some("boom")
+        );
+        assert_eq!(last_line(b"a\x1b[31mb").as_deref(), Some("a[31mb"));
+    }
 
     #[test]
     fn wit_versions() {

@@ -84,7 +84,7 @@ impl Plugin {
             .portcullis_auth_realm()
             .call_request_avatar(&mut store, avatar_id, wit_interface, &wit_mind)
             .await
-            .map_err(|e| self.trap(e))?;
+            .map_err(|e| self.trap(&store, e))?;
         let handle = match answer {
             Err(denial) => return Ok(Err(convert::denial_from_wit(denial))),
             Ok(wit::Avatar::Echo(h)) if interface == AvatarInterface::Echo => h,
@@ -135,7 +135,7 @@ impl Avatar {
             .echo_avatar()
             .call_line(&mut self.store, handle, line)
             .await
-            .map_err(|e| self.plugin.trap(e))?;
+            .map_err(|e| self.plugin.trap(&self.store, e))?;
         let size: usize = reply.lines.iter().map(String::len).sum();
         if size > self.plugin.limits.max_output {
             return Err(self.plugin.fault(
@@ -155,7 +155,7 @@ impl Avatar {
         if let Some(handle) = self.handle.take() {
             self.plugin.arm(&mut self.store);
             if let Err(e) = handle.resource_drop_async(&mut self.store).await {
-                let fault = self.plugin.trap(e);
+                let fault = self.plugin.trap(&self.store, e);
                 tracing::warn!(plugin = %fault.plugin, kind = %fault.kind, "logout failed: {}", fault.detail);
             }
         }

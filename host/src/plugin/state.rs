@@ -22,6 +22,9 @@ pub struct PluginState {
     pub(crate) config: Arc<str>,
     /// When the call in progress must end.
     pub(crate) deadline: Instant,
+    /// The guest's stderr, kept (bounded) so a trap can be explained by
+    /// the guest's panic message.
+    pub(crate) stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
     /// Lines logged by this instance, to cap a chatty guest.
     pub(crate) logged: u32,
     /// Set for mechanism stores: what the `session` import answers from.
