@@ -11,6 +11,7 @@
 //! - [`echo`]: the authenticating echo service (seeds/001, Example 9-1).
 //! - [`cli`] and [`app`]: the command line, and assembling a server from it.
 //! - [`server`]: listeners and connection tasks.
+//! - [`smtp`]: the SMTP command parser and reply table (no I/O).
 
 pub mod app;
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod portal;
 pub mod proto;
 pub mod sasl;
 pub mod server;
+pub mod smtp;
