@@ -199,6 +199,7 @@ impl Runtime {
             config: spec.config.into(),
             grants: spec.grants,
             limits: spec.limits,
+            stdout: spec.stdout,
             pre,
         }))
     }
@@ -304,6 +305,9 @@ pub struct PluginSpec {
     pub config: String,
     pub grants: Vec<Grant>,
     pub limits: Limits,
+    /// Let the guest write to the host's standard output (the console
+    /// realm prints messages there).
+    pub stdout: bool,
 }
 
 impl PluginSpec {
@@ -314,6 +318,7 @@ impl PluginSpec {
             config: "{}".into(),
             grants: Vec::new(),
             limits: Limits::default(),
+            stdout: false,
         }
     }
 
@@ -343,6 +348,7 @@ pub struct Plugin {
     config: Arc<str>,
     grants: Vec<Grant>,
     limits: Limits,
+    stdout: bool,
     pre: PluginPre,
 }
 
@@ -390,6 +396,9 @@ impl Plugin {
                         format!("cannot open grant {}: {e}", grant.host_path.display()),
                     )
                 })?;
+        }
+        if self.stdout {
+            wasi.inherit_stdout();
         }
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         wasi.stderr(stderr.clone());

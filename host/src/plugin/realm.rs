@@ -44,6 +44,45 @@ pub struct EchoReply {
     pub close: bool,
 }
 
+/// Why the realm refused a sender, recipient or message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// 5xx when true, 4xx otherwise.
+    pub permanent: bool,
+    /// One printable line for the client.
+    pub text: String,
+}
+
+/// What the host knows when a message arrives (RFC 5321 §4.4).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReceivedInfo {
+    pub helo: String,
+    pub peer_ip: String,
+    pub server_name: String,
+    pub with_protocol: String,
+    pub authenticated_id: Option<String>,
+    pub id: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub date: String,
+}
+
+impl ReceivedInfo {
+    fn to_wit(&self) -> wit::ReceivedInfo {
+        wit::ReceivedInfo {
+            helo: self.helo.clone(),
+            peer_ip: self.peer_ip.clone(),
+            server_name: self.server_name.clone(),
+            with_protocol: self.with_protocol.clone(),
+            authenticated_id: self.authenticated_id.clone(),
+            id: self.id.clone(),
+            sender: self.sender.clone(),
+            recipients: self.recipients.clone(),
+            date: self.date.clone(),
+        }
+    }
+}
+
 /// A logged-in user's avatar.
 pub struct Avatar {
     plugin: Arc<Plugin>,
@@ -149,6 +188,77 @@ impl Avatar {
         })
     }
 
+    /// May this session send mail from `sender` (empty: the null path)?
+    pub async fn validate_from(
+        &mut self,
+        helo: &str,
+        sender: &str,
+    ) -> Result<Result<(), Rejection>, Fault> {
+        let handle = self.handle()?;
+        self.plugin.arm(&mut self.store);
+        let answer = self
+            .bindings
+            .portcullis_auth_realm()
+            .delivery_avatar()
+            .call_validate_from(&mut self.store, handle, helo, sender)
+            .await
+            .map_err(|e| self.plugin.trap(&self.store, e))?;
+        Ok(answer.map_err(rejection))
+    }
+
+    /// May mail be delivered to `recipient`?
+    pub async fn validate_to(&mut self, recipient: &str) -> Result<Result<(), Rejection>, Fault> {
+        let handle = self.handle()?;
+        self.plugin.arm(&mut self.store);
+        let answer = self
+            .bindings
+            .portcullis_auth_realm()
+            .delivery_avatar()
+            .call_validate_to(&mut self.store, handle, recipient)
+            .await
+            .map_err(|e| self.plugin.trap(&self.store, e))?;
+        Ok(answer.map_err(rejection))
+    }
+
+    /// The realm's own Received header, or `None` for the host's.
+    pub async fn received_header(&mut self, info: &ReceivedInfo) -> Result<Option<String>, Fault> {
+        let handle = self.handle()?;
+        self.plugin.arm(&mut self.store);
+        let header = self
+            .bindings
+            .portcullis_auth_realm()
+            .delivery_avatar()
+            .call_received_header(&mut self.store, handle, &info.to_wit())
+            .await
+            .map_err(|e| self.plugin.trap(&self.store, e))?;
+        match header {
+            Some(h) if h.len() > 998 || h.contains(['\r', '\n']) => Err(self.plugin.fault(
+                FaultKind::Contract,
+                "returned a Received header that is not one line of at most 998 bytes",
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// Hands a complete message to the realm; `Ok(Ok(()))` means it is
+    /// safe and the client may be told so.
+    pub async fn deliver(
+        &mut self,
+        info: &ReceivedInfo,
+        message: &[u8],
+    ) -> Result<Result<(), Rejection>, Fault> {
+        let handle = self.handle()?;
+        self.plugin.arm(&mut self.store);
+        let answer = self
+            .bindings
+            .portcullis_auth_realm()
+            .delivery_avatar()
+            .call_deliver(&mut self.store, handle, &info.to_wit(), message)
+            .await
+            .map_err(|e| self.plugin.trap(&self.store, e))?;
+        Ok(answer.map_err(rejection))
+    }
+
     /// Logs out: the realm's destructor runs, then the instance is freed. A
     /// realm that traps while logging out is reported, not propagated.
     pub async fn logout(mut self) {
@@ -159,5 +269,22 @@ impl Avatar {
                 tracing::warn!(plugin = %fault.plugin, kind = %fault.kind, "logout failed: {}", fault.detail);
             }
         }
+    }
+}
+
+/// A realm's rejection, its text made one printable line.
+fn rejection(r: wit::Rejection) -> Rejection {
+    let mut text: String = r
+        .text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if text.is_empty() {
+        text = "Rejected".into();
+    }
+    Rejection {
+        permanent: r.permanent,
+        text,
     }
 }
