@@ -2,7 +2,7 @@
 //! function over the file's contents.
 
 /// How lines are laid out (Twisted's `FilePasswordDB` arguments).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Format {
     pub delimiter: char,
     pub username_field: usize,
@@ -29,26 +29,36 @@ pub struct Entry<'a> {
     pub password: &'a str,
 }
 
-/// The first line for `username`. Blank lines, `#` comments and lines with
-/// too few fields are skipped.
-pub fn find<'a>(text: &'a str, format: &Format, username: &str) -> Option<Entry<'a>> {
+impl Format {
+    /// Whether a name from the file and a name from the client agree.
+    pub fn same_user(&self, in_file: &str, given: &str) -> bool {
+        if self.case_sensitive {
+            in_file == given
+        } else {
+            in_file.eq_ignore_ascii_case(given)
+        }
+    }
+}
+
+/// Every usable line, in file order. Blank lines, `#` comments (indented or
+/// not), lines with too few fields and lines with an empty user name or
+/// password field are skipped (an empty password must never let anyone in).
+pub fn entries<'a>(text: &'a str, format: &Format) -> impl Iterator<Item = Entry<'a>> {
+    let format = *format;
     text.lines()
         .map(|line| line.strip_suffix('\r').unwrap_or(line))
-        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
-        .filter_map(|line| {
+        .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .filter_map(move |line| {
             let fields: Vec<&str> = line.split(format.delimiter).collect();
-            Some(Entry {
-                username: fields.get(format.username_field)?,
-                password: fields.get(format.password_field)?,
-            })
+            let username = *fields.get(format.username_field)?;
+            let password = *fields.get(format.password_field)?;
+            (!username.is_empty() && !password.is_empty()).then_some(Entry { username, password })
         })
-        .find(|entry| {
-            if format.case_sensitive {
-                entry.username == username
-            } else {
-                entry.username.eq_ignore_ascii_case(username)
-            }
-        })
+}
+
+/// The first entry for `username`.
+pub fn find<'a>(text: &'a str, format: &Format, username: &str) -> Option<Entry<'a>> {
+    entries(text, format).find(|entry| format.same_user(entry.username, username))
 }
 
 #[cfg(test)]
@@ -57,7 +67,8 @@ mod tests {
 
     #[test]
     fn lookups() {
-        let text = "# comment\n\nalice:wonderland\r\nbob:builder:extra\nshort\nAlice:second\n";
+        let text = "# comment\n\n   \nalice:wonderland\r\nbob:builder:extra\nshort\nAlice:second\n\
+                    :nameless\ncarol:\n #x:indented\n";
         let f = Format::default();
         let e = |u, p| {
             Some(Entry {
@@ -66,25 +77,37 @@ mod tests {
             })
         };
         let cases = [
-            ("alice", f.clone(), e("alice", "wonderland")),
-            ("bob", f.clone(), e("bob", "builder")),
-            ("ALICE", f.clone(), None),
+            ("alice", f, e("alice", "wonderland")),
+            ("bob", f, e("bob", "builder")),
+            ("ALICE", f, None),
             (
                 "ALICE",
                 Format {
                     case_sensitive: false,
-                    ..f.clone()
+                    ..f
                 },
                 e("alice", "wonderland"),
             ),
-            ("Alice", f.clone(), e("Alice", "second")),
-            ("short", f.clone(), None),
-            ("# comment", f.clone(), None),
-            ("carol", f.clone(), None),
+            ("Alice", f, e("Alice", "second")),
+            ("short", f, None),
+            ("# comment", f, None),
+            ("carol", f, None),
+            ("", f, None),
+            (" #x", f, None),
+            ("dave", f, None),
         ];
         for (user, format, want) in cases {
             assert_eq!(find(text, &format, user), want, "{user}");
         }
+    }
+
+    #[test]
+    fn entries_in_order() {
+        let text = "#c\nb:2\n\na:1\nx\n";
+        let names: Vec<_> = entries(text, &Format::default())
+            .map(|e| (e.username, e.password))
+            .collect();
+        assert_eq!(names, [("b", "2"), ("a", "1")]);
     }
 
     #[test]

@@ -7,104 +7,268 @@
 //! | `$2a$`, `$2b$`, `$2y$` | bcrypt |
 //! | `$6$` | SHA-512-crypt |
 //! | `$5$` | SHA-256-crypt |
-//! | anything else not starting with `$` | plain text, compared in constant time |
+//! | any other `$…` | refused: an unknown scheme is never taken as plain text |
+//! | anything else | plain text, compared in constant time |
+//!
+//! Error texts describe the field's shape only; they never quote it.
 
+use argon2::password_hash::Error as HashError;
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use sha_crypt::ShaCrypt;
 use subtle::ConstantTimeEq;
+
+/// The schemes a password field may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Argon2,
+    Bcrypt,
+    ShaCrypt,
+    Plain,
+    Unknown,
+}
+
+impl Scheme {
+    /// The scheme of a stored password field, told by its prefix.
+    pub fn of(stored: &str) -> Scheme {
+        let has = |prefixes: &[&str]| prefixes.iter().any(|p| stored.starts_with(p));
+        if has(&["$argon2id$", "$argon2i$", "$argon2d$"]) {
+            Scheme::Argon2
+        } else if has(&["$2a$", "$2b$", "$2y$"]) {
+            Scheme::Bcrypt
+        } else if has(&["$6$", "$5$"]) {
+            Scheme::ShaCrypt
+        } else if stored.starts_with('$') {
+            Scheme::Unknown
+        } else {
+            Scheme::Plain
+        }
+    }
+}
 
 /// Whether `password` matches `stored`; an error for a field that looks
 /// like a hash this checker cannot use.
 pub fn verify(password: &str, stored: &str) -> Result<bool, String> {
-    if stored.starts_with("$argon2") {
-        let hash = PasswordHash::new(stored).map_err(|e| format!("bad argon2 hash: {e}"))?;
-        if hash.hash.is_none() || hash.salt.is_none() {
-            return Err("bad argon2 hash: no salt or hash value".into());
+    let password_bytes = password.as_bytes();
+    match Scheme::of(stored) {
+        Scheme::Argon2 => {
+            let hash = PasswordHash::new(stored).map_err(|e| format!("bad argon2 hash: {e}"))?;
+            if hash.hash.is_none() || hash.salt.is_none() {
+                return Err("bad argon2 hash: no salt or hash value".into());
+            }
+            phc_result(
+                "argon2",
+                Argon2::default().verify_password(password_bytes, &hash),
+            )
         }
-        return match Argon2::default().verify_password(password.as_bytes(), &hash) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::Password) => Ok(false),
-            Err(e) => Err(format!("bad argon2 hash: {e}")),
-        };
+        Scheme::Bcrypt => {
+            bcrypt::verify(password_bytes, stored).map_err(|e| format!("bad bcrypt hash: {e}"))
+        }
+        Scheme::ShaCrypt => phc_result(
+            "sha-crypt",
+            ShaCrypt::default().verify_password(password_bytes, stored),
+        ),
+        Scheme::Unknown => Err("unsupported hash scheme".into()),
+        Scheme::Plain => Ok(stored.as_bytes().ct_eq(password_bytes).into()),
     }
-    if ["$2a$", "$2b$", "$2y$"]
-        .iter()
-        .any(|p| stored.starts_with(p))
-    {
-        return bcrypt::verify(password, stored).map_err(|e| format!("bad bcrypt hash: {e}"));
-    }
-    if stored.starts_with("$6$") {
-        return crypt_result(sha_crypt::sha512_check(password, stored));
-    }
-    if stored.starts_with("$5$") {
-        return crypt_result(sha_crypt::sha256_check(password, stored));
-    }
-    if stored.starts_with('$') {
-        return Err("unsupported hash scheme".into());
-    }
-    Ok(stored.as_bytes().ct_eq(password.as_bytes()).into())
 }
 
-/// sha-crypt 0.5 does not export its error type, so a mismatch is told
-/// from a malformed hash by the variant's name.
-fn crypt_result<E: std::fmt::Debug>(result: Result<(), E>) -> Result<bool, String> {
+/// A mismatch is an answer; any other error means the field is unusable.
+fn phc_result(scheme: &str, result: Result<(), HashError>) -> Result<bool, String> {
     match result {
         Ok(()) => Ok(true),
-        Err(e) if format!("{e:?}") == "HashMismatch" => Ok(false),
-        Err(e) => Err(format!("bad crypt hash: {e:?}")),
+        Err(HashError::PasswordInvalid) => Ok(false),
+        Err(e) => Err(format!("bad {scheme} hash: {e}")),
     }
 }
 
 /// Work done for a user who does not exist, so that the answer's timing
-/// does not reveal it (for plain-text files; hashed ones differ anyway).
-pub fn burn(password: &str) {
-    let _ = verify(password, "\u{0}no such user\u{0}");
+/// does not reveal it: the password is checked against `decoy` (another
+/// entry's field, so usually the same scheme and cost) and the answer is
+/// thrown away.
+pub fn burn(password: &str, decoy: Option<&str>) {
+    let _ = verify(password, decoy.unwrap_or("\u{0}no such user\u{0}"));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// (password tried, stored field, expected answer; `None` for an error)
+    type Case = (&'static str, &'static str, Option<bool>);
+
+    fn run(cases: &[Case]) {
+        for &(password, stored, want) in cases {
+            assert_eq!(
+                verify(password, stored).ok(),
+                want,
+                "{password:?} vs {stored}"
+            );
+        }
+    }
+
+    #[test]
+    fn schemes() {
+        let cases = [
+            ("$argon2id$v=19$x", Scheme::Argon2),
+            ("$argon2i$v=19$x", Scheme::Argon2),
+            ("$argon2d$v=19$x", Scheme::Argon2),
+            ("$argon2x$v=19$x", Scheme::Unknown),
+            ("$2a$04$x", Scheme::Bcrypt),
+            ("$2b$04$x", Scheme::Bcrypt),
+            ("$2y$04$x", Scheme::Bcrypt),
+            ("$2x$04$x", Scheme::Unknown),
+            ("$6$salt$x", Scheme::ShaCrypt),
+            ("$5$salt$x", Scheme::ShaCrypt),
+            ("$1$salt$x", Scheme::Unknown),
+            ("$", Scheme::Unknown),
+            ("secret", Scheme::Plain),
+            ("", Scheme::Plain),
+        ];
+        for (stored, want) in cases {
+            assert_eq!(Scheme::of(stored), want, "{stored}");
+        }
+    }
+
     #[test]
     fn plain_text() {
-        assert_eq!(verify("secret", "secret"), Ok(true));
-        assert_eq!(verify("secret", "Secret"), Ok(false));
-        assert_eq!(verify("", "secret"), Ok(false));
-        assert!(verify("x", "$1$md5crypt$nope").is_err());
+        run(&[
+            ("secret", "secret", Some(true)),
+            ("secret", "Secret", Some(false)),
+            ("secret", "secret ", Some(false)),
+            ("", "secret", Some(false)),
+            ("x", "$1$md5crypt$nope", None),
+        ]);
     }
 
     #[test]
-    fn argon2id() {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let salt = SaltString::encode_b64(b"portcullis-salt!").unwrap();
-        let hash = Argon2::default()
-            .hash_password(b"hunter2", &salt)
+    fn fixed_vectors() {
+        run(&[
+            // argon2-cffi: hash_secret(b"correct horse", b"portcullis-salt",
+            // time_cost=2, memory_cost=1024, parallelism=1, hash_len=32).
+            (
+                "correct horse",
+                "$argon2id$v=19$m=1024,t=2,p=1$cG9ydGN1bGxpcy1zYWx0$7Hpyn/C9EGJvquemQibsZGQnL+Moe06TUores36YN08",
+                Some(true),
+            ),
+            (
+                "correct horse",
+                "$argon2i$v=19$m=1024,t=2,p=1$cG9ydGN1bGxpcy1zYWx0$eyOpf27n+C6Oj6zjpA0W858/2ilwnjckGBK6/e3i+RA",
+                Some(true),
+            ),
+            (
+                "correct horse",
+                "$argon2d$v=19$m=1024,t=2,p=1$cG9ydGN1bGxpcy1zYWx0$ud5fOHp3m4WobLxe+GaCJgx9wEbd7F+WTMB9whjf79s",
+                Some(true),
+            ),
+            (
+                "correct horsf",
+                "$argon2id$v=19$m=1024,t=2,p=1$cG9ydGN1bGxpcy1zYWx0$7Hpyn/C9EGJvquemQibsZGQnL+Moe06TUores36YN08",
+                Some(false),
+            ),
+            // Openwall crypt_blowfish test vector.
+            (
+                "U*U",
+                "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+                Some(true),
+            ),
+            (
+                "U*V",
+                "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
+                Some(false),
+            ),
+            // Python bcrypt: hashpw(b"correct horse", b"$2b$04$abcdefghijklmnopqrstuu").
+            (
+                "correct horse",
+                "$2b$04$abcdefghijklmnopqrstuujydOTSfIH/d5oUHpsygqV5X9xJLQc6e",
+                Some(true),
+            ),
+            (
+                "correct horse",
+                "$2y$04$abcdefghijklmnopqrstuujydOTSfIH/d5oUHpsygqV5X9xJLQc6e",
+                Some(true),
+            ),
+            // `openssl passwd -6 -salt saltsalt password` and `-5`.
+            (
+                "password",
+                "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/",
+                Some(true),
+            ),
+            (
+                "passwore",
+                "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/",
+                Some(false),
+            ),
+            (
+                "password",
+                "$5$saltsalt$gOjOtoMpVhru2uyjeJSEc/JaLQWOXMNmlOnj6T4AtC.",
+                Some(true),
+            ),
+            (
+                "passwore",
+                "$5$saltsalt$gOjOtoMpVhru2uyjeJSEc/JaLQWOXMNmlOnj6T4AtC.",
+                Some(false),
+            ),
+            // glibc crypt(3) with explicit rounds.
+            (
+                "password",
+                "$6$rounds=10000$saltsalt$ZqOTO2O04D/DgwZlm.rZTgWxvBaIf4LQsZKtXFEu9UHJ4CvgmdLAGxKUzJ0mPO98OevETdY6oK/Oac6j2Axxq/",
+                Some(true),
+            ),
+            (
+                "password",
+                "$5$rounds=10000$saltsalt$a6WJS3V6B3leg7T3.ELC5.vcUmHOyFDvLaurLBy.mc8",
+                Some(true),
+            ),
+        ]);
+    }
+
+    #[test]
+    fn malformed_hashes_are_errors_without_the_hash() {
+        let cases = [
+            "$argon2id$garbage",
+            "$argon2id$v=19$m=1024,t=2,p=1",
+            "$2b$04$tooshort",
+            "$2b$xx$abcdefghijklmnopqrstuujydOTSfIH/d5oUHpsygqV5X9xJLQc6e",
+            "$6$",
+            "$5$saltsalt$not*base64",
+        ];
+        for stored in cases {
+            let err = verify("pw", stored).expect_err(stored);
+            assert!(!err.contains(stored), "{err}");
+        }
+    }
+
+    #[test]
+    fn generated_hashes() {
+        use argon2::password_hash::PasswordHasher;
+        let salt = b"portcullis-salt!";
+
+        let argon = Argon2::default()
+            .hash_password_with_salt(b"hunter2", salt)
             .unwrap()
             .to_string();
-        assert!(hash.starts_with("$argon2id$"));
-        assert_eq!(verify("hunter2", &hash), Ok(true));
-        assert_eq!(verify("hunter3", &hash), Ok(false));
-        assert!(verify("x", "$argon2id$garbage").is_err());
-    }
+        assert!(argon.starts_with("$argon2id$"));
 
-    #[test]
-    fn bcrypt_vectors() {
-        let hash = bcrypt::hash_with_salt("hunter2", 4, *b"portcullis-salt!")
+        let bcrypt = bcrypt::hash_with_salt("hunter2", 4, *salt)
             .unwrap()
             .format_for_version(bcrypt::Version::TwoB);
-        assert_eq!(verify("hunter2", &hash), Ok(true));
-        assert_eq!(verify("hunter3", &hash), Ok(false));
-        assert!(hash.starts_with("$2b$04$"));
-        assert!(verify("x", "$2b$04$tooshort").is_err());
-    }
+        assert!(bcrypt.starts_with("$2b$04$"));
 
-    #[test]
-    fn sha_crypt_vectors() {
-        // `openssl passwd -6 -salt saltsalt password` and `-5`.
-        let sha512 = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/";
-        assert_eq!(verify("password", sha512), Ok(true));
-        assert_eq!(verify("passwore", sha512), Ok(false));
-        let sha256 = "$5$saltsalt$gOjOtoMpVhru2uyjeJSEc/JaLQWOXMNmlOnj6T4AtC.";
-        assert_eq!(verify("password", sha256), Ok(true));
-        assert_eq!(verify("passwore", sha256), Ok(false));
+        let sha512 = ShaCrypt::SHA512
+            .hash_password_with_salt(b"hunter2", b"saltsalt")
+            .unwrap()
+            .to_string();
+        let sha256 = ShaCrypt::SHA256
+            .hash_password_with_salt(b"hunter2", b"saltsalt")
+            .unwrap()
+            .to_string();
+        assert!(sha512.starts_with("$6$") && sha256.starts_with("$5$"));
+
+        for stored in [&argon, &bcrypt, &sha512, &sha256] {
+            assert_eq!(verify("hunter2", stored), Ok(true), "{stored}");
+            assert_eq!(verify("hunter3", stored), Ok(false), "{stored}");
+            assert_eq!(verify("", stored), Ok(false), "{stored}");
+            assert_eq!(verify(&"x".repeat(100), stored), Ok(false), "{stored}");
+        }
     }
 }

@@ -29,6 +29,8 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// Splits a message at its NULs. Exactly two are allowed, so no field can
+/// contain one.
 pub fn parse(message: &[u8]) -> Result<Message<'_>, Error> {
     let mut fields = message.split(|&b| b == 0);
     let (Some(authzid), Some(authcid), Some(password), None) =
@@ -80,6 +82,13 @@ mod tests {
             (b"a\0b\0c\0d", Err(Error::Fields)),
             (b"", Err(Error::Fields)),
             (b"\0tim\0\xff", Err(Error::NotUtf8)),
+            (b"\xff\0tim\0pw", Err(Error::NotUtf8)),
+            (b"\0t\xc3\0pw", Err(Error::NotUtf8)),
+            (b"\0\0", Err(Error::EmptyAuthcid)),
+            (b"\0\0\0", Err(Error::Fields)),
+            (b"\0tim\0pw\0", Err(Error::Fields)),
+            (b"\0tim", Err(Error::Fields)),
+            (b" \0 \0 ", m(Some(" "), " ", " ")),
         ];
         for (input, want) in cases {
             assert_eq!(&parse(input), want, "{input:?}");

@@ -1,6 +1,10 @@
 //! The echo realm of Twisted Cred's Example 9-1 as a portcullis realm
-//! plugin: the echo avatar sends every line back. It offers no
-//! message-delivery avatar. No configuration.
+//! plugin. No configuration.
+//!
+//! `request-avatar` for the `echo` interface returns an avatar that sends
+//! every line back unchanged and never closes the connection; login and
+//! logout (the avatar's drop) are logged at info level. The realm offers
+//! no message-delivery avatar and answers such requests `unsupported`.
 
 use exports::portcullis::auth::realm::{
     Avatar, AvatarInterface, EchoAvatar, EchoReply, Guest, GuestDeliveryAvatar, GuestEchoAvatar,
@@ -14,22 +18,37 @@ wit_bindgen::generate!({
     world: "realm-plugin",
 });
 
+/// The reply to one line: the line itself.
+fn echo(line: String) -> EchoReply {
+    EchoReply {
+        lines: vec![line],
+        close: false,
+    }
+}
+
+/// How the log names the avatar's user.
+fn who(avatar_id: Option<String>) -> String {
+    avatar_id.unwrap_or_else(|| "anonymous".into())
+}
+
+/// One logged-in user of the echo service.
 struct Echo {
     who: String,
 }
 
 impl GuestEchoAvatar for Echo {
     fn line(&self, line: String) -> EchoReply {
-        EchoReply {
-            lines: vec![line],
-            close: false,
-        }
+        echo(line)
     }
 }
 
 impl Drop for Echo {
+    /// Dropping the avatar is logout.
     fn drop(&mut self) {
-        log(LogLevel::Debug, &format!("{} logged out", self.who));
+        log(
+            LogLevel::Info,
+            &format!("avatar for {} logged out", self.who),
+        );
     }
 }
 
@@ -64,8 +83,8 @@ impl Guest for Realm {
     ) -> Result<Avatar, Denial> {
         match interface {
             AvatarInterface::Echo => {
-                let who = avatar_id.unwrap_or_else(|| "anonymous".into());
-                log(LogLevel::Debug, &format!("echo avatar for {who} logged in"));
+                let who = who(avatar_id);
+                log(LogLevel::Info, &format!("avatar for {who} logged in"));
                 Ok(Avatar::Echo(EchoAvatar::new(Echo { who })))
             }
             AvatarInterface::MessageDelivery => Err(Denial::Unsupported),
@@ -74,3 +93,23 @@ impl Guest for Realm {
 }
 
 export!(Realm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes() {
+        for line in ["hello", "", "  spaced  ", "ünïcode ✓", "QUIT"] {
+            let reply = echo(line.into());
+            assert_eq!(reply.lines, [line]);
+            assert!(!reply.close);
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(who(Some("alice".into())), "alice");
+        assert_eq!(who(None), "anonymous");
+    }
+}

@@ -1,9 +1,12 @@
 //! Test fixture: a checker that misbehaves on request, for the host's
-//! fault-isolation tests. Never shipped.
+//! fault-isolation tests. Never shipped, never embedded in the host. No
+//! configuration; declares username-password.
 //!
 //! The user name picks the behaviour: `ok` is accepted, `deny` is denied,
 //! `garbage` is "accepted" with an empty avatar id, `loop` spins forever,
-//! `alloc` allocates without bound, anything else panics (a trap).
+//! `alloc` allocates 1 MiB chunks without bound, anything else panics,
+//! which traps in wasm.
+//! `lookup-secret` always panics; other credential kinds are `unsupported`.
 
 use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
 use portcullis::auth::types::{CredentialKind, Credentials, Denial};
@@ -29,9 +32,12 @@ impl Guest for Trap {
             "deny" => Verdict::Denied(Denial::BadCredentials),
             "garbage" => Verdict::Accepted(String::new()),
             "loop" => {
+                // The opaque counter keeps the optimiser from proving the
+                // loop side-effect free.
                 let mut n = 0u64;
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
+                    std::hint::spin_loop();
                 }
             }
             "alloc" => {

@@ -1,5 +1,6 @@
 //! Test fixture: a mechanism named X-TRAP that misbehaves on request, for
-//! the host's fault-isolation tests. Never shipped.
+//! the host's fault-isolation tests. Never shipped, never embedded in the
+//! host. No configuration.
 //!
 //! The initial response picks the behaviour: `garbage` succeeds with an
 //! empty user name, `big` sends a 20 MiB challenge, `ok` succeeds as user
