@@ -2,12 +2,14 @@
 //! operator named (or the built-in defaults), build the portal, bind the
 //! listeners.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::cli::{AuthSpec, DEFAULT_USER, GrantArg, PluginArg};
 use crate::echo::EchoConfig;
@@ -15,6 +17,9 @@ use crate::plugin::realm::AvatarInterface;
 use crate::plugin::{Grant, Plugin, PluginKind, PluginSpec, Runtime, RuntimeConfig, builtin};
 use crate::portal::Portal;
 use crate::sasl::{Mechanisms, Mechname};
+use crate::server::Sessions;
+use crate::smtp::{AuthPolicy, SessionLimits, SmtpConfig, reply};
+use crate::tls::{self, Tls};
 
 /// Everything a protocol needs to authenticate users.
 pub struct Services {
@@ -34,29 +39,139 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
         auth.push(AuthSpec::Memory(vec![(user.into(), pass.into())]));
     }
     let services = Services::build(&args, &auth).await?;
-    let echo_listener = TcpListener::bind(args.echo_listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for the echo service", args.echo_listen))?;
+    let (generated_cert, tls) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (None, Tls::from_files(cert, key)?),
+        _ => {
+            let out = args
+                .tls_cert_out
+                .clone()
+                .unwrap_or_else(tls::default_cert_path);
+            let tls = Tls::self_signed(&args.server_name, &out)?;
+            (Some(out), tls)
+        }
+    };
+    println!("portcullis: TLS uses a {}", tls.source);
+
+    let (stop, shutdown) = watch::channel(false);
+    let sessions = Sessions::new(args.max_sessions, shutdown);
+    let smtp = Arc::new(SmtpConfig {
+        portal: services.portal.clone(),
+        mechanisms: services.mechanisms.clone(),
+        server_name: args.server_name.clone(),
+        tls: Some(tls),
+        policy: AuthPolicy {
+            required: args.auth_required,
+            tls_only: args.auth_tls_only,
+            failure_delay: args.auth_failure_delay,
+            max_failures: args.max_auth_failures,
+        },
+        limits: SessionLimits {
+            max_message_size: args.max_message_size,
+            idle_timeout: args.idle_timeout,
+            ..SessionLimits::default()
+        },
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let listener = bind(args.smtp_listen, "SMTP").await?;
+    println!(
+        "portcullis: smtp service listening on {} (STARTTLS; mechanisms: {})",
+        listener.local_addr()?,
+        offered(&services, true)
+    );
+    tasks.spawn(smtp_listener(
+        listener,
+        sessions.clone(),
+        smtp.clone(),
+        false,
+    ));
+    if let Some(addr) = args.smtps_listen {
+        let listener = bind(addr, "SMTP with implicit TLS").await?;
+        println!(
+            "portcullis: smtps service listening on {} (implicit TLS)",
+            listener.local_addr()?
+        );
+        tasks.spawn(smtp_listener(
+            listener,
+            sessions.clone(),
+            smtp.clone(),
+            true,
+        ));
+    }
+
+    let listener = bind(args.echo_listen, "the echo service").await?;
     let mut echo = EchoConfig::new(services.portal.clone(), services.mechanisms.clone());
     echo.server_name = args.server_name.clone();
-    let offered: Vec<String> = services
-        .mechanisms
-        .offered(&services.portal, true)
-        .map(|m| m.to_string())
-        .collect();
+    echo.idle_timeout = args.idle_timeout;
+    let echo = Arc::new(echo);
     println!(
         "portcullis: echo service listening on {} (mechanisms: {})",
-        echo_listener.local_addr()?,
-        offered.join(" ")
+        listener.local_addr()?,
+        offered(&services, true)
     );
-    let server = crate::server::serve_echo(echo_listener, Arc::new(echo));
-    tokio::select! {
-        result = server => result,
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
+    let echo_sessions = sessions.clone();
+    tasks.spawn(async move {
+        let shutdown = echo_sessions.shutdown();
+        crate::server::accept_loop(
+            listener,
+            echo_sessions,
+            "echo",
+            b"Error: too many connections, try again later.\r\n",
+            move |stream, peer| crate::echo::serve(stream, peer, echo.clone(), shutdown.clone()),
+        )
+        .await;
+    });
+
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    tracing::info!(
+        "shutting down; waiting up to {:?} for sessions",
+        args.shutdown_grace
+    );
+    let left = sessions.drain(args.shutdown_grace).await;
+    if left > 0 {
+        tracing::warn!("{left} sessions still running at the end of the grace period");
     }
+    tasks.abort_all();
+    if let Some(path) = generated_cert {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}"))
+}
+
+fn offered(services: &Services, allow_plaintext: bool) -> String {
+    let names: Vec<String> = services
+        .mechanisms
+        .offered(&services.portal, allow_plaintext)
+        .map(|m| m.to_string())
+        .collect();
+    names.join(" ")
+}
+
+async fn smtp_listener(
+    listener: TcpListener,
+    sessions: Sessions,
+    config: Arc<SmtpConfig>,
+    implicit_tls: bool,
+) {
+    let shutdown = sessions.shutdown();
+    let protocol = if implicit_tls { "smtps" } else { "smtp" };
+    crate::server::accept_loop(
+        listener,
+        sessions,
+        protocol,
+        reply::TOO_BUSY_WIRE,
+        move |stream, peer| {
+            crate::smtp::serve(stream, peer, config.clone(), shutdown.clone(), implicit_tls)
+        },
+    )
+    .await;
 }
 
 async fn shutdown_signal() {
@@ -103,6 +218,10 @@ impl Services {
             AvatarInterface::Echo,
             load_builtin(&runtime, "realm-echo", json!({}))?,
         );
+        // The console realm of seeds/000 prints messages on our stdout.
+        let mut console = builtin_spec("realm-console", json!({}))?;
+        console.stdout = true;
+        portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(console)?);
         for realm in &args.realms {
             let plugin = runtime.load(plugin_spec(&realm.plugin)?)?;
             expect_kind(&plugin, PluginKind::Realm, "--realm")?;

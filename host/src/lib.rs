@@ -11,7 +11,9 @@
 //! - [`echo`]: the authenticating echo service (seeds/001, Example 9-1).
 //! - [`cli`] and [`app`]: the command line, and assembling a server from it.
 //! - [`server`]: listeners and connection tasks.
-//! - [`smtp`]: the SMTP command parser and reply table (no I/O).
+//! - [`smtp`]: the ESMTP service with AUTH, STARTTLS and delivery through
+//!   realm avatars.
+//! - [`tls`]: rustls configuration, from files or generated.
 
 pub mod app;
 pub mod cli;
@@ -22,3 +24,4 @@ pub mod proto;
 pub mod sasl;
 pub mod server;
 pub mod smtp;
+pub mod tls;

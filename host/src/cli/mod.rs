@@ -4,8 +4,12 @@ pub mod auth;
 pub mod plugin_arg;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+
+use crate::smtp::TlsOnly;
 
 pub use auth::AuthSpec;
 pub use plugin_arg::{GrantArg, PluginArg, RealmArg};
@@ -26,6 +30,64 @@ pub struct Args {
     /// Address of the authenticating echo service.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     pub echo_listen: SocketAddr,
+
+    /// Address of the SMTP service (STARTTLS offered).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2525")]
+    pub smtp_listen: SocketAddr,
+
+    /// Address of an SMTP listener with implicit TLS (RFC 8314, the
+    /// submissions port's style). Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub smtps_listen: Option<SocketAddr>,
+
+    /// TLS certificate chain (PEM). Without --tls-cert and --tls-key a
+    /// self-signed certificate is generated at start-up.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The TLS certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Where to write the generated self-signed certificate, for clients
+    /// to trust (default: a file in the temporary folder, printed at
+    /// start-up).
+    #[arg(long, value_name = "PATH", conflicts_with = "tls_cert")]
+    pub tls_cert_out: Option<PathBuf>,
+
+    /// Refuse MAIL, RCPT and DATA before a successful AUTH (530 5.7.0).
+    #[arg(long)]
+    pub auth_required: bool,
+
+    /// When plaintext mechanisms (PLAIN, LOGIN) need TLS first: auto means
+    /// yes except for clients on loopback.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = TlsOnly::Auto)]
+    pub auth_tls_only: TlsOnly,
+
+    /// Pause before answering a failed AUTH (e.g. 1s, 250ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub auth_failure_delay: Duration,
+
+    /// Failed AUTHs allowed per SMTP connection before 421 and close.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub max_auth_failures: u32,
+
+    /// Largest message accepted, in bytes (advertised with SIZE).
+    #[arg(long, value_name = "BYTES", default_value_t = 10 << 20)]
+    pub max_message_size: usize,
+
+    /// Concurrent sessions, all listeners together; more are told to try
+    /// later.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_sessions: u32,
+
+    /// Close a session that sends nothing for this long.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// On SIGTERM or Ctrl-C, wait this long for sessions to finish.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 
     /// A credentials checker, as AuthType[:ArgString]; repeat for several
     /// credential kinds. See --help-auth.
@@ -80,4 +142,53 @@ pub struct Args {
 pub enum LogFormat {
     Human,
     Json,
+}
+
+/// `250ms`, `2s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 250ms, 2s or 5m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("250ms", 250),
+            ("2s", 2000),
+            ("3", 3000),
+            ("1.5s", 1500),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+            ("0", 0),
+        ];
+        for (text, ms) in ok {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for bad in ["", "s", "2x", "-1s", "1 s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

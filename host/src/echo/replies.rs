@@ -12,6 +12,7 @@ pub const TOO_LONG: &str = "Error: line too long; it was discarded.";
 pub const NOT_UTF8: &str = "Error: line is not valid UTF-8; it was not echoed.";
 pub const TOO_MANY_ERRORS: &str = "Error: too many bad lines, goodbye.";
 pub const IDLE: &str = "Error: idle for too long, goodbye.";
+pub const SHUTTING_DOWN: &str = "Error: the server is shutting down, goodbye.";
 
 /// A line naming the mechanisms on offer after an unknown one was asked for.
 pub fn unknown_mechanism(asked: &str, offered: &[&str]) -> String {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::sync::watch;
 
 use super::codec::{LoginLine, parse_login_line};
 use super::replies;
@@ -73,11 +74,17 @@ struct Connection<S> {
     writer: BufWriter<WriteHalf<S>>,
     config: Arc<EchoConfig>,
     peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
 }
 
 /// Serves one echo connection until the client leaves, fails to log in or
-/// the avatar asks to close.
-pub async fn serve<S>(stream: S, peer: SocketAddr, config: Arc<EchoConfig>) -> std::io::Result<()>
+/// the avatar asks to close, or the server shuts down.
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    config: Arc<EchoConfig>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -87,6 +94,7 @@ where
         writer: BufWriter::new(write),
         config,
         peer,
+        shutdown,
     };
     let mut state = State::Login { errors: 0 };
     let result = conn.run(&mut state).await;
@@ -101,16 +109,27 @@ where
 impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
     async fn run(&mut self, state: &mut State) -> std::io::Result<()> {
         loop {
-            let frame =
-                match tokio::time::timeout(self.config.idle_timeout, self.reader.next()).await {
-                    Ok(Ok(Some(frame))) => frame,
-                    Ok(Ok(None)) => return Ok(()),
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => {
-                        self.send(replies::IDLE).await?;
-                        return self.writer.flush().await;
-                    }
-                };
+            let shutdown = &mut self.shutdown;
+            let read = tokio::select! {
+                biased;
+                Ok(_) = shutdown.wait_for(|down| *down) => None,
+                read = tokio::time::timeout(self.config.idle_timeout, self.reader.next()) => {
+                    Some(read)
+                }
+            };
+            let frame = match read {
+                Some(Ok(Ok(Some(frame)))) => frame,
+                Some(Ok(Ok(None))) => return Ok(()),
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(_)) => {
+                    self.send(replies::IDLE).await?;
+                    return self.writer.flush().await;
+                }
+                None => {
+                    self.send(replies::SHUTTING_DOWN).await?;
+                    return self.writer.flush().await;
+                }
+            };
             let flow = self.on_frame(state, frame).await?;
             if matches!(flow, Flow::Close) {
                 return self.writer.flush().await;

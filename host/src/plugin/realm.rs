@@ -157,6 +157,11 @@ impl Avatar {
         self.interface
     }
 
+    /// The realm plugin's name, for the log.
+    pub fn plugin_name(&self) -> &str {
+        self.plugin.name()
+    }
+
     fn handle(&self) -> Result<ResourceAny, Fault> {
         self.handle.ok_or_else(|| {
             self.plugin

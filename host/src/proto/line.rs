@@ -75,6 +75,12 @@ impl LineBuffer {
         }
     }
 
+    /// Changes the limit for the lines not yet framed (SMTP's text lines
+    /// are shorter than its AUTH lines).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// Bytes already received but not yet framed (pipelined input).
     pub fn buffered(&self) -> &[u8] {
         &self.buf

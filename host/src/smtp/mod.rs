@@ -1,5 +1,101 @@
-//! SMTP (RFC 5321) pieces with no I/O: the command parser and the reply
-//! table. The session and the listener come with the SMTP service.
+//! The ESMTP service (RFC 5321) with AUTH (RFC 4954), STARTTLS (RFC 3207)
+//! and implicit TLS (RFC 8314); messages go to the realm's delivery avatar.
+//!
+//! - [`command`] and [`params`]: pure parsers for command lines and ESMTP
+//!   parameters; [`data`]: the DATA accumulator; [`reply`]: every reply.
+//! - [`session`]: the connection's state machine and mail transaction;
+//!   `auth`: the AUTH exchange within it.
+//! - [`serve`]: one connection from accept to close, TLS upgrades included.
 
+mod auth;
 pub mod command;
+pub mod data;
+pub mod params;
+pub mod received;
 pub mod reply;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+pub use session::{AuthPolicy, SessionLimits, SmtpConfig, TlsOnly};
+use session::{Connection, Ended, Session};
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves one SMTP connection. With `implicit_tls` the TLS handshake comes
+/// first (port 465 style); otherwise the session starts in the clear and
+/// may upgrade with STARTTLS.
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    config: Arc<SmtpConfig>,
+    shutdown: watch::Receiver<bool>,
+    implicit_tls: bool,
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let deadline = Instant::now() + config.limits.session_timeout;
+    if implicit_tls {
+        let stream = handshake(&config, stream).await?;
+        let mut session = Session::new(true);
+        Connection::run(stream, &mut session, config, peer, shutdown, deadline, true).await?;
+        return Ok(());
+    }
+    let mut session = Session::new(false);
+    let ended = Connection::run(
+        stream,
+        &mut session,
+        config.clone(),
+        peer,
+        shutdown.clone(),
+        deadline,
+        true,
+    )
+    .await?;
+    let Ended::Upgrade(stream) = ended else {
+        return Ok(());
+    };
+    let stream = handshake(&config, stream).await?;
+    // RFC 3207 §4.2: the client starts over with EHLO; nothing learnt in the
+    // clear (greeting, AUTH) survives, but the failure count does.
+    let failures = session.auth_failures;
+    let mut session = Session::new(true);
+    session.auth_failures = failures;
+    Connection::run(
+        stream,
+        &mut session,
+        config,
+        peer,
+        shutdown,
+        deadline,
+        false,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn handshake<S>(
+    config: &SmtpConfig,
+    stream: S,
+) -> std::io::Result<tokio_rustls::server::TlsStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(tls) = &config.tls else {
+        return Err(std::io::Error::other("TLS requested but not configured"));
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "TLS handshake timed out",
+        )),
+    }
+}

@@ -78,6 +78,8 @@ pub const TOO_MANY_FAILURES: Reply = Reply::new(
     "Too many authentication failures, closing connection",
 );
 pub const TOO_BUSY: Reply = Reply::new(421, Some("4.3.2"), "Too many connections, try again later");
+/// [`TOO_BUSY`] as bytes, for a listener that will not start a session.
+pub const TOO_BUSY_WIRE: &[u8] = b"421 4.3.2 Too many connections, try again later\r\n";
 pub const AUTH_TEMPORARY: Reply =
     Reply::new(454, Some("4.7.0"), "Temporary authentication failure");
 pub const UNRECOGNIZED: Reply = Reply::new(500, Some("5.5.2"), "Command not recognized");
@@ -119,6 +121,43 @@ pub const NEED_SMTPUTF8: Reply = Reply::new(
     553,
     Some("5.6.7"),
     "Non-ASCII addresses require the SMTPUTF8 parameter",
+);
+
+pub const SESSION_TOO_LONG: Reply =
+    Reply::new(421, Some("4.4.2"), "Session too long, closing connection");
+pub const TOO_MANY_ERRORS: Reply =
+    Reply::new(421, Some("4.7.0"), "Too many errors, closing connection");
+pub const NOT_IMPLEMENTED: Reply = Reply::new(502, Some("5.5.1"), "Command not implemented");
+pub const HELP: Reply = Reply::new(
+    214,
+    Some("2.0.0"),
+    "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH\n\
+     See RFC 5321 and RFC 4954",
+);
+pub const SENDER_REFUSED: Reply = Reply::new(550, Some("5.7.1"), "Sender refused");
+pub const SENDER_DEFERRED: Reply = Reply::new(
+    451,
+    Some("4.7.1"),
+    "Sender temporarily refused, try again later",
+);
+pub const RECIPIENT_REFUSED: Reply = Reply::new(550, Some("5.1.1"), "Recipient refused");
+pub const RECIPIENT_DEFERRED: Reply = Reply::new(
+    450,
+    Some("4.2.0"),
+    "Recipient temporarily refused, try again later",
+);
+pub const TOO_MANY_RECIPIENTS: Reply = Reply::new(452, Some("4.5.3"), "Too many recipients");
+pub const NO_RECIPIENTS: Reply = Reply::new(554, Some("5.5.1"), "No valid recipients");
+pub const MESSAGE_REFUSED: Reply = Reply::new(554, Some("5.6.0"), "Message refused");
+pub const MESSAGE_DEFERRED: Reply = Reply::new(
+    451,
+    Some("4.3.0"),
+    "Message not accepted for now, try again later",
+);
+pub const LOCAL_ERROR: Reply = Reply::new(
+    451,
+    Some("4.3.0"),
+    "Local error in processing, try again later",
 );
 
 #[cfg(test)]
