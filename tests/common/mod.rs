@@ -14,10 +14,18 @@ use base64::Engine as _;
 /// A running server; killed when dropped.
 pub struct Server {
     child: Child,
+    /// The echo service.
     pub addr: SocketAddr,
+    /// The SMTP service (STARTTLS).
+    pub smtp: SocketAddr,
+    /// The implicit-TLS SMTP listener, when `--smtps-listen` was given.
+    pub smtps: Option<SocketAddr>,
     /// What the server printed on stdout at start-up.
     pub banner: String,
     log: tempfile::NamedTempFile,
+    /// Holds the generated certificate (unless the test gave its own).
+    dir: tempfile::TempDir,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 /// How a server that should not start failed.
@@ -41,13 +49,23 @@ impl Server {
     #[allow(clippy::zombie_processes)]
     pub fn try_start(args: &[&str]) -> Result<Server, StartFailure> {
         let log = tempfile::NamedTempFile::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut base = vec![
+            "--echo-listen",
+            "127.0.0.1:0",
+            "--log",
+            "info,portcullis=debug",
+        ];
+        if !args.contains(&"--smtp-listen") {
+            base.extend(["--smtp-listen", "127.0.0.1:0"]);
+        }
+        let cert_out = dir.path().join("cert.pem");
+        let cert_out = cert_out.to_str().unwrap();
+        if !args.contains(&"--tls-cert") {
+            base.extend(["--tls-cert-out", cert_out]);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args([
-                "--echo-listen",
-                "127.0.0.1:0",
-                "--log",
-                "info,portcullis=debug",
-            ])
+            .args(base)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -68,18 +86,29 @@ impl Server {
                 });
             }
             banner.push_str(&line);
-            if let Some(rest) = line.split("echo service listening on ").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                // Keep draining stdout so the server never blocks on it.
+            if let Some(addr) = listening_on(&line, "echo") {
+                let smtp = listening_on(&banner, "smtp").expect("no SMTP listener in the banner");
+                let smtps = listening_on(&banner, "smtps");
+                // Keep draining stdout so the server never blocks on it,
+                // and keep what it prints (the console realm's messages).
+                let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+                let sink = printed.clone();
                 std::thread::spawn(move || {
-                    let mut sink = Vec::new();
-                    let _ = stdout.read_to_end(&mut sink);
+                    let mut line = String::new();
+                    while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+                        sink.lock().unwrap().push_str(&line);
+                        line.clear();
+                    }
                 });
                 return Ok(Server {
                     child,
                     addr,
+                    smtp,
+                    smtps,
                     banner,
                     log,
+                    dir,
+                    stdout: printed,
                 });
             }
         }
@@ -87,6 +116,57 @@ impl Server {
 
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
+    }
+
+    /// A raw connection to the SMTP service, greeting read.
+    pub fn smtp_client(&self) -> Client {
+        let mut client = Client::connect(self.smtp);
+        let greeting = client.reply();
+        assert_eq!(greeting.code, 220, "{greeting:?}");
+        client
+    }
+
+    /// The generated self-signed certificate (PEM) the server uses.
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    /// What the server printed on stdout after start-up.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until stdout contains `needle`.
+    pub fn wait_for_stdout(&self, needle: &str) -> String {
+        for _ in 0..200 {
+            let out = self.stdout();
+            if out.contains(needle) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("stdout never said {needle:?}:\n{}", self.stdout());
+    }
+
+    /// Sends SIGTERM, as an init system would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the server did not exit within {limit:?}");
     }
 
     /// Everything the server has logged so far.
@@ -160,6 +240,20 @@ impl Client {
         self.writer.write_all(&data).unwrap();
     }
 
+    /// The TCP stream, for a TLS upgrade (nothing may be buffered).
+    pub fn into_stream(self) -> TcpStream {
+        assert!(
+            self.reader.buffer().is_empty(),
+            "unread data before the upgrade"
+        );
+        self.writer
+    }
+
+    /// Sends bytes as they are, no line ending added.
+    pub fn send_raw(&mut self, data: &[u8]) {
+        self.writer.write_all(data).unwrap();
+    }
+
     /// The next line without its line ending; `None` once the server
     /// closed the connection.
     pub fn recv(&mut self) -> Option<String> {
@@ -178,6 +272,30 @@ impl Client {
         self.recv().expect("the server closed the connection")
     }
 
+    /// One SMTP reply, all its lines.
+    pub fn reply(&mut self) -> SmtpReply {
+        let mut lines = Vec::new();
+        loop {
+            let line = self
+                .recv()
+                .expect("the server closed the connection mid-reply");
+            assert!(line.len() >= 3, "short reply line {line:?}");
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        let code = lines[0][..3].parse().expect("reply code");
+        SmtpReply { code, lines }
+    }
+
+    /// Sends a command and returns the SMTP reply.
+    pub fn cmd(&mut self, line: &str) -> SmtpReply {
+        self.send(line);
+        self.reply()
+    }
+
     /// Asserts the server closes the connection next.
     pub fn expect_closed(&mut self) {
         assert_eq!(
@@ -186,6 +304,56 @@ impl Client {
             "the server should have closed the connection"
         );
     }
+}
+
+/// One SMTP reply.
+#[derive(Debug, Clone)]
+pub struct SmtpReply {
+    pub code: u16,
+    /// The lines as sent, `250-…` included.
+    pub lines: Vec<String>,
+}
+
+impl SmtpReply {
+    /// The text after the code, of every line, joined by newlines.
+    pub fn text(&self) -> String {
+        let texts: Vec<&str> = self
+            .lines
+            .iter()
+            .map(|l| l.get(4..).unwrap_or(""))
+            .collect();
+        texts.join("\n")
+    }
+
+    /// The enhanced status code of the first line, if any.
+    pub fn enhanced(&self) -> Option<&str> {
+        let first = self.lines[0].get(4..)?.split(' ').next()?;
+        first
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
+            .then_some(first)
+            .filter(|e| e.matches('.').count() == 2)
+    }
+
+    /// Asserts the code and enhanced code.
+    #[track_caller]
+    pub fn expect(&self, code: u16, enhanced: Option<&str>) -> &Self {
+        assert_eq!(
+            (self.code, self.enhanced()),
+            (code, enhanced),
+            "unexpected reply {:?}",
+            self.lines
+        );
+        self
+    }
+}
+
+/// `addr` from "NAME service listening on ADDR" in the banner.
+fn listening_on(banner: &str, name: &str) -> Option<SocketAddr> {
+    let rest = banner
+        .split(&format!("{name} service listening on "))
+        .nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 pub fn b64(data: &[u8]) -> String {

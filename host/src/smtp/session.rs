@@ -505,6 +505,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         to: &str,
         params: &[super::command::Param<'_>],
     ) -> Reply {
+        if self.config.policy.required && session.login.is_none() {
+            return reply::AUTH_REQUIRED;
+        }
         let Some(transaction) = &mut session.transaction else {
             return reply::BAD_SEQUENCE.with_text("Need MAIL before RCPT");
         };
@@ -536,6 +539,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     }
 
     async fn data(&mut self, session: &mut Session) -> Reply {
+        if self.config.policy.required && session.login.is_none() {
+            return reply::AUTH_REQUIRED;
+        }
         let Some(transaction) = &session.transaction else {
             return reply::BAD_SEQUENCE.with_text("Need MAIL before DATA");
         };

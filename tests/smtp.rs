@@ -1,0 +1,489 @@
+//! The SMTP service over real TCP (and TLS): every reply code the AUTH and
+//! transaction rules produce, pipelining, limits, garbage, TLS upgrades,
+//! the session cap, timeouts and shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Client, Server, SmtpReply, b64};
+
+const DEFAULT: &[&str] = &["--auth-failure-delay", "0s"];
+
+fn plain(user: &str, pass: &str) -> String {
+    b64(format!("\0{user}\0{pass}").as_bytes())
+}
+
+fn ehlo(client: &mut Client) -> SmtpReply {
+    let reply = client.cmd("EHLO client.example");
+    reply.expect(250, None);
+    reply
+}
+
+fn login(client: &mut Client) {
+    ehlo(client);
+    client
+        .cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(235, Some("2.7.0"));
+}
+
+#[test]
+fn greeting_ehlo_and_simple_commands() {
+    let server = Server::start(DEFAULT);
+    let mut c = Client::connect(server.smtp);
+    let greeting = c.reply();
+    assert_eq!(greeting.code, 220);
+    assert!(greeting.text().contains("ESMTP"), "{greeting:?}");
+    let ehlo = ehlo(&mut c);
+    let text = ehlo.text();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    for ext in [
+        "PIPELINING",
+        "SIZE 10485760",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+        "STARTTLS",
+        "AUTH LOGIN PLAIN",
+        "HELP",
+    ] {
+        assert!(lines.contains(&ext), "{ext} missing from {lines:?}");
+    }
+    c.cmd("HELO client.example").expect(250, None);
+    c.cmd("NOOP").expect(250, Some("2.0.0"));
+    c.cmd("NOOP ignored text").expect(250, Some("2.0.0"));
+    c.cmd("VRFY someone").expect(252, Some("2.5.0"));
+    c.cmd("EXPN list").expect(502, Some("5.5.1"));
+    c.cmd("HELP").expect(214, Some("2.0.0"));
+    c.cmd("RSET").expect(250, Some("2.0.0"));
+    c.cmd("QUIT").expect(221, Some("2.0.0"));
+    c.expect_closed();
+}
+
+#[test]
+fn auth_reply_codes() {
+    let server = Server::start(DEFAULT);
+    let mut c = server.smtp_client();
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(503, Some("5.5.1"));
+    c.cmd("HELO client.example").expect(250, None);
+    c.cmd("AUTH PLAIN").expect(503, Some("5.5.1"));
+    ehlo(&mut c);
+    c.cmd("AUTH X-NOPE").expect(504, Some("5.5.4"));
+    c.cmd("AUTH PLAIN !!!notbase64").expect(501, Some("5.5.2"));
+    // No initial response: an empty 334, then cancel.
+    let challenge = c.cmd("AUTH PLAIN");
+    assert_eq!(challenge.lines, ["334 "]);
+    c.cmd("*").expect(501, Some("5.7.0"));
+    let challenge = c.cmd("AUTH LOGIN");
+    assert_eq!(challenge.lines, ["334 VXNlcm5hbWU6"]);
+    c.cmd("%%%").expect(501, Some("5.5.2"));
+    // `=` is an empty initial response, which PLAIN cannot use.
+    c.cmd("AUTH PLAIN =").expect(535, Some("5.7.8"));
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "wrong")))
+        .expect(535, Some("5.7.8"));
+    // LOGIN through its two challenges.
+    c.cmd("AUTH LOGIN").expect(334, None);
+    c.cmd(&b64(b"guest")).expect(334, None);
+    c.cmd(&b64(b"password")).expect(235, Some("2.7.0"));
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(503, Some("5.5.1"));
+    assert!(
+        server
+            .wait_for_log("result=\"success\"")
+            .contains("mechanism=LOGIN")
+    );
+}
+
+#[test]
+fn auth_during_a_transaction_and_the_anonymous_avatar() {
+    let server = Server::start(&[
+        "--auth-failure-delay",
+        "0s",
+        "--auth",
+        "memory:guest:password",
+        "--auth",
+        "anonymous",
+    ]);
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    // Anonymous access: the realm's anonymous avatar takes the mail.
+    c.cmd("MAIL FROM:<someone@example.com>")
+        .expect(250, Some("2.1.0"));
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(503, Some("5.5.1"));
+    c.cmd("RCPT TO:<console@localhost>")
+        .expect(250, Some("2.1.5"));
+    c.cmd("DATA").expect(354, None);
+    c.send("Subject: anonymous\r\n\r\nno login\r\n.");
+    c.reply().expect(250, Some("2.0.0"));
+    let out = server.wait_for_stdout("no login");
+    assert!(out.contains("with ESMTP id"), "{out}");
+    assert!(!out.contains("authenticated as"), "{out}");
+}
+
+#[test]
+fn without_anonymous_access_mail_needs_auth() {
+    let server = Server::start(DEFAULT);
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    c.cmd("MAIL FROM:<a@example.com>")
+        .expect(530, Some("5.7.0"));
+}
+
+#[test]
+fn auth_required_covers_mail_rcpt_and_data() {
+    let server = Server::start(&[
+        "--auth-required",
+        "--auth",
+        "memory:guest:password",
+        "--auth",
+        "anonymous",
+    ]);
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    c.cmd("MAIL FROM:<a@example.com>")
+        .expect(530, Some("5.7.0"));
+    c.cmd("RCPT TO:<console@localhost>")
+        .expect(530, Some("5.7.0"));
+    c.cmd("DATA").expect(530, Some("5.7.0"));
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(235, Some("2.7.0"));
+    c.cmd("MAIL FROM:<a@example.com>")
+        .expect(250, Some("2.1.0"));
+}
+
+#[test]
+fn plugin_faults_are_454_and_the_session_goes_on() {
+    let trap = common::guest_wasm("trap-checker");
+    let spec = format!("wasm:{}", trap.display());
+    let server = Server::start(&["--auth", &spec]);
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    c.cmd(&format!("AUTH PLAIN {}", plain("boom", "x")))
+        .expect(454, Some("4.7.0"));
+    c.cmd("NOOP").expect(250, Some("2.0.0"));
+    c.cmd(&format!("AUTH PLAIN {}", plain("ok", "x")))
+        .expect(235, Some("2.7.0"));
+    let logs = server.wait_for_log("plugin fault");
+    assert!(logs.contains("trap-checker"), "{logs}");
+}
+
+#[test]
+fn tls_only_withholds_plaintext_mechanisms_until_starttls() {
+    let server = Server::start(&["--auth-tls-only", "yes"]);
+    let mut c = server.smtp_client();
+    let reply = ehlo(&mut c);
+    assert!(!reply.text().contains("AUTH"), "{reply:?}");
+    assert!(reply.text().contains("STARTTLS"), "{reply:?}");
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(538, Some("5.7.11"));
+    c.cmd("STARTTLS").expect(220, Some("2.0.0"));
+    let mut tls = TlsClient::upgrade(c, &server.cert_path());
+    let reply = tls.cmd("EHLO client.example");
+    assert!(reply.text().contains("AUTH LOGIN PLAIN"), "{reply:?}");
+    assert!(!reply.text().contains("STARTTLS"), "{reply:?}");
+    tls.cmd("STARTTLS").expect(503, Some("5.5.1"));
+    tls.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(235, Some("2.7.0"));
+    tls.cmd("MAIL FROM:<a@example.com>")
+        .expect(250, Some("2.1.0"));
+    tls.cmd("RCPT TO:<console@localhost>")
+        .expect(250, Some("2.1.5"));
+    tls.cmd("DATA").expect(354, None);
+    tls.send("Subject: over tls\r\n\r\nsecret\r\n.");
+    tls.reply().expect(250, Some("2.0.0"));
+    let out = server.wait_for_stdout("secret");
+    assert!(out.contains("with ESMTPSA"), "{out}");
+}
+
+#[test]
+fn starttls_discards_plaintext_pipelined_after_it() {
+    let server = Server::start(DEFAULT);
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    // An attacker's injection: commands in the same packet as STARTTLS.
+    c.send_raw(b"STARTTLS\r\nMAIL FROM:<injected@example.com>\r\n");
+    c.reply().expect(220, Some("2.0.0"));
+    let mut tls = TlsClient::upgrade(c, &server.cert_path());
+    // The first reply over TLS answers our NOOP, not the injected MAIL;
+    // and the session starts over (no EHLO yet).
+    tls.cmd("NOOP").expect(250, Some("2.0.0"));
+    tls.cmd("MAIL FROM:<a@example.com>")
+        .expect(503, Some("5.5.1"));
+}
+
+#[test]
+fn implicit_tls_listener() {
+    let server = Server::start(&["--smtps-listen", "127.0.0.1:0", "--auth-tls-only", "yes"]);
+    let addr = server.smtps.expect("an smtps listener");
+    let tcp = TcpStream::connect(addr).unwrap();
+    let mut tls = TlsClient::connect(tcp, &server.cert_path());
+    tls.reply().expect(220, None);
+    let reply = tls.cmd("EHLO client.example");
+    assert!(reply.text().contains("AUTH LOGIN PLAIN"), "{reply:?}");
+    assert!(!reply.text().contains("STARTTLS"), "{reply:?}");
+    tls.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(235, Some("2.7.0"));
+}
+
+#[test]
+fn excluded_mechanisms_are_neither_offered_nor_run() {
+    let server = Server::start(&["--exclude-mechanism", "LOGIN"]);
+    let mut c = server.smtp_client();
+    let reply = ehlo(&mut c);
+    assert!(
+        reply.lines.iter().any(|l| l.ends_with("AUTH PLAIN")),
+        "{reply:?}"
+    );
+    c.cmd("AUTH LOGIN").expect(504, Some("5.5.4"));
+}
+
+#[test]
+fn failures_are_delayed_and_limited() {
+    let server = Server::start(&["--auth-failure-delay", "300ms", "--max-auth-failures", "2"]);
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    let started = Instant::now();
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "nope")))
+        .expect(535, Some("5.7.8"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "nope again")))
+        .expect(535, Some("5.7.8"));
+    c.reply().expect(421, Some("4.7.0"));
+    c.expect_closed();
+}
+
+#[test]
+fn mail_transaction_reply_codes() {
+    let server = Server::start(&["--max-message-size", "2000"]);
+    let mut c = server.smtp_client();
+    login(&mut c);
+    c.cmd("RCPT TO:<console@localhost>")
+        .expect(503, Some("5.5.1"));
+    c.cmd("DATA").expect(503, Some("5.5.1"));
+    c.cmd("MAIL FROM:a@example.com").expect(501, Some("5.5.4"));
+    c.cmd("MAIL FROM:<a@example.com> RET=FULL")
+        .expect(555, Some("5.5.4"));
+    c.cmd("MAIL FROM:<a@example.com> SIZE=2001")
+        .expect(552, Some("5.3.4"));
+    c.cmd("MAIL FROM:<a@example.com> AUTH=bad+zz")
+        .expect(501, Some("5.5.4"));
+    c.cmd("MAIL FROM:<jörg@example.com>")
+        .expect(553, Some("5.6.7"));
+    c.cmd("MAIL FROM:<jörg@example.com> SMTPUTF8 BODY=8BITMIME SIZE=100 AUTH=guest+40localhost")
+        .expect(250, Some("2.1.0"));
+    c.cmd("MAIL FROM:<a@example.com>")
+        .expect(503, Some("5.5.1"));
+    c.cmd("DATA").expect(554, Some("5.5.1"));
+    c.cmd("RCPT TO:<bob@example.com>")
+        .expect(550, Some("5.1.1"));
+    c.cmd("RCPT TO:<console@localhost> NOTIFY=NEVER")
+        .expect(555, Some("5.5.4"));
+    c.cmd("RCPT TO:<console@localhost>")
+        .expect(250, Some("2.1.5"));
+    c.cmd("DATA").expect(354, None);
+    c.send("Subject: dots\r\n\r\n..leading dot\r\n.");
+    let accepted = c.reply();
+    accepted.expect(250, Some("2.0.0"));
+    let out = server.wait_for_stdout("leading dot");
+    assert!(out.contains("\n.leading dot"), "dot-unstuffing: {out}");
+    assert!(out.contains("with ESMTPA id"), "{out}");
+    assert!(out.contains("(authenticated as guest)"), "{out}");
+    // The transaction is over: a new one can start; RSET ends it.
+    c.cmd("MAIL FROM:<>").expect(250, Some("2.1.0"));
+    c.cmd("RSET").expect(250, Some("2.0.0"));
+    c.cmd("RCPT TO:<console@localhost>")
+        .expect(503, Some("5.5.1"));
+    // HELO sessions take no ESMTP parameters.
+    c.cmd("HELO client.example").expect(250, None);
+    c.cmd("MAIL FROM:<a@example.com> SIZE=10")
+        .expect(555, Some("5.5.4"));
+}
+
+#[test]
+fn data_limits_reject_the_message_and_keep_the_session() {
+    let server = Server::start(&["--max-message-size", "1000"]);
+    let mut c = server.smtp_client();
+    let reply = ehlo(&mut c);
+    assert!(reply.text().contains("SIZE 1000"), "{reply:?}");
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(235, Some("2.7.0"));
+    let mut transaction = |body: String| {
+        c.cmd("MAIL FROM:<a@example.com>")
+            .expect(250, Some("2.1.0"));
+        c.cmd("RCPT TO:<console@localhost>")
+            .expect(250, Some("2.1.5"));
+        c.cmd("DATA").expect(354, None);
+        c.send(&format!("{body}\r\n."));
+        c.reply()
+    };
+    transaction(format!("{}\r\n", "x".repeat(60)).repeat(30)).expect(552, Some("5.3.4"));
+    transaction("y".repeat(1500)).expect(500, Some("5.5.6"));
+    transaction("fits".into()).expect(250, Some("2.0.0"));
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let server = Server::start(DEFAULT);
+    let mut c = server.smtp_client();
+    let batch = format!(
+        "EHLO client.example\r\nAUTH PLAIN {}\r\nMAIL FROM:<a@example.com>\r\n\
+         RCPT TO:<console@localhost>\r\nRCPT TO:<nobody@example.com>\r\nDATA\r\n",
+        plain("guest", "password")
+    );
+    c.send_raw(batch.as_bytes());
+    c.reply().expect(250, None);
+    c.reply().expect(235, Some("2.7.0"));
+    c.reply().expect(250, Some("2.1.0"));
+    c.reply().expect(250, Some("2.1.5"));
+    c.reply().expect(550, Some("5.1.1"));
+    c.reply().expect(354, None);
+    c.send_raw(b"Subject: pipelined\r\n\r\nbody\r\n.\r\nNOOP\r\nQUIT\r\n");
+    c.reply().expect(250, Some("2.0.0"));
+    c.reply().expect(250, Some("2.0.0"));
+    c.reply().expect(221, Some("2.0.0"));
+    c.expect_closed();
+}
+
+#[test]
+fn garbage_gets_clear_errors_then_the_door() {
+    let server = Server::start(DEFAULT);
+    let mut c = server.smtp_client();
+    c.cmd("FROBNICATE").expect(500, Some("5.5.2"));
+    c.send_bytes(b"\xff\xfe\x00binary");
+    c.reply().expect(501, Some("5.5.4"));
+    c.cmd(&format!("NOOP {}", "x".repeat(3000)))
+        .expect(500, Some("5.5.6"));
+    // A megabyte without a line end is discarded, not buffered, and
+    // reported once.
+    c.send_raw(&vec![b'z'; 1 << 20]);
+    c.send_raw(b"\r\n");
+    c.reply().expect(500, Some("5.5.6"));
+    c.cmd("NOOP").expect(250, Some("2.0.0"));
+    for _ in 0..5 {
+        c.cmd("MAIL").expect(501, Some("5.5.4"));
+    }
+    c.cmd("BOGUS").expect(500, Some("5.5.2"));
+    c.reply().expect(421, Some("4.7.0"));
+    c.expect_closed();
+}
+
+#[test]
+fn auth_lines_up_to_12288_octets_are_read() {
+    let server = Server::start(DEFAULT);
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    // 12288 octets of base64 after "AUTH PLAIN ": a long password.
+    let password = "p".repeat(9200);
+    let ir = plain("guest", &password);
+    assert!(ir.len() > 12200 && ir.len() <= 12288, "{}", ir.len());
+    c.cmd(&format!("AUTH PLAIN {ir}"))
+        .expect(535, Some("5.7.8"));
+    // The same length as a response to a 334.
+    c.cmd("AUTH PLAIN").expect(334, None);
+    c.cmd(&ir).expect(535, Some("5.7.8"));
+    // Far beyond the limit: refused as too long, the exchange abandoned.
+    c.cmd("AUTH PLAIN").expect(334, None);
+    c.cmd(&"A".repeat(40_000)).expect(500, Some("5.5.6"));
+    c.cmd("NOOP").expect(250, Some("2.0.0"));
+}
+
+#[test]
+fn session_cap_refuses_with_421() {
+    let server = Server::start(&["--max-sessions", "1"]);
+    let _first = server.smtp_client();
+    let mut second = Client::connect(server.smtp);
+    second.reply().expect(421, Some("4.3.2"));
+    second.expect_closed();
+}
+
+#[test]
+fn idle_sessions_are_closed_with_421() {
+    let server = Server::start(&["--idle-timeout", "300ms"]);
+    let mut c = server.smtp_client();
+    c.reply().expect(421, Some("4.4.2"));
+    c.expect_closed();
+}
+
+#[test]
+fn shutdown_says_421_to_every_session() {
+    let mut server = Server::start(DEFAULT);
+    let mut smtp = server.smtp_client();
+    ehlo(&mut smtp);
+    let mut echo = server.connect();
+    // Make sure both sessions are running before the signal.
+    smtp.cmd("NOOP").expect(250, Some("2.0.0"));
+    server.terminate();
+    smtp.reply().expect(421, Some("4.3.2"));
+    smtp.expect_closed();
+    assert_eq!(
+        echo.recv().as_deref(),
+        Some("Error: the server is shutting down, goodbye.")
+    );
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+/// A line client over TLS, trusting the server's generated certificate.
+struct TlsClient {
+    stream: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
+}
+
+impl TlsClient {
+    fn upgrade(client: Client, cert: &std::path::Path) -> TlsClient {
+        TlsClient::connect(client.into_stream(), cert)
+    }
+
+    fn connect(tcp: TcpStream, cert: &std::path::Path) -> TlsClient {
+        use rustls::pki_types::pem::PemObject;
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = "127.0.0.1".try_into().unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        TlsClient {
+            stream: BufReader::new(rustls::StreamOwned::new(conn, tcp)),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stream = self.stream.get_mut();
+        stream.write_all(line.as_bytes()).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+        stream.flush().unwrap();
+    }
+
+    fn reply(&mut self) -> SmtpReply {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.stream.read_line(&mut line).unwrap() > 0, "closed");
+            let line = line.trim_end().to_owned();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        SmtpReply {
+            code: lines[0][..3].parse().unwrap(),
+            lines,
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> SmtpReply {
+        self.send(line);
+        self.reply()
+    }
+}
