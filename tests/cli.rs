@@ -143,3 +143,65 @@ fn a_realm_loaded_from_a_file_serves_the_echo_interface() {
     assert_eq!(c.ask("guest password"), common::LOGIN_OK);
     assert_eq!(c.ask("from a file"), "from a file");
 }
+
+/// `portcullis password` with the password on standard input.
+fn password_tool(args: &[&str], password: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("password")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn password_tool_entries_log_in_through_the_file_checker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = String::new();
+    for (user, scheme) in [("ann", "argon2id"), ("ben", "bcrypt"), ("cid", "plain")] {
+        let (code, out, err) = password_tool(&["--user", user, "--scheme", scheme], "tr0ub4dor");
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with(&format!("{user}:")), "{out}");
+        assert!(!err.contains("tr0ub4dor"));
+        file.push_str(&out);
+    }
+    let (code, out, _) = password_tool(&["--scheme", "scram-sha-256"], "pencil");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("{SCRAM-SHA-256}4096,"), "{out}");
+    let (code, _, err) = password_tool(&["--scheme", "scram-sha-1", "--rounds", "10"], "x");
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 4096"), "{err}");
+    let path = dir.path().join("passwords.txt");
+    std::fs::write(&path, file).unwrap();
+    let spec = format!("file:{}", path.display());
+    let server = Server::start(&["--auth", &spec]);
+    for user in ["ann", "ben", "cid"] {
+        let mut c = server.connect();
+        assert_eq!(
+            c.ask(&format!("{user} tr0ub4dor")),
+            common::LOGIN_OK,
+            "{user}"
+        );
+        let mut c = server.connect();
+        assert_eq!(
+            c.ask(&format!("{user} wrong")),
+            common::LOGIN_DENIED,
+            "{user}"
+        );
+    }
+}

@@ -222,6 +222,18 @@ impl Services {
         let mut console = builtin_spec("realm-console", json!({}))?;
         console.stdout = true;
         portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(console)?);
+        if let Some(dir) = &args.maildir {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("--maildir {}: cannot create the folder", dir.display())
+            })?;
+            let mut maildir = builtin_spec("realm-maildir", json!({ "spool": "/spool" }))?;
+            maildir.grants.push(Grant {
+                host_path: std::path::absolute(dir)?,
+                guest_path: "/spool".into(),
+                writable: true,
+            });
+            portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(maildir)?);
+        }
         for realm in &args.realms {
             let plugin = runtime.load(plugin_spec(&realm.plugin)?)?;
             expect_kind(&plugin, PluginKind::Realm, "--realm")?;

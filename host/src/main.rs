@@ -1,8 +1,17 @@
 use clap::Parser;
-use portcullis::cli::{Args, LogFormat, auth};
+use portcullis::cli::{Args, LogFormat, Subcommand, auth, password};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(Subcommand::Password(p)) = &args.command {
+        return match password::run(p) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("portcullis password: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if args.help_auth {
         print!("{}", auth::help_auth());
         return std::process::ExitCode::SUCCESS;

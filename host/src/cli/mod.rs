@@ -1,6 +1,7 @@
 //! The command line: flags, and the strcred-style `--auth` specifications.
 
 pub mod auth;
+pub mod password;
 pub mod plugin_arg;
 
 use std::net::SocketAddr;
@@ -27,6 +28,9 @@ pub const DEFAULT_USER: (&str, &str) = ("guest", "password");
                   'password' from memory.\nSee --help-auth for the auth types."
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
+
     /// Address of the authenticating echo service.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
     pub echo_listen: SocketAddr,
@@ -112,6 +116,12 @@ pub struct Args {
     #[arg(long = "realm", value_name = "INTERFACE=PLUGIN")]
     pub realms: Vec<RealmArg>,
 
+    /// Deliver SMTP mail into Maildirs under this folder (one per
+    /// recipient's local part), with the built-in maildir realm granted
+    /// this folder read-write. Replaces the console realm.
+    #[arg(long, value_name = "DIR")]
+    pub maildir: Option<PathBuf>,
+
     /// Do not offer this SASL mechanism; repeatable.
     #[arg(long = "exclude-mechanism", value_name = "NAME")]
     pub exclude_mechanisms: Vec<String>,
@@ -136,6 +146,14 @@ pub struct Args {
         default_value = "info"
     )]
     pub log: String,
+}
+
+/// Tools that run instead of the server.
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Print a password entry for the file and SQL checkers (the password
+    /// is read from standard input, or prompted for twice).
+    Password(password::PasswordArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
