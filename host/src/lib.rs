@@ -13,6 +13,7 @@
 //! - [`server`]: listeners and connection tasks.
 //! - [`smtp`]: the ESMTP service with AUTH, STARTTLS and delivery through
 //!   realm avatars.
+//! - [`sql`]: named queries granted to checker plugins (SQLite, PostgreSQL).
 //! - [`tls`]: rustls configuration, from files or generated.
 
 pub mod app;
@@ -24,4 +25,5 @@ pub mod proto;
 pub mod sasl;
 pub mod server;
 pub mod smtp;
+pub mod sql;
 pub mod tls;

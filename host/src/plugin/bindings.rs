@@ -15,11 +15,13 @@ pub mod mechanism {
     });
 }
 
-/// Bindings for `world checker-plugin`.
+/// Bindings for `world sql-checker-plugin`: a checker, with the `sql`
+/// import linked for every checker (one that does not import it simply
+/// never calls it).
 pub mod checker {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "checker-plugin",
+        world: "sql-checker-plugin",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -44,3 +46,5 @@ pub mod realm {
 }
 
 pub use mechanism::portcullis::auth::types;
+
+pub use checker::{SqlCheckerPlugin as CheckerPlugin, SqlCheckerPluginPre as CheckerPluginPre};

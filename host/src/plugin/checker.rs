@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
-use super::bindings::checker::CheckerPlugin;
+use super::bindings::CheckerPlugin;
 use super::bindings::checker::exports::portcullis::auth::checker as wit;
 use super::{Plugin, PluginPre, PluginState, convert};
 use crate::portal::{CredentialKind, Credentials, FaultKind, SecretEntry, Verdict};

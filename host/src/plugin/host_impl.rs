@@ -1,6 +1,7 @@
 //! The host side of the imports every plugin sees (`host`) and those a
 //! mechanism sees during an exchange (`session`).
 
+use super::bindings::checker::portcullis::auth::sql;
 use super::bindings::mechanism::portcullis::auth::{host, session, types};
 use super::convert;
 use super::state::PluginState;
@@ -123,5 +124,34 @@ mod tests {
         let out = sanitize(&long);
         assert!(out.len() <= super::LOG_LINE_MAX + '…'.len_utf8());
         assert!(out.ends_with('…'));
+    }
+}
+
+impl sql::Host for PluginState {
+    async fn query(
+        &mut self,
+        name: String,
+        params: Vec<sql::Value>,
+    ) -> wasmtime::Result<Result<Vec<Vec<sql::Value>>, sql::QueryError>> {
+        let Some(grant) = self.sql.clone() else {
+            return Ok(Err(sql::QueryError::UnknownQuery(
+                "this plugin was granted no SQL queries".into(),
+            )));
+        };
+        let params = params
+            .into_iter()
+            .map(convert::sql_value_from_wit)
+            .collect();
+        let answer = grant.query(&name, params, self.max_output).await;
+        if let Err(e) = &answer {
+            tracing::debug!(plugin = %self.name, query = %name, "query failed: {e}");
+        }
+        Ok(answer
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|row| row.into_iter().map(convert::sql_value_to_wit).collect())
+                    .collect()
+            })
+            .map_err(convert::sql_error_to_wit))
     }
 }

@@ -112,7 +112,7 @@ impl Runtime {
             |s| s,
         )
         .map_err(to_anyhow)?;
-        bindings::checker::CheckerPlugin::add_to_linker::<_, HasSelf>(&mut checker_linker, |s| s)
+        bindings::CheckerPlugin::add_to_linker::<_, HasSelf>(&mut checker_linker, |s| s)
             .map_err(to_anyhow)?;
         bindings::realm::RealmPlugin::add_to_linker::<_, HasSelf>(&mut realm_linker, |s| s)
             .map_err(to_anyhow)?;
@@ -170,7 +170,7 @@ impl Runtime {
             PluginKind::Checker => PluginPre::Checker(
                 self.checker_linker
                     .instantiate_pre(&component)
-                    .and_then(bindings::checker::CheckerPluginPre::new)
+                    .and_then(bindings::CheckerPluginPre::new)
                     .map_err(to_anyhow)
                     .with_context(|| format!("plugin {}: cannot link", spec.name))?,
             ),
@@ -200,6 +200,7 @@ impl Runtime {
             grants: spec.grants,
             limits: spec.limits,
             stdout: spec.stdout,
+            sql: spec.sql,
             pre,
         }))
     }
@@ -308,6 +309,8 @@ pub struct PluginSpec {
     /// Let the guest write to the host's standard output (the console
     /// realm prints messages there).
     pub stdout: bool,
+    /// Named SQL queries the guest may run (checkers only).
+    pub sql: Option<Arc<crate::sql::SqlGrant>>,
 }
 
 impl PluginSpec {
@@ -319,6 +322,7 @@ impl PluginSpec {
             grants: Vec::new(),
             limits: Limits::default(),
             stdout: false,
+            sql: None,
         }
     }
 
@@ -336,7 +340,7 @@ impl PluginSpec {
 
 enum PluginPre {
     Mechanism(bindings::mechanism::MechanismPluginPre<PluginState>),
-    Checker(bindings::checker::CheckerPluginPre<PluginState>),
+    Checker(bindings::CheckerPluginPre<PluginState>),
     Realm(bindings::realm::RealmPluginPre<PluginState>),
 }
 
@@ -349,6 +353,7 @@ pub struct Plugin {
     grants: Vec<Grant>,
     limits: Limits,
     stdout: bool,
+    sql: Option<Arc<crate::sql::SqlGrant>>,
     pre: PluginPre,
 }
 
@@ -417,6 +422,8 @@ impl Plugin {
             stderr,
             logged: 0,
             session: None,
+            sql: self.sql.clone(),
+            max_output: self.limits.max_output,
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limits);

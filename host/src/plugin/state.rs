@@ -29,6 +29,10 @@ pub struct PluginState {
     pub(crate) logged: u32,
     /// Set for mechanism stores: what the `session` import answers from.
     pub(crate) session: Option<SessionContext>,
+    /// The queries the `sql` import may run.
+    pub(crate) sql: Option<Arc<crate::sql::SqlGrant>>,
+    /// The plugin's output limit, which also bounds query results.
+    pub(crate) max_output: usize,
 }
 
 impl WasiView for PluginState {
