@@ -8,15 +8,16 @@ need=""
 for tool in swaks curl python3; do
     command -v "$tool" >/dev/null 2>&1 || need=1
 done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need=1
 perl -MAuthen::SASL -MIO::Socket::SSL -MDigest::HMAC_MD5 -e 1 >/dev/null 2>&1 || need=1
 if [ -n "$need" ]; then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "tests/setup.sh: run as root to install swaks, curl and python3 with apt-get" >&2
+        echo "tests/setup.sh: run as root to install swaks, curl, python3 and postgresql with apt-get" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
         swaks libauthen-sasl-perl libdigest-hmac-perl libio-socket-ssl-perl \
-        curl ca-certificates python3 >/dev/null
+        curl ca-certificates python3 postgresql >/dev/null
 fi

@@ -203,7 +203,10 @@ impl Services {
         })?;
         let mut portal = Portal::default();
         for spec in auth {
-            let plugin = runtime.load(checker_spec(spec)?)?;
+            let plugin = runtime.load(match spec {
+                AuthSpec::Sql { dsn, query } => sql_checker_spec(dsn, query.as_deref()).await?,
+                other => checker_spec(other)?,
+            })?;
             if plugin.kind() != PluginKind::Checker {
                 bail!(
                     "--auth wasm:{}: this is a {} plugin, not a checker",
@@ -302,6 +305,7 @@ fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> {
             builtin_spec("checker-memory", json!({ "users": users }))
         }
         AuthSpec::Anonymous => builtin_spec("checker-anonymous", json!({})),
+        AuthSpec::Sql { .. } => unreachable!("sql checkers are opened by sql_checker_spec"),
         AuthSpec::File { path, options } => {
             let (folder, file_name) = split_file(path)?;
             let mut config = options.clone();
@@ -324,6 +328,28 @@ fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> {
             config: config.clone(),
         }),
     }
+}
+
+/// The SQL checker, granted one query on the operator's database.
+async fn sql_checker_spec(dsn: &str, query: Option<&str>) -> anyhow::Result<PluginSpec> {
+    let default = if dsn.starts_with("sqlite:") {
+        crate::sql::DEFAULT_SQLITE_QUERY
+    } else {
+        crate::sql::DEFAULT_POSTGRES_QUERY
+    };
+    let queries = std::collections::BTreeMap::from([(
+        crate::sql::DEFAULT_QUERY_NAME.to_owned(),
+        query.unwrap_or(default).to_owned(),
+    )]);
+    let grant = crate::sql::SqlGrant::open(dsn, queries)
+        .await
+        .context("--auth sql")?;
+    let mut spec = builtin_spec(
+        "checker-sql",
+        json!({ "query": crate::sql::DEFAULT_QUERY_NAME }),
+    )?;
+    spec.sql = Some(Arc::new(grant));
+    Ok(spec)
 }
 
 /// The folder to grant and the file's name inside it.

@@ -21,6 +21,8 @@ pub enum AuthSpec {
     },
     /// `anonymous`
     Anonymous,
+    /// `sql:DSN[:query=SQL]`
+    Sql { dsn: String, query: Option<String> },
     /// `wasm:PATH[:grant=DIR[@GUEST]]...[:{JSON}]`
     Wasm {
         path: PathBuf,
@@ -37,6 +39,10 @@ pub const AUTH_TYPES: &[(&str, &str)] = &[
         "Location of a FilePasswordDB-formatted file, then options",
     ),
     ("anonymous", "No argstring required."),
+    (
+        "sql",
+        "A database (sqlite:PATH or postgresql://...), then :query=SQL",
+    ),
     (
         "wasm",
         "Path of a checker component (.wasm), then grants and JSON",
@@ -90,6 +96,20 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              not authenticate). The realm receives no avatar id.\n\
              Credential kinds: anonymous.\n"
         }
+        "sql" => {
+            "Usage: --auth sql:DSN[:query=SQL]\n\n\
+             Users from a SQL database. DSN is sqlite:PATH (a database file, opened\n\
+             read-only) or a PostgreSQL URL (postgresql://user:password@host/dbname).\n\
+             The checker runs sandboxed and never sees the connection: it may run only\n\
+             the one query granted here, with the user name as its parameter. The query\n\
+             returns (username, password) or (password); the password field may be plain\n\
+             or hashed as for the file type (portcullis password prints entries); NULL\n\
+             means a disabled account. Everything after ':query=' is the SQL.\n\n\
+             Default query: SELECT username, password FROM users WHERE username = ?\n\
+             ($1 instead of ? for PostgreSQL).\n\
+             Credential kinds: username-password.\n\n\
+             Example: --auth 'sql:postgresql://auth@127.0.0.1/mail:query=SELECT pw FROM accounts WHERE login = $1'\n"
+        }
         "wasm" => {
             "Usage: --auth wasm:PATH[:grant=DIR[@GUESTPATH]]...[:{JSON}]\n\n\
              A third-party checker component, built for wasm32-wasip2 against this host's\n\
@@ -112,6 +132,25 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
     })
 }
 
+fn parse_sql(rest: &str) -> Result<AuthSpec, String> {
+    let (dsn, query) = match rest.split_once(":query=") {
+        Some((dsn, query)) if !query.trim().is_empty() => (dsn, Some(query.trim().to_owned())),
+        Some(_) => return Err("sql: the query after ':query=' is empty".into()),
+        None => (rest, None),
+    };
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if !known.iter().any(|p| dsn.starts_with(p)) || known.contains(&dsn) {
+        return Err(format!(
+            "sql: {dsn:?} is not a database; write sql:sqlite:PATH or \
+             sql:postgresql://user@host/dbname (see --help-auth-type sql)"
+        ));
+    }
+    Ok(AuthSpec::Sql {
+        dsn: dsn.to_owned(),
+        query,
+    })
+}
+
 impl FromStr for AuthSpec {
     type Err = String;
 
@@ -128,6 +167,7 @@ impl FromStr for AuthSpec {
                 Some(_) => Err("anonymous takes no arguments: write --auth anonymous".into()),
             },
             "wasm" => parse_wasm(rest.unwrap_or("")),
+            "sql" => parse_sql(rest.unwrap_or("")),
             other => Err(format!(
                 "unknown auth type '{other}'; known types: {} (see --help-auth)",
                 AUTH_TYPES
@@ -344,6 +384,35 @@ mod tests {
         assert!(err("wasm:").contains("needs the path"));
         assert!(err("wasm:c.wasm:{nope").contains("JSON"));
         assert!(err("wasm:c.wasm:what").contains("grant="));
+    }
+
+    #[test]
+    fn sql() {
+        let sql = |dsn: &str, query: Option<&str>| AuthSpec::Sql {
+            dsn: dsn.into(),
+            query: query.map(Into::into),
+        };
+        assert_eq!(
+            ok("sql:sqlite:/srv/users.db"),
+            sql("sqlite:/srv/users.db", None)
+        );
+        assert_eq!(
+            ok(
+                "sql:postgresql://auth@127.0.0.1:5432/mail:query=SELECT pw::text FROM u WHERE n = $1"
+            ),
+            sql(
+                "postgresql://auth@127.0.0.1:5432/mail",
+                Some("SELECT pw::text FROM u WHERE n = $1")
+            )
+        );
+        for bad in [
+            "sql:",
+            "sql:mysql://x",
+            "sql:sqlite:",
+            "sql:sqlite:/x.db:query=",
+        ] {
+            assert!(bad.parse::<AuthSpec>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -157,6 +157,37 @@ pub fn secret_to_wit(secret: &StoredSecret) -> wit::StoredSecret {
     }
 }
 
+pub(super) fn sql_value_from_wit(value: wit_sql::Value) -> crate::sql::Value {
+    use crate::sql::Value;
+    match value {
+        wit_sql::Value::Null => Value::Null,
+        wit_sql::Value::Integer(i) => Value::Integer(i),
+        wit_sql::Value::Real(r) => Value::Real(r),
+        wit_sql::Value::Text(t) => Value::Text(t),
+        wit_sql::Value::Blob(b) => Value::Blob(b),
+    }
+}
+
+pub(super) fn sql_value_to_wit(value: crate::sql::Value) -> wit_sql::Value {
+    use crate::sql::Value;
+    match value {
+        Value::Null => wit_sql::Value::Null,
+        Value::Integer(i) => wit_sql::Value::Integer(i),
+        Value::Real(r) => wit_sql::Value::Real(r),
+        Value::Text(t) => wit_sql::Value::Text(t),
+        Value::Blob(b) => wit_sql::Value::Blob(b),
+    }
+}
+
+pub(super) fn sql_error_to_wit(error: crate::sql::QueryError) -> wit_sql::QueryError {
+    use crate::sql::QueryError;
+    match error {
+        QueryError::UnknownQuery(t) => wit_sql::QueryError::UnknownQuery(t),
+        QueryError::BadParameters(t) => wit_sql::QueryError::BadParameters(t),
+        QueryError::Unavailable(t) => wit_sql::QueryError::Unavailable(t),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,36 +233,5 @@ mod tests {
         for c in all {
             assert_eq!(credentials_from_wit(credentials_to_wit(&c)), c);
         }
-    }
-}
-
-pub(super) fn sql_value_from_wit(value: wit_sql::Value) -> crate::sql::Value {
-    use crate::sql::Value;
-    match value {
-        wit_sql::Value::Null => Value::Null,
-        wit_sql::Value::Integer(i) => Value::Integer(i),
-        wit_sql::Value::Real(r) => Value::Real(r),
-        wit_sql::Value::Text(t) => Value::Text(t),
-        wit_sql::Value::Blob(b) => Value::Blob(b),
-    }
-}
-
-pub(super) fn sql_value_to_wit(value: crate::sql::Value) -> wit_sql::Value {
-    use crate::sql::Value;
-    match value {
-        Value::Null => wit_sql::Value::Null,
-        Value::Integer(i) => wit_sql::Value::Integer(i),
-        Value::Real(r) => wit_sql::Value::Real(r),
-        Value::Text(t) => wit_sql::Value::Text(t),
-        Value::Blob(b) => wit_sql::Value::Blob(b),
-    }
-}
-
-pub(super) fn sql_error_to_wit(error: crate::sql::QueryError) -> wit_sql::QueryError {
-    use crate::sql::QueryError;
-    match error {
-        QueryError::UnknownQuery(t) => wit_sql::QueryError::UnknownQuery(t),
-        QueryError::BadParameters(t) => wit_sql::QueryError::BadParameters(t),
-        QueryError::Unavailable(t) => wit_sql::QueryError::Unavailable(t),
     }
 }

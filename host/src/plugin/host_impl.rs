@@ -113,20 +113,6 @@ impl PluginState {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sanitize;
-
-    #[test]
-    fn sanitize_folds_control_characters_and_bounds_length() {
-        assert_eq!(sanitize("a\nb\r\tc"), "a b  c");
-        let long = "é".repeat(1000);
-        let out = sanitize(&long);
-        assert!(out.len() <= super::LOG_LINE_MAX + '…'.len_utf8());
-        assert!(out.ends_with('…'));
-    }
-}
-
 impl sql::Host for PluginState {
     async fn query(
         &mut self,
@@ -153,5 +139,19 @@ impl sql::Host for PluginState {
                     .collect()
             })
             .map_err(convert::sql_error_to_wit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn sanitize_folds_control_characters_and_bounds_length() {
+        assert_eq!(sanitize("a\nb\r\tc"), "a b  c");
+        let long = "é".repeat(1000);
+        let out = sanitize(&long);
+        assert!(out.len() <= super::LOG_LINE_MAX + '…'.len_utf8());
+        assert!(out.ends_with('…'));
     }
 }

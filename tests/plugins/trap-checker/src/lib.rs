@@ -4,16 +4,19 @@
 //!
 //! The user name picks the behaviour: `ok` is accepted, `deny` is denied,
 //! `garbage` is "accepted" with an empty avatar id, `loop` spins forever,
-//! `alloc` allocates 1 MiB chunks without bound, anything else panics,
-//! which traps in wasm.
+//! `alloc` allocates 1 MiB chunks without bound; `read:PATH` tries to read
+//! a file and `sql:NAME` to run a SQL query it may not have been granted
+//! (accepted only if that works, so a test can assert it does not);
+//! anything else panics, which traps in wasm.
 //! `lookup-secret` always panics; other credential kinds are `unsupported`.
 
 use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
+use portcullis::auth::sql;
 use portcullis::auth::types::{CredentialKind, Credentials, Denial};
 
 wit_bindgen::generate!({
     path: "../../../wit",
-    world: "checker-plugin",
+    world: "sql-checker-plugin",
 });
 
 struct Trap;
@@ -27,6 +30,18 @@ impl Guest for Trap {
         let Credentials::UsernamePassword(up) = credentials else {
             return Verdict::Denied(Denial::Unsupported);
         };
+        if let Some(path) = up.username.strip_prefix("read:") {
+            return match std::fs::read(path) {
+                Ok(bytes) => Verdict::Accepted(format!("read {} bytes", bytes.len())),
+                Err(e) => Verdict::Denied(Denial::Other(format!("cannot read {path}: {e}"))),
+            };
+        }
+        if let Some(name) = up.username.strip_prefix("sql:") {
+            return match sql::query(name, &[sql::Value::Text("x".into())]) {
+                Ok(rows) => Verdict::Accepted(format!("{} rows", rows.len())),
+                Err(e) => Verdict::Denied(Denial::Other(format!("query {name}: {e:?}"))),
+            };
+        }
         match up.username.as_str() {
             "ok" => Verdict::Accepted("ok".into()),
             "deny" => Verdict::Denied(Denial::BadCredentials),

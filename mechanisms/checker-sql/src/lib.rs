@@ -1,0 +1,179 @@
+//! Users from a SQL database, as a portcullis checker plugin (the DB-backed
+//! checker of seeds/001); what `--auth sql:DSN` loads.
+//!
+//! The plugin never sees a connection or SQL text: the operator grants it
+//! named, parameterised queries, and it can run only those, through the
+//! host's `sql` import. It runs the query named in its configuration with
+//! one parameter, the user name, and expects rows of
+//! `(username, password)` (the stored user name, then the password field)
+//! or just `(password)`.
+//!
+//! Configuration (JSON, defaults shown): `{"query": "credentials"}`.
+//!
+//! Password fields are those of the file checker (its `hash` module is
+//! compiled here too): plain text compared in constant time, or Argon2,
+//! bcrypt, SHA-512-crypt, SHA-256-crypt recognised by prefix. A NULL
+//! password is a disabled account. Several rows for one name: the first
+//! wins. An authzid must name the user itself. A database failure or an
+//! unusable field makes the answer `unavailable`.
+
+#[path = "../../checker-file/src/hash.rs"]
+mod hash;
+
+use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
+use portcullis::auth::sql::{self, QueryError, Value};
+use portcullis::auth::types::{CredentialKind, Credentials, Denial};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "sql-checker-plugin",
+});
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default = "default_query")]
+    query: String,
+}
+
+fn default_query() -> String {
+    "credentials".into()
+}
+
+/// One row of the credentials query.
+#[derive(Debug, PartialEq)]
+struct Entry {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// Reads the first row: `(username, password)` or `(password)`.
+fn entry_from_rows(rows: &[Vec<Value>]) -> Result<Option<Entry>, String> {
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let text = |v: &Value| match v {
+        Value::Text(t) => Ok(Some(t.clone())),
+        Value::Null => Ok(None),
+        _ => Err("the credentials query must return text columns".to_owned()),
+    };
+    match row.as_slice() {
+        [password] => Ok(Some(Entry {
+            username: None,
+            password: text(password)?,
+        })),
+        [username, password, ..] => Ok(Some(Entry {
+            username: text(username)?,
+            password: text(password)?,
+        })),
+        [] => Err("the credentials query returned no columns".into()),
+    }
+}
+
+/// The verdict for `password` against what the database holds.
+fn verify(entry: Option<Entry>, username: &str, authzid: Option<&str>, password: &str) -> Verdict {
+    let Some(entry) = entry else {
+        hash::burn(password, None);
+        return Verdict::Denied(Denial::UnknownUser);
+    };
+    let Some(stored) = entry.password else {
+        hash::burn(password, None);
+        return Verdict::Denied(Denial::AccountDisabled);
+    };
+    let name = entry.username.unwrap_or_else(|| username.to_owned());
+    match hash::verify(password, &stored) {
+        Err(e) => Verdict::Unavailable(format!("password entry for {name} is unusable: {e}")),
+        Ok(false) => Verdict::Denied(Denial::BadCredentials),
+        Ok(true) => match authzid {
+            Some(z) if z != name && z != username => Verdict::Denied(Denial::NotAuthorized),
+            _ => Verdict::Accepted(name),
+        },
+    }
+}
+
+struct SqlChecker;
+
+impl Guest for SqlChecker {
+    fn credential_kinds() -> Vec<CredentialKind> {
+        vec![CredentialKind::UsernamePassword]
+    }
+
+    fn check(credentials: Credentials) -> Verdict {
+        let Credentials::UsernamePassword(up) = credentials else {
+            return Verdict::Denied(Denial::Unsupported);
+        };
+        let config: Config = match serde_json::from_str(&portcullis::auth::host::config()) {
+            Ok(c) => c,
+            Err(e) => return Verdict::Unavailable(format!("bad configuration: {e}")),
+        };
+        let rows = match sql::query(&config.query, &[Value::Text(up.username.clone())]) {
+            Ok(rows) => rows,
+            Err(QueryError::UnknownQuery(t)) => {
+                return Verdict::Unavailable(format!("query {}: {t}", config.query));
+            }
+            Err(QueryError::BadParameters(t) | QueryError::Unavailable(t)) => {
+                return Verdict::Unavailable(format!("query {}: {t}", config.query));
+            }
+        };
+        match entry_from_rows(&rows) {
+            Ok(entry) => verify(entry, &up.username, up.authzid.as_deref(), &up.password),
+            Err(e) => Verdict::Unavailable(e),
+        }
+    }
+
+    fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
+        SecretAnswer::Denied(Denial::Unsupported)
+    }
+}
+
+export!(SqlChecker);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn show(v: Verdict) -> String {
+        match v {
+            Verdict::Accepted(id) => format!("ok {id}"),
+            Verdict::Denied(d) => format!("denied {d:?}"),
+            Verdict::Unavailable(t) => format!("unavailable {t}"),
+        }
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn rows_and_verdicts() {
+        let two = vec![vec![text("Alice"), text("wonderland")]];
+        let one = vec![vec![text("wonderland")]];
+        let disabled = vec![vec![text("alice"), Value::Null]];
+        type Case = (
+            Vec<Vec<Value>>,
+            Option<&'static str>,
+            &'static str,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
+            (two.clone(), None, "wonderland", "ok Alice"),
+            (two.clone(), None, "nope", "denied Denial::BadCredentials"),
+            (two.clone(), Some("Alice"), "wonderland", "ok Alice"),
+            (
+                two.clone(),
+                Some("bob"),
+                "wonderland",
+                "denied Denial::NotAuthorized",
+            ),
+            (one, None, "wonderland", "ok alice"),
+            (vec![], None, "x", "denied Denial::UnknownUser"),
+            (disabled, None, "x", "denied Denial::AccountDisabled"),
+        ];
+        for (rows, authzid, password, want) in cases {
+            let entry = entry_from_rows(&rows).unwrap();
+            assert_eq!(show(verify(entry, "alice", authzid, password)), want);
+        }
+        assert!(entry_from_rows(&[vec![Value::Integer(1), text("x")]]).is_err());
+        assert!(entry_from_rows(&[vec![]]).is_err());
+    }
+}
