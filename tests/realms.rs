@@ -88,3 +88,103 @@ async fn echo_realm_offers_no_delivery_and_console_no_echo() {
         .unwrap();
     assert_eq!(denied.err(), Some(Denial::Unsupported));
 }
+
+fn maildir_portal(spool: &std::path::Path, writable: bool, config: &str) -> Arc<Portal> {
+    let runtime = Runtime::new(&RuntimeConfig::default()).unwrap();
+    let mut spec = PluginSpec::from_file(&common::guest_wasm("realm-maildir")).unwrap();
+    spec.config = config.into();
+    spec.grants.push(portcullis::plugin::Grant {
+        host_path: spool.to_path_buf(),
+        guest_path: "/spool".into(),
+        writable,
+    });
+    let mut portal = Portal::default();
+    portal.register_realm(
+        AvatarInterface::MessageDelivery,
+        runtime.load(spec).unwrap(),
+    );
+    Arc::new(portal)
+}
+
+fn info_for(recipients: &[&str]) -> ReceivedInfo {
+    ReceivedInfo {
+        helo: "client".into(),
+        peer_ip: "127.0.0.1".into(),
+        server_name: "localhost".into(),
+        with_protocol: "ESMTPA".into(),
+        authenticated_id: Some("guest".into()),
+        id: "msg-2".into(),
+        sender: "a@example.com".into(),
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        date: "Mon, 23 Nov 2026 00:00:00 +0000".into(),
+    }
+}
+
+#[tokio::test]
+async fn maildir_realm_delivers_through_tmp_into_new() {
+    let spool = tempfile::tempdir().unwrap();
+    let config = r#"{"spool": "/spool", "domains": ["example.com"]}"#;
+    let portal = maildir_portal(spool.path(), true, config);
+    let mut avatar = portal
+        .request_avatar(Some("guest"), AvatarInterface::MessageDelivery, &mind())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        avatar.validate_to("Alice@example.com").await.unwrap(),
+        Ok(())
+    );
+    for refused in ["bob@other.org", "../etc@example.com", ".x@example.com"] {
+        let r = avatar.validate_to(refused).await.unwrap().unwrap_err();
+        assert!(r.permanent, "{refused}");
+    }
+    let message = b"Received: x\r\nSubject: hi\r\n\r\nbody\r\n";
+    let info = info_for(&["alice@example.com", "bob@example.com", "ALICE@example.com"]);
+    assert_eq!(avatar.deliver(&info, message).await.unwrap(), Ok(()));
+    for user in ["alice", "bob"] {
+        let dir = spool.path().join(user);
+        let new: Vec<_> = std::fs::read_dir(dir.join("new")).unwrap().collect();
+        assert_eq!(new.len(), 1, "{user}: one copy, duplicates merged");
+        let path = new[0].as_ref().unwrap().path();
+        assert_eq!(std::fs::read(path).unwrap(), message);
+        assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+    }
+    avatar.logout().await;
+
+    // With "create": false only existing mailboxes are recipients.
+    let portal = maildir_portal(spool.path(), true, r#"{"create": false}"#);
+    let mut avatar = portal
+        .request_avatar(None, AvatarInterface::MessageDelivery, &mind())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        avatar.validate_to("bob@anywhere.org").await.unwrap(),
+        Ok(())
+    );
+    assert!(
+        avatar
+            .validate_to("carol@anywhere.org")
+            .await
+            .unwrap()
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn maildir_realm_on_a_read_only_grant_fails_temporarily() {
+    let spool = tempfile::tempdir().unwrap();
+    let portal = maildir_portal(spool.path(), false, "{}");
+    let mut avatar = portal
+        .request_avatar(Some("guest"), AvatarInterface::MessageDelivery, &mind())
+        .await
+        .unwrap()
+        .unwrap();
+    let refused = avatar
+        .deliver(&info_for(&["guest@localhost"]), b"x\r\n")
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(!refused.permanent);
+    assert!(std::fs::read_dir(spool.path()).unwrap().next().is_none());
+}

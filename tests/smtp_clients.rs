@@ -221,3 +221,48 @@ fn curl_plain_and_login_with_and_without_starttls() {
     let output = curl(&server, "PLAIN", "wrong", true, &body);
     assert_eq!(output.status.code(), Some(67), "{}", describe(&output));
 }
+
+/// The "done": swaks over STARTTLS delivers into the maildir
+/// realm's folder; a wrong password gets 535 and stores nothing.
+#[test]
+fn swaks_over_starttls_delivers_into_the_maildir() {
+    let spool = tempfile::tempdir().unwrap();
+    let spool_arg = spool.path().to_str().unwrap();
+    let server = Server::start(&["--auth-failure-delay", "0s", "--maildir", spool_arg]);
+    let port = format!("127.0.0.1:{}", server.smtp.port());
+    let swaks = |password: &str| {
+        tool("swaks")
+            .args(["--server", &port, "--auth", "PLAIN", "--auth-user", "guest"])
+            .args(["--auth-password", password, "-tls"])
+            .args(["--from", "a@example.com", "--to", "guest@localhost"])
+            .args([
+                "--header",
+                "Subject: into the maildir",
+                "--body",
+                "stored safely",
+            ])
+            .output()
+            .unwrap()
+    };
+    let output = swaks("password");
+    assert!(output.status.success(), "{}", describe(&output));
+    let new = spool.path().join("guest/new");
+    let files: Vec<_> = std::fs::read_dir(&new).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let message = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+    assert!(message.starts_with("Received: from "), "{message}");
+    assert!(message.contains("with ESMTPSA id"), "{message}");
+    assert!(message.contains("(authenticated as guest)"), "{message}");
+    assert!(message.contains("Subject: into the maildir"), "{message}");
+    assert!(message.contains("stored safely"), "{message}");
+    assert_eq!(
+        std::fs::read_dir(spool.path().join("guest/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    let output = swaks("wrong");
+    assert_eq!(output.status.code(), Some(28), "{}", describe(&output));
+    assert_eq!(std::fs::read_dir(&new).unwrap().count(), 1);
+}

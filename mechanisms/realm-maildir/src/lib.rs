@@ -1,0 +1,166 @@
+//! Maildir delivery as a portcullis realm plugin; what `--maildir DIR`
+//! loads. Each accepted message is written into the Maildir of every
+//! recipient under a spool folder the operator grants read-write:
+//! `SPOOL/USER/{tmp,new,cur}`, USER being the recipient's local part in
+//! lower case.
+//!
+//! Configuration (JSON, defaults shown):
+//!
+//! ```json
+//! {"spool": "/spool", "domains": null, "create": true, "hostname": "portcullis"}
+//! ```
+//!
+//! - `spool`: the guest path of the granted folder.
+//! - `domains`: recipient domains accepted (ASCII case-insensitive); `null`
+//!   accepts any.
+//! - `create`: create a user's Maildir on first delivery; with `false` only
+//!   users whose folder exists are valid recipients.
+//! - `hostname`: the host part of the unique file names.
+//!
+//! Recipients are checked at RCPT time: a local part must be a safe folder
+//! name (`a-z 0-9 . _ + -`, not starting with a dot, at most 64 bytes).
+//! Delivery follows the Maildir rules: the message is written to `tmp/`,
+//! synced, then renamed into `new/` under a unique name; the `new/` folder
+//! is synced after the renames where WASI allows it. All recipients' `tmp/`
+//! files are written before any is moved, and a failure removes them, so a
+//! temporary failure (the client retries) never leaves half a delivery.
+//! No echo avatar.
+
+mod address;
+mod maildir;
+
+use std::path::PathBuf;
+
+use exports::portcullis::auth::realm::{
+    Avatar, AvatarInterface, DeliveryAvatar, EchoReply, Guest, GuestDeliveryAvatar,
+    GuestEchoAvatar, Mind, ReceivedInfo, Rejection,
+};
+use portcullis::auth::types::{Denial, LogLevel};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "realm-plugin",
+});
+
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default = "default_spool")]
+    spool: PathBuf,
+    #[serde(default)]
+    domains: Option<Vec<String>>,
+    #[serde(default = "default_true")]
+    create: bool,
+    #[serde(default = "default_hostname")]
+    hostname: String,
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from("/spool")
+}
+fn default_true() -> bool {
+    true
+}
+fn default_hostname() -> String {
+    "portcullis".into()
+}
+
+struct Mailbox {
+    config: Config,
+}
+
+fn refuse(permanent: bool, text: impl Into<String>) -> Rejection {
+    Rejection {
+        permanent,
+        text: text.into(),
+    }
+}
+
+impl GuestDeliveryAvatar for Mailbox {
+    fn validate_from(&self, _helo: String, _sender: String) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    fn validate_to(&self, recipient: String) -> Result<(), Rejection> {
+        let user = address::mailbox_user(&recipient, self.config.domains.as_deref())
+            .map_err(|why| refuse(true, why))?;
+        if !self.config.create && !self.config.spool.join(&user).is_dir() {
+            return Err(refuse(true, format!("No mailbox here for {user}")));
+        }
+        Ok(())
+    }
+
+    fn received_header(&self, _info: ReceivedInfo) -> Option<String> {
+        None
+    }
+
+    fn deliver(&self, info: ReceivedInfo, message: Vec<u8>) -> Result<(), Rejection> {
+        let mut users = Vec::new();
+        for recipient in &info.recipients {
+            let user = address::mailbox_user(recipient, self.config.domains.as_deref())
+                .map_err(|why| refuse(true, why))?;
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        let spool = maildir::Spool {
+            root: self.config.spool.clone(),
+            hostname: self.config.hostname.clone(),
+        };
+        match spool.deliver(&users, &message, unique_part) {
+            Ok(names) => {
+                let text = format!("message {} stored as {}", info.id, names.join(", "));
+                portcullis::auth::host::log(LogLevel::Debug, &text);
+                Ok(())
+            }
+            Err(e) => {
+                let text = format!("message {} not stored: {e}", info.id);
+                portcullis::auth::host::log(LogLevel::Warn, &text);
+                Err(refuse(false, "Mailbox temporarily unavailable"))
+            }
+        }
+    }
+}
+
+/// Random hex for unique names (WASI's random source).
+fn unique_part() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Uniqueness then rests on the time and the counter.
+        return "0".into();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// This realm has no echo avatar: the type has no values.
+enum NoEcho {}
+
+impl GuestEchoAvatar for NoEcho {
+    fn line(&self, _line: String) -> EchoReply {
+        match *self {}
+    }
+}
+
+struct Realm;
+
+impl Guest for Realm {
+    type EchoAvatar = NoEcho;
+    type DeliveryAvatar = Mailbox;
+
+    fn request_avatar(
+        _avatar_id: Option<String>,
+        interface: AvatarInterface,
+        _mind: Mind,
+    ) -> Result<Avatar, Denial> {
+        if interface == AvatarInterface::Echo {
+            return Err(Denial::Unsupported);
+        }
+        let config: Config = serde_json::from_str(&portcullis::auth::host::config())
+            .map_err(|e| Denial::Other(format!("bad configuration: {e}")))?;
+        Ok(Avatar::MessageDelivery(DeliveryAvatar::new(Mailbox {
+            config,
+        })))
+    }
+}
+
+export!(Realm);
