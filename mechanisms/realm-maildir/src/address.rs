@@ -35,7 +35,8 @@ mod tests {
     #[test]
     fn recipients() {
         let only = vec!["example.com".to_owned()];
-        let cases: &[(&str, Option<&[String]>, Result<&str, ()>)] = &[
+        type Case<'a> = (&'a str, Option<&'a [String]>, Result<&'a str, ()>);
+        let cases: &[Case] = &[
             ("Guest@localhost", None, Ok("guest")),
             ("a.b+tag@example.com", Some(&only), Ok("a.b+tag")),
             ("x@EXAMPLE.com", Some(&only), Ok("x")),
