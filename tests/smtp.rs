@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, SmtpReply, b64};
+use common::{Client, Server, SmtpReply, TlsClient, b64};
 
 const DEFAULT: &[&str] = &["--auth-failure-delay", "0s"];
 
@@ -425,65 +423,4 @@ fn shutdown_says_421_to_every_session() {
         Some("Error: the server is shutting down, goodbye.")
     );
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
-}
-
-/// A line client over TLS, trusting the server's generated certificate.
-struct TlsClient {
-    stream: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
-}
-
-impl TlsClient {
-    fn upgrade(client: Client, cert: &std::path::Path) -> TlsClient {
-        TlsClient::connect(client.into_stream(), cert)
-    }
-
-    fn connect(tcp: TcpStream, cert: &std::path::Path) -> TlsClient {
-        use rustls::pki_types::pem::PemObject;
-        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = "127.0.0.1".try_into().unwrap();
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-        TlsClient {
-            stream: BufReader::new(rustls::StreamOwned::new(conn, tcp)),
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stream = self.stream.get_mut();
-        stream.write_all(line.as_bytes()).unwrap();
-        stream.write_all(b"\r\n").unwrap();
-        stream.flush().unwrap();
-    }
-
-    fn reply(&mut self) -> SmtpReply {
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(self.stream.read_line(&mut line).unwrap() > 0, "closed");
-            let line = line.trim_end().to_owned();
-            let last = line.as_bytes().get(3) != Some(&b'-');
-            lines.push(line);
-            if last {
-                break;
-            }
-        }
-        SmtpReply {
-            code: lines[0][..3].parse().unwrap(),
-            lines,
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> SmtpReply {
-        self.send(line);
-        self.reply()
-    }
 }

@@ -40,13 +40,16 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
     }
     let services = Services::build(&args, &auth).await?;
     let (generated_cert, tls) = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => (None, Tls::from_files(cert, key)?),
+        (Some(cert), Some(key)) => (
+            None,
+            Tls::from_files(cert, key, args.tls_client_ca.as_deref())?,
+        ),
         _ => {
             let out = args
                 .tls_cert_out
                 .clone()
                 .unwrap_or_else(tls::default_cert_path);
-            let tls = Tls::self_signed(&args.server_name, &out)?;
+            let tls = Tls::self_signed(&args.server_name, &out, args.tls_client_ca.as_deref())?;
             (Some(out), tls)
         }
     };
@@ -305,6 +308,8 @@ fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> {
             builtin_spec("checker-memory", json!({ "users": users }))
         }
         AuthSpec::Anonymous => builtin_spec("checker-anonymous", json!({})),
+        AuthSpec::External(ids) if ids.is_empty() => builtin_spec("checker-external", json!({})),
+        AuthSpec::External(ids) => builtin_spec("checker-external", json!({ "allow": ids })),
         AuthSpec::Sql { .. } => unreachable!("sql checkers are opened by sql_checker_spec"),
         AuthSpec::File { path, options } => {
             let (folder, file_name) = split_file(path)?;

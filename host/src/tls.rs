@@ -21,7 +21,9 @@ pub struct Tls {
 
 impl Tls {
     /// Loads a certificate chain and its private key from PEM files.
-    pub fn from_files(cert: &Path, key: &Path) -> anyhow::Result<Tls> {
+    /// With `client_ca`, clients may present a certificate issued by it
+    /// (for SASL EXTERNAL); clients without one are still served.
+    pub fn from_files(cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow::Result<Tls> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
             .with_context(|| format!("--tls-cert {}: cannot read", cert.display()))?
             .collect::<Result<_, _>>()
@@ -38,8 +40,8 @@ impl Tls {
                 key.display()
             )
         })?;
-        let config =
-            server_config(chain, key).context("the TLS certificate and key do not go together")?;
+        let config = server_config(chain, key, client_ca)
+            .context("the TLS certificate and key do not go together")?;
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             source: format!("certificate from {}", cert.display()),
@@ -49,7 +51,11 @@ impl Tls {
     /// Generates a self-signed certificate for `server_name`, 127.0.0.1 and
     /// ::1, and writes it (not the key) to `cert_out` so clients can trust
     /// it.
-    pub fn self_signed(server_name: &str, cert_out: &Path) -> anyhow::Result<Tls> {
+    pub fn self_signed(
+        server_name: &str,
+        cert_out: &Path,
+        client_ca: Option<&Path>,
+    ) -> anyhow::Result<Tls> {
         let names = vec![
             server_name.to_owned(),
             "127.0.0.1".to_owned(),
@@ -61,7 +67,7 @@ impl Tls {
             .with_context(|| format!("cannot write the certificate to {}", cert_out.display()))?;
         let key = PrivateKeyDer::try_from(signing_key.serialize_der())
             .map_err(|e| anyhow::anyhow!("generated key: {e}"))?;
-        let config = server_config(vec![cert.der().clone()], key)?;
+        let config = server_config(vec![cert.der().clone()], key, client_ca)?;
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             source: format!(
@@ -80,11 +86,55 @@ pub fn default_cert_path() -> PathBuf {
 fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    client_ca: Option<&Path>,
 ) -> anyhow::Result<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let config = match client_ca {
+        None => builder.with_no_client_auth().with_single_cert(chain, key)?,
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("--tls-client-ca {}: cannot read", path.display()))?
+            {
+                let cert = cert.with_context(|| {
+                    format!("--tls-client-ca {}: not a PEM certificate", path.display())
+                })?;
+                roots.add(cert).with_context(|| {
+                    format!("--tls-client-ca {}: unusable certificate", path.display())
+                })?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .allow_unauthenticated()
+                    .build()?;
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)?
+        }
+    };
     Ok(config)
+}
+
+/// The identity a verified client certificate establishes, for SASL
+/// EXTERNAL: the subject's common name, or else its first e-mail address
+/// (subjectAltName rfc822Name).
+pub fn peer_identity(conn: &rustls::ServerConnection) -> Option<String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let leaf = conn.peer_certificates()?.first()?;
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref()).ok()?;
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    common_name.or_else(|| {
+        let san = cert.subject_alternative_name().ok()??;
+        san.value.general_names.iter().find_map(|name| match name {
+            GeneralName::RFC822Name(email) => Some((*email).to_owned()),
+            _ => None,
+        })
+    })
 }

@@ -372,3 +372,94 @@ pub const LOGIN_OK: &str = "Login successful, please proceed.";
 pub const LOGIN_DENIED: &str = "Login denied, goodbye.";
 pub const TEMPORARY: &str =
     "Authentication is temporarily unavailable, please try again later. Goodbye.";
+
+/// A line client over TLS, trusting the server's generated certificate.
+pub struct TlsClient {
+    stream: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
+}
+
+impl TlsClient {
+    pub fn upgrade(client: Client, cert: &std::path::Path) -> TlsClient {
+        TlsClient::connect(client.into_stream(), cert)
+    }
+
+    pub fn connect(tcp: TcpStream, cert: &std::path::Path) -> TlsClient {
+        TlsClient::connect_as(tcp, cert, None)
+    }
+
+    /// Connects presenting a client certificate chain and key (DER).
+    pub fn connect_as(
+        tcp: TcpStream,
+        cert: &std::path::Path,
+        identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+    ) -> TlsClient {
+        use rustls::pki_types::pem::PemObject;
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match identity {
+            None => config.with_no_client_auth(),
+            Some((chain, key)) => config
+                .with_client_auth_cert(
+                    chain.into_iter().map(Into::into).collect(),
+                    rustls::pki_types::PrivateKeyDer::try_from(key).unwrap(),
+                )
+                .unwrap(),
+        };
+        let name = "127.0.0.1".try_into().unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        TlsClient {
+            stream: BufReader::new(rustls::StreamOwned::new(conn, tcp)),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stream = self.stream.get_mut();
+        stream.write_all(line.as_bytes()).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+        stream.flush().unwrap();
+    }
+
+    pub fn reply(&mut self) -> SmtpReply {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.stream.read_line(&mut line).unwrap() > 0, "closed");
+            let line = line.trim_end().to_owned();
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        SmtpReply {
+            code: lines[0][..3].parse().unwrap(),
+            lines,
+        }
+    }
+
+    pub fn cmd(&mut self, line: &str) -> SmtpReply {
+        self.send(line);
+        self.reply()
+    }
+
+    /// Sends a line and reads one back, reporting failures (a refused
+    /// handshake) instead of panicking.
+    pub fn try_line(&mut self, line: &str) -> std::io::Result<String> {
+        let stream = self.stream.get_mut();
+        stream.write_all(format!("{line}\r\n").as_bytes())?;
+        stream.flush()?;
+        let mut reply = String::new();
+        match self.stream.read_line(&mut reply)? {
+            0 => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => Ok(reply),
+        }
+    }
+}

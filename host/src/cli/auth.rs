@@ -21,6 +21,8 @@ pub enum AuthSpec {
     },
     /// `anonymous`
     Anonymous,
+    /// `external[:ID:ID...]`
+    External(Vec<String>),
     /// `sql:DSN[:query=SQL]`
     Sql { dsn: String, query: Option<String> },
     /// `wasm:PATH[:grant=DIR[@GUEST]]...[:{JSON}]`
@@ -39,6 +41,10 @@ pub const AUTH_TYPES: &[(&str, &str)] = &[
         "Location of a FilePasswordDB-formatted file, then options",
     ),
     ("anonymous", "No argstring required."),
+    (
+        "external",
+        "Identities allowed from TLS client certificates (ID:ID:...)",
+    ),
     (
         "sql",
         "A database (sqlite:PATH or postgresql://...), then :query=SQL",
@@ -95,6 +101,15 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              Allows anonymous logins (the ANONYMOUS SASL mechanism; SMTP sessions that do\n\
              not authenticate). The realm receives no avatar id.\n\
              Credential kinds: anonymous.\n"
+        }
+        "external" => {
+            "Usage: --auth external[:ID[:ID...]]\n\n\
+             Logins with SASL EXTERNAL: the identity is the subject CN (or e-mail) of\n\
+             the client's TLS certificate, verified against --tls-client-ca. Without IDs\n\
+             every verified identity may log in; with them, only those. The avatar id is\n\
+             the identity.\n\
+             Credential kinds: external.\n\n\
+             Example: --tls-client-ca clients-ca.pem --auth external:alice:bob\n"
         }
         "sql" => {
             "Usage: --auth sql:DSN[:query=SQL]\n\n\
@@ -168,6 +183,15 @@ impl FromStr for AuthSpec {
             },
             "wasm" => parse_wasm(rest.unwrap_or("")),
             "sql" => parse_sql(rest.unwrap_or("")),
+            "external" => {
+                let ids: Vec<String> = rest
+                    .unwrap_or("")
+                    .split(':')
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                Ok(AuthSpec::External(ids))
+            }
             other => Err(format!(
                 "unknown auth type '{other}'; known types: {} (see --help-auth)",
                 AUTH_TYPES

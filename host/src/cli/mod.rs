@@ -53,6 +53,12 @@ pub struct Args {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Ask TLS clients for a certificate issued by these CAs (PEM); a
+    /// verified one's subject CN (or e-mail) is the SASL EXTERNAL identity.
+    /// Clients without a certificate are still served.
+    #[arg(long, value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Where to write the generated self-signed certificate, for clients
     /// to trust (default: a file in the temporary folder, printed at
     /// start-up).

@@ -78,7 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         let channel = ChannelInfo {
             server_name: config.server_name.clone(),
             secure: session.secure,
-            external_identity: None,
+            external_identity: session.external_identity.clone(),
             peer: self.peer.to_string(),
         };
         let mut auth = match Authenticator::new(mechanism, config.portal.clone(), channel).await {

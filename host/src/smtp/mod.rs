@@ -45,6 +45,7 @@ where
     if implicit_tls {
         let stream = handshake(&config, stream).await?;
         let mut session = Session::new(true);
+        session.external_identity = crate::tls::peer_identity(stream.get_ref().1);
         Connection::run(stream, &mut session, config, peer, shutdown, deadline, true).await?;
         return Ok(());
     }
@@ -68,6 +69,7 @@ where
     let failures = session.auth_failures;
     let mut session = Session::new(true);
     session.auth_failures = failures;
+    session.external_identity = crate::tls::peer_identity(stream.get_ref().1);
     Connection::run(
         stream,
         &mut session,

@@ -132,6 +132,8 @@ pub(super) struct DataState {
 /// What the client has established on this connection.
 pub(super) struct Session {
     pub secure: bool,
+    /// Who the client's verified TLS certificate says it is.
+    pub external_identity: Option<String>,
     pub greeting: Option<Greeting>,
     pub login: Option<Login>,
     /// The delivery avatar: the user's after AUTH, or the anonymous one.
@@ -147,6 +149,7 @@ impl Session {
     pub fn new(secure: bool) -> Session {
         Session {
             secure,
+            external_identity: None,
             greeting: None,
             login: None,
             avatar: None,
