@@ -424,3 +424,43 @@ fn shutdown_says_421_to_every_session() {
     );
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+/// Dovecot-style penalty: failures from one address double the pause,
+/// across connections and services; a success clears it.
+#[test]
+fn the_penalty_doubles_per_address_and_clears_on_success() {
+    let server = Server::start(&[
+        "--auth-failure-delay",
+        "0s",
+        "--auth-penalty",
+        "150ms",
+        "--auth-penalty-trusted",
+        "none",
+        "--max-auth-failures",
+        "10",
+    ]);
+    let timed_fail = |c: &mut Client| {
+        let started = Instant::now();
+        c.cmd(&format!("AUTH PLAIN {}", plain("guest", "nope")))
+            .expect(535, Some("5.7.8"));
+        started.elapsed()
+    };
+    let mut first = server.smtp_client();
+    ehlo(&mut first);
+    assert!(timed_fail(&mut first) >= Duration::from_millis(150));
+    assert!(timed_fail(&mut first) >= Duration::from_millis(300));
+    let mut second = server.smtp_client();
+    ehlo(&mut second);
+    assert!(timed_fail(&mut second) >= Duration::from_millis(600));
+    // The echo service shares the record.
+    let started = Instant::now();
+    assert_eq!(server.connect().ask("guest nope"), common::LOGIN_DENIED);
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+    second
+        .cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(235, Some("2.7.0"));
+    // Cleared: back to the first step, far below the 2.4 s the next
+    // doubling would have been.
+    let pause = timed_fail(&mut first);
+    assert!(pause >= Duration::from_millis(150) && pause < Duration::from_millis(2000));
+}

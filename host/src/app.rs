@@ -55,6 +55,11 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
     };
     println!("portcullis: TLS uses a {}", tls.source);
 
+    let penalty = Arc::new(crate::penalty::Penalty::new(
+        args.auth_penalty,
+        args.auth_penalty_cap,
+        args.auth_penalty_trusted.0.clone(),
+    ));
     let (stop, shutdown) = watch::channel(false);
     let sessions = Sessions::new(args.max_sessions, shutdown);
     let smtp = Arc::new(SmtpConfig {
@@ -73,6 +78,7 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
             idle_timeout: args.idle_timeout,
             ..SessionLimits::default()
         },
+        penalty: penalty.clone(),
     });
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -106,6 +112,7 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
     let mut echo = EchoConfig::new(services.portal.clone(), services.mechanisms.clone());
     echo.server_name = args.server_name.clone();
     echo.idle_timeout = args.idle_timeout;
+    echo.penalty = penalty;
     let echo = Arc::new(echo);
     println!(
         "portcullis: echo service listening on {} (mechanisms: {})",

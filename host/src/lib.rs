@@ -9,6 +9,7 @@
 //!   shared by every protocol.
 //! - [`proto`]: line framing with limits.
 //! - [`echo`]: the authenticating echo service (seeds/001, Example 9-1).
+//! - [`penalty`]: per-address brute-force penalty (Dovecot's).
 //! - [`cli`] and [`app`]: the command line, and assembling a server from it.
 //! - [`server`]: listeners and connection tasks.
 //! - [`smtp`]: the ESMTP service with AUTH, STARTTLS and delivery through
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod cli;
 pub mod echo;
+pub mod penalty;
 pub mod plugin;
 pub mod portal;
 pub mod proto;

@@ -78,6 +78,21 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub auth_failure_delay: Duration,
 
+    /// Per-address penalty: the first failed login from an address is
+    /// answered after this pause, each further one after twice the last
+    /// (Dovecot's auth penalty); 0s turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub auth_penalty: Duration,
+
+    /// The longest per-address penalty.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub auth_penalty_cap: Duration,
+
+    /// Networks exempt from the penalty, comma-separated ADDR/PREFIX, or
+    /// `none`.
+    #[arg(long, value_name = "NETS", default_value = "127.0.0.0/8,::1", value_parser = parse_networks)]
+    pub auth_penalty_trusted: Networks,
+
     /// Failed AUTHs allowed per SMTP connection before 421 and close.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_auth_failures: u32,
@@ -166,6 +181,20 @@ pub enum Subcommand {
 pub enum LogFormat {
     Human,
     Json,
+}
+
+/// A list of networks (a newtype so clap takes the whole list as one value).
+#[derive(Clone, Debug)]
+pub struct Networks(pub Vec<crate::penalty::Network>);
+
+fn parse_networks(text: &str) -> Result<Networks, String> {
+    if text.trim() == "none" {
+        return Ok(Networks(Vec::new()));
+    }
+    text.split(',')
+        .map(|n| n.trim().parse())
+        .collect::<Result<_, _>>()
+        .map(Networks)
 }
 
 /// `250ms`, `2s`, `5m`, `1h`; a bare number is seconds.

@@ -29,6 +29,8 @@ pub struct EchoConfig {
     pub idle_timeout: Duration,
     /// Bad lines tolerated before login.
     pub max_errors: u32,
+    /// Failed logins per client address, shared with SMTP.
+    pub penalty: Arc<crate::penalty::Penalty>,
 }
 
 impl EchoConfig {
@@ -40,6 +42,11 @@ impl EchoConfig {
             max_line: 16 << 10,
             idle_timeout: Duration::from_secs(300),
             max_errors: 3,
+            penalty: Arc::new(crate::penalty::Penalty::new(
+                Duration::ZERO,
+                Duration::ZERO,
+                Vec::new(),
+            )),
         }
     }
 }
@@ -355,6 +362,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
                     user = user.as_deref().unwrap_or(""), result = "denied",
                     reason = %denial, elapsed_us, "authentication denied");
+                self.penalize().await?;
                 self.send(replies::LOGIN_DENIED).await?;
                 return Ok(Flow::Close);
             }
@@ -376,6 +384,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
                     user = user.as_deref().unwrap_or(""), result = "denied",
                     reason = %denial_for_realm(&denial), elapsed_us, "realm refused the avatar");
+                self.penalize().await?;
                 self.send(replies::LOGIN_DENIED).await?;
                 return Ok(Flow::Close);
             }
@@ -385,6 +394,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
             user = user.as_deref().unwrap_or(""),
             avatar_id = avatar_id.as_deref().unwrap_or("(anonymous)"),
             result = "success", elapsed_us, "authenticated");
+        self.config.penalty.success(peer.ip());
         *state = State::LoggedIn {
             avatar: Box::new(avatar),
         };
@@ -428,6 +438,16 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 Ok(Flow::Close)
             }
         }
+    }
+
+    /// Waits out this address's penalty before answering a failure.
+    async fn penalize(&mut self) -> std::io::Result<()> {
+        let pause = self.config.penalty.failure(self.peer.ip());
+        if !pause.is_zero() {
+            self.writer.flush().await?;
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
     }
 
     async fn count_error(&mut self, errors: &mut u32) -> std::io::Result<Flow> {

@@ -194,6 +194,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             .await
         {
             Ok(Ok(avatar)) => {
+                self.config.penalty.success(self.peer.ip());
                 if let Some(old) = session.avatar.replace(avatar) {
                     old.logout().await;
                 }
@@ -218,9 +219,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     async fn failed(&mut self, session: &mut Session) -> std::io::Result<Flow> {
         session.auth_failures += 1;
         let policy = self.config.policy.clone();
-        if !policy.failure_delay.is_zero() {
+        let pause = policy.failure_delay + self.config.penalty.failure(self.peer.ip());
+        if !pause.is_zero() {
             self.flush().await?;
-            tokio::time::sleep(policy.failure_delay).await;
+            tokio::time::sleep(pause).await;
         }
         self.reply(&reply::AUTH_FAILED).await?;
         if session.auth_failures >= policy.max_failures {

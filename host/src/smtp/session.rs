@@ -35,6 +35,8 @@ pub struct SmtpConfig {
     pub tls: Option<Tls>,
     pub policy: AuthPolicy,
     pub limits: SessionLimits,
+    /// Failed logins per client address, shared with the echo service.
+    pub penalty: Arc<crate::penalty::Penalty>,
 }
 
 /// The operator's AUTH switches.
