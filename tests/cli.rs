@@ -205,3 +205,61 @@ fn password_tool_entries_log_in_through_the_file_checker() {
         );
     }
 }
+
+#[test]
+fn plugin_inspect_describes_each_kind_and_refuses_non_plugins() {
+    let (code, out, err) = run(&[
+        "plugin",
+        "inspect",
+        guest_wasm("mech-login").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "kind                     mechanism",
+        "world                    portcullis:auth/mechanism-plugin@0.1.0",
+        "mechanism                LOGIN",
+        "plaintext                true",
+        "credential kinds         username-password",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+    let (code, out, _) = run(&[
+        "plugin",
+        "inspect",
+        "--json",
+        guest_wasm("checker-sql").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["world"], "portcullis:auth/sql-checker-plugin@0.1.0");
+    assert_eq!(
+        report["credential-kinds"],
+        serde_json::json!(["username-password"])
+    );
+    assert!(
+        report["needs"][0].as_str().unwrap().starts_with("sql:"),
+        "{report}"
+    );
+    let (code, out, _) = run(&[
+        "plugin",
+        "inspect",
+        guest_wasm("realm-maildir").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("avatar message-delivery  yes"), "{out}");
+    assert!(
+        out.contains("avatar echo              no (unsupported)"),
+        "{out}"
+    );
+    assert!(out.contains("needs                    files:"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm\x01\0\0\0").unwrap();
+    let (code, _, err) = run(&["plugin", "inspect", junk.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not a WebAssembly component this host can compile"),
+        "{err}"
+    );
+}

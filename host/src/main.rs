@@ -1,5 +1,5 @@
 use clap::Parser;
-use portcullis::cli::{Args, LogFormat, Subcommand, auth, password};
+use portcullis::cli::{Args, LogFormat, PluginCommand, Subcommand, auth, inspect, password};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -39,6 +39,22 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some(Subcommand::Plugin(PluginCommand::Inspect(a))) = &args.command {
+        return match runtime.block_on(inspect::inspect(&a.file)) {
+            Ok(report) if a.json => {
+                println!("{report:#}");
+                std::process::ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                print!("{}", inspect::to_text(&report));
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portcullis plugin inspect: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(portcullis::app::run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

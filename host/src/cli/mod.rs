@@ -1,6 +1,7 @@
 //! The command line: flags, and the strcred-style `--auth` specifications.
 
 pub mod auth;
+pub mod inspect;
 pub mod password;
 pub mod plugin_arg;
 
@@ -175,6 +176,17 @@ pub enum Subcommand {
     /// Print a password entry for the file and SQL checkers (the password
     /// is read from standard input, or prompted for twice).
     Password(password::PasswordArgs),
+    /// Work with plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginCommand {
+    /// Show which world and WIT version a plugin implements, what it
+    /// provides (mechanism name, credential kinds, avatar interfaces) and
+    /// what it may need granted; refuse a file the server would refuse.
+    Inspect(inspect::InspectArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -159,6 +159,11 @@ impl Runtime {
             })?;
         let kind = PluginKind::of(&self.engine, &component)
             .with_context(|| format!("plugin {}", spec.name))?;
+        let imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let pre = match kind {
             PluginKind::Mechanism => PluginPre::Mechanism(
                 self.mechanism_linker
@@ -201,6 +206,7 @@ impl Runtime {
             limits: spec.limits,
             stdout: spec.stdout,
             sql: spec.sql,
+            imports,
             pre,
         }))
     }
@@ -354,6 +360,8 @@ pub struct Plugin {
     limits: Limits,
     stdout: bool,
     sql: Option<Arc<crate::sql::SqlGrant>>,
+    /// The interfaces the component imports (what it may ask for).
+    imports: Vec<String>,
     pre: PluginPre,
 }
 
@@ -369,6 +377,11 @@ impl std::fmt::Debug for Plugin {
 impl Plugin {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The interfaces the component imports, as named in the component.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
     }
 
     pub fn kind(&self) -> PluginKind {
