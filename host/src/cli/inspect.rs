@@ -113,7 +113,7 @@ pub fn to_text(report: &Value) -> String {
     };
     let s = |v: &Value| match v {
         Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(|i| s_of(i)).collect::<Vec<_>>().join(", "),
+        Value::Array(items) => items.iter().map(s_of).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     };
     line(&mut out, "file", s(&report["file"]));
