@@ -207,8 +207,15 @@ impl Services {
     /// built-in mechanisms plus the operator's, the echo realm unless
     /// replaced.
     pub async fn build(args: &crate::cli::Args, auth: &[AuthSpec]) -> anyhow::Result<Services> {
+        let started = std::time::Instant::now();
+        let cache_dir = if args.no_cache {
+            None
+        } else {
+            args.cache_dir.clone().or_else(default_cache_dir)
+        };
         let runtime = Runtime::new(&RuntimeConfig {
             max_instances: args.max_instances,
+            cache_dir,
             ..RuntimeConfig::default()
         })?;
         let mut portal = Portal::default();
@@ -273,12 +280,25 @@ impl Services {
                 bail!("--exclude-mechanism {name}: no such mechanism is loaded");
             }
         }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            cache = if args.no_cache { "off" } else { "on" },
+            "plugins loaded"
+        );
         Ok(Services {
             runtime,
             portal,
             mechanisms: Arc::new(mechanisms),
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/portcullis`, or `~/.cache/portcullis`.
+fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("portcullis"))
 }
 
 fn expect_kind(plugin: &Plugin, kind: PluginKind, flag: &str) -> anyhow::Result<()> {

@@ -56,6 +56,11 @@ impl Server {
             "--log",
             "info,portcullis=debug",
         ];
+        // Compiled plugins are cached beside the build, not in $HOME.
+        let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
+        if !args.contains(&"--cache-dir") && !args.contains(&"--no-cache") {
+            base.extend(["--cache-dir", cache]);
+        }
         if !args.contains(&"--smtp-listen") {
             base.extend(["--smtp-listen", "127.0.0.1:0"]);
         }

@@ -152,6 +152,15 @@ pub struct Args {
     #[arg(long, value_name = "NAME", default_value = "localhost")]
     pub server_name: String,
 
+    /// Cache compiled plugins here (default: $XDG_CACHE_HOME/portcullis or
+    /// ~/.cache/portcullis), so restarts skip compilation.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile every plugin at start, with no cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+
     /// Plugin instances alive at once (the pooling allocator's size).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_instances: u32,

@@ -57,6 +57,9 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// wasm stack per call, in bytes.
     pub max_wasm_stack: usize,
+    /// Where compiled plugins are cached, keyed by their content and the
+    /// engine's settings, so a restart skips compilation; `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -64,6 +67,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             max_instances: 1000,
             max_wasm_stack: 512 << 10,
+            cache_dir: None,
         }
     }
 }
@@ -95,6 +99,14 @@ impl Runtime {
             .max_wasm_stack(sizes.max_wasm_stack)
             .async_stack_size(sizes.max_wasm_stack + (256 << 10))
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(dir) = &sizes.cache_dir {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            let cache = wasmtime::Cache::new(cache)
+                .map_err(to_anyhow)
+                .with_context(|| format!("plugin cache in {}", dir.display()))?;
+            config.cache(Some(cache));
+        }
         let engine = Engine::new(&config).map_err(to_anyhow)?;
 
         let mut mechanism_linker = Linker::new(&engine);
