@@ -464,3 +464,61 @@ fn the_penalty_doubles_per_address_and_clears_on_success() {
     let pause = timed_fail(&mut first);
     assert!(pause >= Duration::from_millis(150) && pause < Duration::from_millis(2000));
 }
+
+#[test]
+fn metrics_count_sessions_outcomes_faults_and_deliveries() {
+    let trap = common::guest_wasm("trap-checker");
+    let spec = format!("wasm:{}", trap.display());
+    let server = Server::start(&[
+        "--auth",
+        &spec,
+        "--auth-failure-delay",
+        "0s",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    c.cmd(&format!("AUTH PLAIN {}", plain("deny", "x")))
+        .expect(535, Some("5.7.8"));
+    c.cmd(&format!("AUTH PLAIN {}", plain("boom", "x")))
+        .expect(454, Some("4.7.0"));
+    c.cmd(&format!("AUTH PLAIN {}", plain("ok", "secret-pw")))
+        .expect(235, Some("2.7.0"));
+    c.cmd("MAIL FROM:<a@example.com>")
+        .expect(250, Some("2.1.0"));
+    c.cmd("RCPT TO:<console@localhost>")
+        .expect(250, Some("2.1.5"));
+    c.cmd("DATA").expect(354, None);
+    c.send("Subject: counted\r\n\r\nx\r\n.");
+    c.reply().expect(250, Some("2.0.0"));
+    let page = server.metrics();
+    for want in [
+        "portcullis_sessions_total{protocol=\"smtp\"} 1",
+        "portcullis_sessions_active{protocol=\"smtp\"} 1",
+        "portcullis_auth_attempts_total{protocol=\"smtp\",mechanism=\"PLAIN\",outcome=\"denied\"} 1",
+        "portcullis_auth_attempts_total{protocol=\"smtp\",mechanism=\"PLAIN\",outcome=\"fault\"} 1",
+        "portcullis_auth_attempts_total{protocol=\"smtp\",mechanism=\"PLAIN\",outcome=\"success\"} 1",
+        "portcullis_plugin_faults_total{plugin=\"trap_checker\",kind=\"trap\"} 1",
+        "portcullis_messages_delivered_total 1",
+        "portcullis_auth_duration_seconds_count{protocol=\"smtp\",mechanism=\"PLAIN\"} 3",
+        "portcullis_plugin_pool_size 1000",
+    ] {
+        assert!(page.contains(want), "{want} missing from\n{page}");
+    }
+    assert!(!page.contains("secret-pw"));
+    c.cmd("QUIT").expect(221, Some("2.0.0"));
+    c.expect_closed();
+    // Back to no sessions and, once the avatar is gone, no instances.
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = server.metrics();
+        if page.contains("portcullis_sessions_active{protocol=\"smtp\"} 0")
+            && page.contains("portcullis_plugin_instances 0")
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("sessions or instances left over:\n{page}");
+}

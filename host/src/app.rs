@@ -108,6 +108,15 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
         ));
     }
 
+    if let Some(addr) = args.metrics_listen {
+        let listener = bind(addr, "metrics").await?;
+        println!(
+            "portcullis: metrics listening on http://{}/metrics",
+            listener.local_addr()?
+        );
+        tasks.spawn(crate::metrics::serve(listener, args.max_instances));
+    }
+
     let listener = bind(args.echo_listen, "the echo service").await?;
     let mut echo = EchoConfig::new(services.portal.clone(), services.mechanisms.clone());
     echo.server_name = args.server_name.clone();

@@ -9,6 +9,7 @@
 //!   shared by every protocol.
 //! - [`proto`]: line framing with limits.
 //! - [`echo`]: the authenticating echo service (seeds/001, Example 9-1).
+//! - [`metrics`]: Prometheus counters and the opt-in metrics listener.
 //! - [`penalty`]: per-address brute-force penalty (Dovecot's).
 //! - [`cli`] and [`app`]: the command line, and assembling a server from it.
 //! - [`server`]: listeners and connection tasks.
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod cli;
 pub mod echo;
+pub mod metrics;
 pub mod penalty;
 pub mod plugin;
 pub mod portal;

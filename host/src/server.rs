@@ -79,10 +79,12 @@ pub async fn accept_loop<F, Fut>(
             continue;
         };
         let session = handle(stream, peer);
+        crate::metrics::METRICS.session_started(protocol);
         tokio::spawn(async move {
             if let Err(e) = session.await {
                 tracing::debug!(protocol, %peer, "connection ended: {e}");
             }
+            crate::metrics::METRICS.session_ended(protocol);
             drop(permit);
         });
     }

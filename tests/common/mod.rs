@@ -131,6 +131,24 @@ impl Server {
         client
     }
 
+    /// GETs the metrics page (`--metrics-listen` must have been given).
+    pub fn metrics(&self) -> String {
+        let addr = self
+            .banner
+            .split("metrics listening on http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .expect("no metrics listener in the banner");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        response
+    }
+
     /// The generated self-signed certificate (PEM) the server uses.
     pub fn cert_path(&self) -> PathBuf {
         self.dir.path().join("cert.pem")

@@ -107,6 +107,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_sessions: u32,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics. Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Close a session that sends nothing for this long.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub idle_timeout: Duration,

@@ -354,6 +354,12 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         let mechanism_name = mechanism.map(Mechname::as_str).unwrap_or("USER-PASS");
         let elapsed_us = started.elapsed().as_micros() as u64;
         let peer = self.peer;
+        let result = match &outcome {
+            Ok(Outcome::Success { .. }) => "success",
+            Ok(Outcome::Denied { .. }) => "denied",
+            Err(_) => "fault",
+        };
+        crate::metrics::METRICS.auth("echo", mechanism_name, result, started.elapsed());
         let (avatar_id, user) = match outcome {
             Ok(Outcome::Success {
                 avatar_id, user, ..

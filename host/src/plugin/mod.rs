@@ -437,6 +437,7 @@ impl Plugin {
             .table_elements(self.limits.table_elements)
             .trap_on_grow_failure(true)
             .build();
+        crate::metrics::METRICS.instance_created();
         let state = PluginState {
             wasi: wasi.build(),
             table: ResourceTable::new(),

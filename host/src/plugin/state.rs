@@ -35,6 +35,12 @@ pub struct PluginState {
     pub(crate) max_output: usize,
 }
 
+impl Drop for PluginState {
+    fn drop(&mut self) {
+        crate::metrics::METRICS.instance_dropped();
+    }
+}
+
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

@@ -194,6 +194,7 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(plugin: &str, kind: FaultKind, detail: impl Into<String>) -> Self {
+        crate::metrics::METRICS.fault(plugin, &kind.to_string());
         Fault {
             plugin: plugin.to_owned(),
             kind,

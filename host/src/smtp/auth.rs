@@ -2,7 +2,7 @@
 //! `334` challenges, and the outcome (235, 535 after a delay, 454 on a
 //! plugin fault, 421 after too many failures).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -241,6 +241,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         fault: &Fault,
     ) -> std::io::Result<Flow> {
         session.phase = Phase::Command;
+        crate::metrics::METRICS.auth("smtp", mechanism.as_str(), "fault", Duration::ZERO);
         tracing::warn!(protocol = "smtp", peer = %self.peer, mechanism = %mechanism,
             result = "fault", plugin = %fault.plugin, fault = %fault.kind,
             detail = %fault.detail, "authentication failed: plugin fault");

@@ -622,6 +622,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                 match avatar.deliver(&info, &message).await {
                     Ok(Ok(())) => {
                         session.messages += 1;
+                        crate::metrics::METRICS.message_delivered();
                         tracing::info!(protocol = "smtp", peer = %self.peer, id = %info.id,
                             from = %info.sender, recipients = info.recipients.len(), size,
                             user = info.authenticated_id.as_deref().unwrap_or(""),
@@ -731,6 +732,11 @@ pub(super) fn log_outcome(
     started: Instant,
 ) {
     let elapsed_us = started.elapsed().as_micros() as u64;
+    let result = match outcome {
+        Outcome::Success { .. } => "success",
+        Outcome::Denied { .. } => "denied",
+    };
+    crate::metrics::METRICS.auth("smtp", mechanism.as_str(), result, started.elapsed());
     match outcome {
         Outcome::Success {
             avatar_id, user, ..

@@ -1,0 +1,301 @@
+//! Prometheus metrics: counters and gauges the services update, and an
+//! opt-in listener that serves them as text (exposition format 0.0.4) at
+//! `GET /metrics`.
+//!
+//! One process-wide registry: the services record into [`METRICS`]; the
+//! labels are few (protocol, mechanism, outcome, plugin, fault kind).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Upper bounds of the authentication latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+/// Labels of a counter, in order.
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// Everything counted.
+pub struct Metrics {
+    counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
+    histograms: Mutex<BTreeMap<Labels, Histogram>>,
+    sessions_active: [AtomicI64; 2],
+    instances_live: AtomicI64,
+    instances_total: AtomicU64,
+}
+
+pub static METRICS: Metrics = Metrics {
+    counters: Mutex::new(BTreeMap::new()),
+    histograms: Mutex::new(BTreeMap::new()),
+    sessions_active: [AtomicI64::new(0), AtomicI64::new(0)],
+    instances_live: AtomicI64::new(0),
+    instances_total: AtomicU64::new(0),
+};
+
+fn protocol_slot(protocol: &str) -> usize {
+    usize::from(protocol != "echo")
+}
+
+impl Metrics {
+    fn count(&self, name: &'static str, labels: Labels) {
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        *counters.entry((name, labels)).or_default() += 1;
+    }
+
+    /// A connection was accepted (`smtp`, `smtps` count as smtp).
+    pub fn session_started(&self, protocol: &str) {
+        let protocol = if protocol == "echo" { "echo" } else { "smtp" };
+        self.count(
+            "portcullis_sessions_total",
+            vec![("protocol", protocol.into())],
+        );
+        self.sessions_active[protocol_slot(protocol)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn session_ended(&self, protocol: &str) {
+        self.sessions_active[protocol_slot(protocol)].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// One authentication outcome: `success`, `denied` or `fault`.
+    pub fn auth(&self, protocol: &str, mechanism: &str, outcome: &str, took: Duration) {
+        let labels: Labels = vec![
+            ("protocol", protocol.into()),
+            ("mechanism", mechanism.into()),
+            ("outcome", outcome.into()),
+        ];
+        self.count("portcullis_auth_attempts_total", labels);
+        let key = vec![
+            ("protocol", protocol.into()),
+            ("mechanism", mechanism.into()),
+        ];
+        let mut histograms = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
+        let h = histograms.entry(key).or_default();
+        let secs = took.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += secs;
+        h.count += 1;
+    }
+
+    /// A plugin failed (trap, timeout, memory, contract, ...).
+    pub fn fault(&self, plugin: &str, kind: &str) {
+        self.count(
+            "portcullis_plugin_faults_total",
+            vec![("plugin", plugin.into()), ("kind", kind.into())],
+        );
+    }
+
+    pub fn message_delivered(&self) {
+        self.count("portcullis_messages_delivered_total", Vec::new());
+    }
+
+    /// A plugin instance (store) was created / dropped.
+    pub fn instance_created(&self) {
+        self.instances_live.fetch_add(1, Ordering::Relaxed);
+        self.instances_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn instance_dropped(&self) {
+        self.instances_live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The exposition text.
+    pub fn render(&self, pool_size: u32) -> String {
+        let mut out = String::new();
+        let help = |out: &mut String, name: &str, kind: &str, text: &str| {
+            let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+        };
+        let counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let texts = [
+            ("portcullis_sessions_total", "Connections accepted."),
+            ("portcullis_auth_attempts_total", "Authentication outcomes."),
+            (
+                "portcullis_plugin_faults_total",
+                "Plugin faults by plugin and kind.",
+            ),
+            (
+                "portcullis_messages_delivered_total",
+                "Messages accepted for delivery.",
+            ),
+        ];
+        for (name, text) in texts {
+            help(&mut out, name, "counter", text);
+            for ((n, labels), value) in &counters {
+                if *n == name {
+                    let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
+                }
+            }
+        }
+        help(
+            &mut out,
+            "portcullis_sessions_active",
+            "gauge",
+            "Sessions open now.",
+        );
+        for (protocol, slot) in [("echo", 0), ("smtp", 1)] {
+            let n = self.sessions_active[slot].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "portcullis_sessions_active{{protocol=\"{protocol}\"}} {n}"
+            );
+        }
+        help(
+            &mut out,
+            "portcullis_auth_duration_seconds",
+            "histogram",
+            "Time from the client's credentials to the verdict.",
+        );
+        let histograms = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
+        for (labels, h) in histograms.iter() {
+            let name = "portcullis_auth_duration_seconds";
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let le = render_labels(labels, Some(&bound.to_string()));
+                let _ = writeln!(out, "{name}_bucket{le} {}", h.counts[i]);
+            }
+            let inf = render_labels(labels, Some("+Inf"));
+            let plain = render_labels(labels, None);
+            let _ = writeln!(out, "{name}_bucket{inf} {}", h.count);
+            let _ = writeln!(out, "{name}_sum{plain} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{plain} {}", h.count);
+        }
+        help(
+            &mut out,
+            "portcullis_plugin_instances",
+            "gauge",
+            "Plugin instances alive now.",
+        );
+        let live = self.instances_live.load(Ordering::Relaxed);
+        let _ = writeln!(out, "portcullis_plugin_instances {live}");
+        help(
+            &mut out,
+            "portcullis_plugin_instances_total",
+            "counter",
+            "Plugin instances created.",
+        );
+        let total = self.instances_total.load(Ordering::Relaxed);
+        let _ = writeln!(out, "portcullis_plugin_instances_total {total}");
+        help(
+            &mut out,
+            "portcullis_plugin_pool_size",
+            "gauge",
+            "Instance pool capacity.",
+        );
+        let _ = writeln!(out, "portcullis_plugin_pool_size {pool_size}");
+        out
+    }
+}
+
+fn render_labels(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `GET /metrics` over plain HTTP/1.1, one response per connection.
+pub async fn serve(listener: TcpListener, pool_size: u32) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut request = vec![0u8; 2048];
+            let mut len = 0;
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while !request[..len].windows(4).any(|w| w == b"\r\n\r\n") && len < request.len() {
+                    match stream.read(&mut request[len..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
+                    }
+                }
+            })
+            .await;
+            let head = String::from_utf8_lossy(&request[..len]);
+            let words: Vec<&str> = head.split_whitespace().take(2).collect();
+            let response = match (read, words.as_slice()) {
+                (Ok(()), ["GET", "/metrics"]) => {
+                    let body = METRICS.render(pool_size);
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                }
+                _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_owned(),
+            };
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_histograms() {
+        let m = Metrics {
+            counters: Mutex::new(BTreeMap::new()),
+            histograms: Mutex::new(BTreeMap::new()),
+            sessions_active: [AtomicI64::new(0), AtomicI64::new(0)],
+            instances_live: AtomicI64::new(0),
+            instances_total: AtomicU64::new(0),
+        };
+        m.session_started("smtps");
+        m.auth("smtp", "PLAIN", "success", Duration::from_micros(300));
+        m.auth("smtp", "PLAIN", "denied", Duration::from_millis(3));
+        m.fault("trap-\"checker\"", "trap");
+        let text = m.render(1000);
+        for want in [
+            "portcullis_sessions_total{protocol=\"smtp\"} 1",
+            "portcullis_sessions_active{protocol=\"smtp\"} 1",
+            "portcullis_auth_attempts_total{protocol=\"smtp\",mechanism=\"PLAIN\",outcome=\"success\"} 1",
+            "portcullis_auth_duration_seconds_bucket{protocol=\"smtp\",mechanism=\"PLAIN\",le=\"0.0005\"} 1",
+            "portcullis_auth_duration_seconds_bucket{protocol=\"smtp\",mechanism=\"PLAIN\",le=\"+Inf\"} 2",
+            "portcullis_auth_duration_seconds_count{protocol=\"smtp\",mechanism=\"PLAIN\"} 2",
+            "portcullis_plugin_faults_total{plugin=\"trap-\\\"checker\\\"\",kind=\"trap\"} 1",
+            "portcullis_plugin_pool_size 1000",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
+        }
+    }
+}
