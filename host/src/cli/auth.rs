@@ -21,6 +21,8 @@ pub enum AuthSpec {
     },
     /// `anonymous`
     Anonymous,
+    /// `unix[:passwd=PATH][:shadow=PATH]`
+    Unix { passwd: PathBuf, shadow: PathBuf },
     /// `wasm:PATH[:grant=DIR[@GUEST]]...[:{JSON}]`
     Wasm {
         path: PathBuf,
@@ -37,6 +39,10 @@ pub const AUTH_TYPES: &[(&str, &str)] = &[
         "Location of a FilePasswordDB-formatted file, then options",
     ),
     ("anonymous", "No argstring required."),
+    (
+        "unix",
+        "Optional passwd=PATH:shadow=PATH (default /etc/passwd, /etc/shadow)",
+    ),
     (
         "wasm",
         "Path of a checker component (.wasm), then grants and JSON",
@@ -90,6 +96,19 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              not authenticate). The realm receives no avatar id.\n\
              Credential kinds: anonymous.\n"
         }
+        "unix" => {
+            "Usage: --auth unix[:passwd=PATH][:shadow=PATH]\n\n\
+             Unix accounts from a passwd file and its shadow file (Twisted's --auth unix),\n\
+             by default /etc/passwd and /etc/shadow. The hash is the shadow entry's when the\n\
+             passwd field is 'x'. Hashes: $6$ (SHA-512-crypt), $5$ (SHA-256-crypt),\n\
+             $2b$/$2a$/$2y$ (bcrypt), $y$ (yescrypt). Locked accounts ('!' or '*') and\n\
+             expired accounts (shadow field 8) are refused; so are empty passwords. The\n\
+             files are read on every login. The checker runs sandboxed and can read only the\n\
+             files' folders, read-only; portcullis itself must be able to read them\n\
+             (/etc/shadow is readable by root only).\n\
+             Credential kinds: username-password.\n\n\
+             Example: --auth unix:passwd=/srv/mail/passwd:shadow=/srv/mail/shadow\n"
+        }
         "wasm" => {
             "Usage: --auth wasm:PATH[:grant=DIR[@GUESTPATH]]...[:{JSON}]\n\n\
              A third-party checker component, built for wasm32-wasip2 against this host's\n\
@@ -127,6 +146,7 @@ impl FromStr for AuthSpec {
                 None | Some("") => Ok(AuthSpec::Anonymous),
                 Some(_) => Err("anonymous takes no arguments: write --auth anonymous".into()),
             },
+            "unix" => parse_unix(rest.unwrap_or("")),
             "wasm" => parse_wasm(rest.unwrap_or("")),
             other => Err(format!(
                 "unknown auth type '{other}'; known types: {} (see --help-auth)",
@@ -228,6 +248,30 @@ fn v_or<'a>(value: Option<&'a str>, key: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("file: {key} needs a value, e.g. {key}=tab"))
 }
 
+fn parse_unix(args: &str) -> Result<AuthSpec, String> {
+    let (mut passwd, mut shadow) = (None, None);
+    for option in args.split(':').filter(|o| !o.is_empty()) {
+        let (slot, value) = match option.split_once('=') {
+            Some(("passwd", v)) => (&mut passwd, v),
+            Some(("shadow", v)) => (&mut shadow, v),
+            _ => {
+                return Err(format!(
+                    "unix: unknown option '{option}'; options are passwd=PATH and shadow=PATH \
+                     (see --help-auth-type unix)"
+                ));
+            }
+        };
+        if value.is_empty() || slot.is_some() {
+            return Err(format!("unix: give {option} once, with a path"));
+        }
+        *slot = Some(PathBuf::from(value));
+    }
+    Ok(AuthSpec::Unix {
+        passwd: passwd.unwrap_or_else(|| "/etc/passwd".into()),
+        shadow: shadow.unwrap_or_else(|| "/etc/shadow".into()),
+    })
+}
+
 fn parse_wasm(args: &str) -> Result<AuthSpec, String> {
     if args.is_empty() {
         return Err("wasm needs the path of a checker component: --auth wasm:checker.wasm".into());
@@ -316,6 +360,22 @@ mod tests {
             e.contains("unknown auth type 'ldap'") && e.contains("memory, file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unix() {
+        let unix = |p: &str, s: &str| AuthSpec::Unix {
+            passwd: p.into(),
+            shadow: s.into(),
+        };
+        assert_eq!(ok("unix"), unix("/etc/passwd", "/etc/shadow"));
+        assert_eq!(ok("unix:"), unix("/etc/passwd", "/etc/shadow"));
+        assert_eq!(ok("unix:passwd=/p"), unix("/p", "/etc/shadow"));
+        assert_eq!(ok("unix:shadow=/s:passwd=p"), unix("p", "/s"));
+        assert!(err("unix:/etc/passwd").contains("unknown option"));
+        assert!(err("unix:home=/x").contains("unknown option"));
+        assert!(err("unix:passwd=").contains("once, with a path"));
+        assert!(err("unix:passwd=a:passwd=b").contains("once, with a path"));
     }
 
     #[test]
