@@ -184,6 +184,18 @@ fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> {
             Ok(spec)
         }
         AuthSpec::Unix { passwd, shadow } => unix_spec(passwd, shadow),
+        AuthSpec::Token { tokens, config } => {
+            let mut config = config.clone();
+            let mut grants = Vec::new();
+            if let Some(path) = tokens {
+                let (folder, name) = granted_file("token:tokens=", path)?;
+                config.insert("tokens".into(), json!(format!("/grant/{name}")));
+                grants.push(read_only(folder, "/grant"));
+            }
+            let mut spec = builtin_spec("checker-token", Value::Object(config))?;
+            spec.grants = grants;
+            Ok(spec)
+        }
         AuthSpec::Wasm {
             path,
             grants,

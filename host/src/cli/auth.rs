@@ -23,6 +23,12 @@ pub enum AuthSpec {
     Anonymous,
     /// `unix[:passwd=PATH][:shadow=PATH]`
     Unix { passwd: PathBuf, shadow: PathBuf },
+    /// `token:tokens=PATH[:{JSON}]` or `token:{JSON}`: a token file and the
+    /// checker's other settings (`jwt`).
+    Token {
+        tokens: Option<PathBuf>,
+        config: Map<String, Value>,
+    },
     /// `wasm:PATH[:grant=DIR[@GUEST]]...[:{JSON}]`
     Wasm {
         path: PathBuf,
@@ -42,6 +48,10 @@ pub const AUTH_TYPES: &[(&str, &str)] = &[
     (
         "unix",
         "Optional passwd=PATH:shadow=PATH (default /etc/passwd, /etc/shadow)",
+    ),
+    (
+        "token",
+        "tokens=PATH of a bearer token file, and/or {JSON} JWT settings",
     ),
     (
         "wasm",
@@ -109,6 +119,23 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              Credential kinds: username-password.\n\n\
              Example: --auth unix:passwd=/srv/mail/passwd:shadow=/srv/mail/shadow\n"
         }
+        "token" => {
+            "Usage: --auth token:tokens=PATH[:{JSON}]  or  --auth token:{JSON}\n\n\
+             Bearer tokens, for XOAUTH2 and OAUTHBEARER. tokens=PATH names a file of\n\
+             'user:TOKEN' or 'user:sha256:HEX' lines ('#' comments), read on every login;\n\
+             the checker can read only its folder, read-only. The JSON configures JSON Web\n\
+             Tokens, signed HS256 or RS256:\n\
+             \x20 {\"jwt\": {\"hs256-secret\": \"at least 32 bytes\" and/or\n\
+             \x20          \"rs256-public-key-pem\": \"-----BEGIN PUBLIC KEY-----...\",\n\
+             \x20          \"issuer\": \"...\", \"audience\": \"...\",\n\
+             \x20          \"user-claim\": \"sub\" (default: email, then sub),\n\
+             \x20          \"leeway-seconds\": 60}}\n\
+             exp is required; iss and aud are checked when configured (a token carrying aud\n\
+             is refused when no audience is configured). The token's user is the avatar id;\n\
+             a user or authzid the client gives must match it.\n\
+             Credential kinds: bearer-token.\n\n\
+             Example: --auth 'token:tokens=/etc/portcullis/tokens.txt:{\"jwt\":{\"hs256-secret\":\"...\"}}'\n"
+        }
         "wasm" => {
             "Usage: --auth wasm:PATH[:grant=DIR[@GUESTPATH]]...[:{JSON}]\n\n\
              A third-party checker component, built for wasm32-wasip2 against this host's\n\
@@ -147,6 +174,7 @@ impl FromStr for AuthSpec {
                 Some(_) => Err("anonymous takes no arguments: write --auth anonymous".into()),
             },
             "unix" => parse_unix(rest.unwrap_or("")),
+            "token" => parse_token(rest.unwrap_or("")),
             "wasm" => parse_wasm(rest.unwrap_or("")),
             other => Err(format!(
                 "unknown auth type '{other}'; known types: {} (see --help-auth)",
@@ -272,6 +300,51 @@ fn parse_unix(args: &str) -> Result<AuthSpec, String> {
     })
 }
 
+fn parse_token(args: &str) -> Result<AuthSpec, String> {
+    let (options, json) = match args.find('{') {
+        Some(0) => ("", Some(args)),
+        Some(at) if args[..at].ends_with(':') => (&args[..at - 1], Some(&args[at..])),
+        _ => (args, None),
+    };
+    let config = match json {
+        None => Map::new(),
+        // The text may hold a secret: the error does not quote it.
+        Some(json) => match serde_json::from_str(json) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err("token: the settings must be a JSON object".into()),
+            Err(e) => return Err(format!("token: the settings are not valid JSON ({e})")),
+        },
+    };
+    let mut tokens = None;
+    for option in options.split(':').filter(|o| !o.is_empty()) {
+        match option.strip_prefix("tokens=") {
+            Some(path) if !path.is_empty() && tokens.is_none() => {
+                tokens = Some(PathBuf::from(path))
+            }
+            _ => {
+                return Err(format!(
+                    "token: unexpected '{option}'; write token:tokens=PATH[:{{JSON}}] or \
+                     token:{{JSON}} (see --help-auth-type token)"
+                ));
+            }
+        }
+    }
+    if config.contains_key("tokens") {
+        return Err(
+            "token: give the token file as tokens=PATH, not in the JSON, so that \
+                    the checker is granted its folder"
+                .into(),
+        );
+    }
+    if tokens.is_none() && !config.contains_key("jwt") {
+        return Err(
+            "token needs tokens=PATH or {\"jwt\": {...}} settings (see --help-auth-type token)"
+                .into(),
+        );
+    }
+    Ok(AuthSpec::Token { tokens, config })
+}
+
 fn parse_wasm(args: &str) -> Result<AuthSpec, String> {
     if args.is_empty() {
         return Err("wasm needs the path of a checker component: --auth wasm:checker.wasm".into());
@@ -376,6 +449,43 @@ mod tests {
         assert!(err("unix:home=/x").contains("unknown option"));
         assert!(err("unix:passwd=").contains("once, with a path"));
         assert!(err("unix:passwd=a:passwd=b").contains("once, with a path"));
+    }
+
+    #[test]
+    fn token() {
+        assert_eq!(
+            ok("token:tokens=/t/tokens.txt"),
+            AuthSpec::Token {
+                tokens: Some("/t/tokens.txt".into()),
+                config: Map::new()
+            }
+        );
+        let AuthSpec::Token { tokens, config } =
+            ok(r#"token:tokens=t.txt:{"jwt":{"hs256-secret":"s:e{c}"}}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(tokens, Some("t.txt".into()));
+        assert_eq!(config["jwt"], json!({"hs256-secret": "s:e{c}"}));
+        let AuthSpec::Token { tokens, config } = ok(r#"token:{"jwt":{"audience":"a"}}"#) else {
+            panic!()
+        };
+        assert_eq!(
+            (tokens, config["jwt"].clone()),
+            (None, json!({"audience": "a"}))
+        );
+        assert!(err("token").contains("needs tokens=PATH"));
+        assert!(err("token:{}").contains("needs tokens=PATH"));
+        assert!(err("token:t.txt").contains("unexpected 't.txt'"));
+        assert!(err("token:tokens=").contains("unexpected 'tokens='"));
+        assert!(err("token:tokens=a:tokens=b").contains("unexpected"));
+        assert!(err(r#"token:{"tokens":"/x"}"#).contains("as tokens=PATH"));
+        assert!(err("token:[1]").contains("unexpected"));
+        let e = err(r#"token:{"jwt":{"hs256-secret":"hunter2"}"#);
+        assert!(
+            e.contains("not valid JSON") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]
