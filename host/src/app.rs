@@ -359,6 +359,19 @@ fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> {
             });
             Ok(spec)
         }
+        AuthSpec::Unix { passwd, shadow } => unix_spec(passwd, shadow),
+        AuthSpec::Token { tokens, config } => {
+            let mut config = config.clone();
+            let mut grants = Vec::new();
+            if let Some(path) = tokens {
+                let (folder, name) = granted_file("token:tokens=", path)?;
+                config.insert("tokens".into(), json!(format!("/grant/{name}")));
+                grants.push(read_only(folder, "/grant"));
+            }
+            let mut spec = builtin_spec("checker-token", Value::Object(config))?;
+            spec.grants = grants;
+            Ok(spec)
+        }
         AuthSpec::Wasm {
             path,
             grants,
@@ -391,6 +404,55 @@ async fn sql_checker_spec(dsn: &str, query: Option<&str>) -> anyhow::Result<Plug
     )?;
     spec.sql = Some(Arc::new(grant));
     Ok(spec)
+}
+
+/// `--auth unix`: the folders of the passwd and shadow files granted
+/// read-only, as one grant when they share a folder.
+fn unix_spec(passwd: &Path, shadow: &Path) -> anyhow::Result<PluginSpec> {
+    let (passwd_dir, passwd_name) = granted_file("unix:passwd=", passwd)?;
+    let (shadow_dir, shadow_name) = granted_file("unix:shadow=", shadow)?;
+    let mut grants = vec![read_only(passwd_dir.clone(), "/grant")];
+    let shadow_guest = if shadow_dir == passwd_dir {
+        "/grant"
+    } else {
+        grants.push(read_only(shadow_dir, "/grant-shadow"));
+        "/grant-shadow"
+    };
+    let config = json!({
+        "passwd": format!("/grant/{passwd_name}"),
+        "shadow": format!("{shadow_guest}/{shadow_name}"),
+    });
+    let mut spec = builtin_spec("checker-unix", config)?;
+    spec.grants = grants;
+    Ok(spec)
+}
+
+fn read_only(host_path: std::path::PathBuf, guest_path: &str) -> Grant {
+    Grant {
+        host_path,
+        guest_path: guest_path.into(),
+        writable: false,
+    }
+}
+
+/// A file a built-in checker reads (`flag` is how the command line named
+/// it): its folder, to grant, and its name inside it.
+fn granted_file(flag: &str, path: &Path) -> anyhow::Result<(std::path::PathBuf, String)> {
+    let absolute = std::path::absolute(path)
+        .with_context(|| format!("--auth {flag}{}: bad path", path.display()))?;
+    if !absolute.is_file() {
+        bail!("--auth {flag}{}: no such file", path.display());
+    }
+    let folder = absolute
+        .parent()
+        .with_context(|| format!("--auth {flag}{}: the file has no folder", path.display()))?
+        .to_path_buf();
+    let name = absolute
+        .file_name()
+        .with_context(|| format!("--auth {flag}{}: the file has no name", path.display()))?
+        .to_string_lossy()
+        .into_owned();
+    Ok((folder, name))
 }
 
 /// The folder to grant and the file's name inside it.

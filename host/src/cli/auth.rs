@@ -25,6 +25,14 @@ pub enum AuthSpec {
     External(Vec<String>),
     /// `sql:DSN[:query=SQL]`
     Sql { dsn: String, query: Option<String> },
+    /// `unix[:passwd=PATH][:shadow=PATH]`
+    Unix { passwd: PathBuf, shadow: PathBuf },
+    /// `token:tokens=PATH[:{JSON}]` or `token:{JSON}`: a token file and the
+    /// checker's other settings (`jwt`).
+    Token {
+        tokens: Option<PathBuf>,
+        config: Map<String, Value>,
+    },
     /// `wasm:PATH[:grant=DIR[@GUEST]]...[:{JSON}]`
     Wasm {
         path: PathBuf,
@@ -48,6 +56,14 @@ pub const AUTH_TYPES: &[(&str, &str)] = &[
     (
         "sql",
         "A database (sqlite:PATH or postgresql://...), then :query=SQL",
+    ),
+    (
+        "unix",
+        "Optional passwd=PATH:shadow=PATH (default /etc/passwd, /etc/shadow)",
+    ),
+    (
+        "token",
+        "tokens=PATH of a bearer token file, and/or {JSON} JWT settings",
     ),
     (
         "wasm",
@@ -125,6 +141,36 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              Credential kinds: username-password.\n\n\
              Example: --auth 'sql:postgresql://auth@127.0.0.1/mail:query=SELECT pw FROM accounts WHERE login = $1'\n"
         }
+        "unix" => {
+            "Usage: --auth unix[:passwd=PATH][:shadow=PATH]\n\n\
+             Unix accounts from a passwd file and its shadow file (Twisted's --auth unix),\n\
+             by default /etc/passwd and /etc/shadow. The hash is the shadow entry's when the\n\
+             passwd field is 'x'. Hashes: $6$ (SHA-512-crypt), $5$ (SHA-256-crypt),\n\
+             $2b$/$2a$/$2y$ (bcrypt), $y$ (yescrypt). Locked accounts ('!' or '*') and\n\
+             expired accounts (shadow field 8) are refused; so are empty passwords. The\n\
+             files are read on every login. The checker runs sandboxed and can read only the\n\
+             files' folders, read-only; portcullis itself must be able to read them\n\
+             (/etc/shadow is readable by root only).\n\
+             Credential kinds: username-password.\n\n\
+             Example: --auth unix:passwd=/srv/mail/passwd:shadow=/srv/mail/shadow\n"
+        }
+        "token" => {
+            "Usage: --auth token:tokens=PATH[:{JSON}]  or  --auth token:{JSON}\n\n\
+             Bearer tokens, for XOAUTH2 and OAUTHBEARER. tokens=PATH names a file of\n\
+             'user:TOKEN' or 'user:sha256:HEX' lines ('#' comments), read on every login;\n\
+             the checker can read only its folder, read-only. The JSON configures JSON Web\n\
+             Tokens, signed HS256 or RS256:\n\
+             \x20 {\"jwt\": {\"hs256-secret\": \"at least 32 bytes\" and/or\n\
+             \x20          \"rs256-public-key-pem\": \"-----BEGIN PUBLIC KEY-----...\",\n\
+             \x20          \"issuer\": \"...\", \"audience\": \"...\",\n\
+             \x20          \"user-claim\": \"sub\" (default: email, then sub),\n\
+             \x20          \"leeway-seconds\": 60}}\n\
+             exp is required; iss and aud are checked when configured (a token carrying aud\n\
+             is refused when no audience is configured). The token's user is the avatar id;\n\
+             a user or authzid the client gives must match it.\n\
+             Credential kinds: bearer-token.\n\n\
+             Example: --auth 'token:tokens=/etc/portcullis/tokens.txt:{\"jwt\":{\"hs256-secret\":\"...\"}}'\n"
+        }
         "wasm" => {
             "Usage: --auth wasm:PATH[:grant=DIR[@GUESTPATH]]...[:{JSON}]\n\n\
              A third-party checker component, built for wasm32-wasip2 against this host's\n\
@@ -181,6 +227,8 @@ impl FromStr for AuthSpec {
                 None | Some("") => Ok(AuthSpec::Anonymous),
                 Some(_) => Err("anonymous takes no arguments: write --auth anonymous".into()),
             },
+            "unix" => parse_unix(rest.unwrap_or("")),
+            "token" => parse_token(rest.unwrap_or("")),
             "wasm" => parse_wasm(rest.unwrap_or("")),
             "sql" => parse_sql(rest.unwrap_or("")),
             "external" => {
@@ -292,6 +340,75 @@ fn v_or<'a>(value: Option<&'a str>, key: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("file: {key} needs a value, e.g. {key}=tab"))
 }
 
+fn parse_unix(args: &str) -> Result<AuthSpec, String> {
+    let (mut passwd, mut shadow) = (None, None);
+    for option in args.split(':').filter(|o| !o.is_empty()) {
+        let (slot, value) = match option.split_once('=') {
+            Some(("passwd", v)) => (&mut passwd, v),
+            Some(("shadow", v)) => (&mut shadow, v),
+            _ => {
+                return Err(format!(
+                    "unix: unknown option '{option}'; options are passwd=PATH and shadow=PATH \
+                     (see --help-auth-type unix)"
+                ));
+            }
+        };
+        if value.is_empty() || slot.is_some() {
+            return Err(format!("unix: give {option} once, with a path"));
+        }
+        *slot = Some(PathBuf::from(value));
+    }
+    Ok(AuthSpec::Unix {
+        passwd: passwd.unwrap_or_else(|| "/etc/passwd".into()),
+        shadow: shadow.unwrap_or_else(|| "/etc/shadow".into()),
+    })
+}
+
+fn parse_token(args: &str) -> Result<AuthSpec, String> {
+    let (options, json) = match args.find('{') {
+        Some(0) => ("", Some(args)),
+        Some(at) if args[..at].ends_with(':') => (&args[..at - 1], Some(&args[at..])),
+        _ => (args, None),
+    };
+    let config = match json {
+        None => Map::new(),
+        // The text may hold a secret: the error does not quote it.
+        Some(json) => match serde_json::from_str(json) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err("token: the settings must be a JSON object".into()),
+            Err(e) => return Err(format!("token: the settings are not valid JSON ({e})")),
+        },
+    };
+    let mut tokens = None;
+    for option in options.split(':').filter(|o| !o.is_empty()) {
+        match option.strip_prefix("tokens=") {
+            Some(path) if !path.is_empty() && tokens.is_none() => {
+                tokens = Some(PathBuf::from(path))
+            }
+            _ => {
+                return Err(format!(
+                    "token: unexpected '{option}'; write token:tokens=PATH[:{{JSON}}] or \
+                     token:{{JSON}} (see --help-auth-type token)"
+                ));
+            }
+        }
+    }
+    if config.contains_key("tokens") {
+        return Err(
+            "token: give the token file as tokens=PATH, not in the JSON, so that \
+                    the checker is granted its folder"
+                .into(),
+        );
+    }
+    if tokens.is_none() && !config.contains_key("jwt") {
+        return Err(
+            "token needs tokens=PATH or {\"jwt\": {...}} settings (see --help-auth-type token)"
+                .into(),
+        );
+    }
+    Ok(AuthSpec::Token { tokens, config })
+}
+
 fn parse_wasm(args: &str) -> Result<AuthSpec, String> {
     if args.is_empty() {
         return Err("wasm needs the path of a checker component: --auth wasm:checker.wasm".into());
@@ -378,6 +495,59 @@ mod tests {
         let e = err("ldap:x");
         assert!(
             e.contains("unknown auth type 'ldap'") && e.contains("memory, file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unix() {
+        let unix = |p: &str, s: &str| AuthSpec::Unix {
+            passwd: p.into(),
+            shadow: s.into(),
+        };
+        assert_eq!(ok("unix"), unix("/etc/passwd", "/etc/shadow"));
+        assert_eq!(ok("unix:"), unix("/etc/passwd", "/etc/shadow"));
+        assert_eq!(ok("unix:passwd=/p"), unix("/p", "/etc/shadow"));
+        assert_eq!(ok("unix:shadow=/s:passwd=p"), unix("p", "/s"));
+        assert!(err("unix:/etc/passwd").contains("unknown option"));
+        assert!(err("unix:home=/x").contains("unknown option"));
+        assert!(err("unix:passwd=").contains("once, with a path"));
+        assert!(err("unix:passwd=a:passwd=b").contains("once, with a path"));
+    }
+
+    #[test]
+    fn token() {
+        assert_eq!(
+            ok("token:tokens=/t/tokens.txt"),
+            AuthSpec::Token {
+                tokens: Some("/t/tokens.txt".into()),
+                config: Map::new()
+            }
+        );
+        let AuthSpec::Token { tokens, config } =
+            ok(r#"token:tokens=t.txt:{"jwt":{"hs256-secret":"s:e{c}"}}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(tokens, Some("t.txt".into()));
+        assert_eq!(config["jwt"], json!({"hs256-secret": "s:e{c}"}));
+        let AuthSpec::Token { tokens, config } = ok(r#"token:{"jwt":{"audience":"a"}}"#) else {
+            panic!()
+        };
+        assert_eq!(
+            (tokens, config["jwt"].clone()),
+            (None, json!({"audience": "a"}))
+        );
+        assert!(err("token").contains("needs tokens=PATH"));
+        assert!(err("token:{}").contains("needs tokens=PATH"));
+        assert!(err("token:t.txt").contains("unexpected 't.txt'"));
+        assert!(err("token:tokens=").contains("unexpected 'tokens='"));
+        assert!(err("token:tokens=a:tokens=b").contains("unexpected"));
+        assert!(err(r#"token:{"tokens":"/x"}"#).contains("as tokens=PATH"));
+        assert!(err("token:[1]").contains("unexpected"));
+        let e = err(r#"token:{"jwt":{"hs256-secret":"hunter2"}"#);
+        assert!(
+            e.contains("not valid JSON") && !e.contains("hunter2"),
             "{e}"
         );
     }
