@@ -1,23 +1,24 @@
 #!/bin/sh
 # Installs what the test suite needs on a fresh Debian machine: the wasm
-# target the plugins are built for, and the real mail clients the interop
-# tests drive (swaks, curl; Python's smtplib comes with python3).
+# target the plugins are built for, the real mail clients the interop tests
+# drive (swaks, curl, gsasl, msmtp; Python's smtplib comes with python3),
+# and the PostgreSQL server the SQL checker's tests start a cluster of.
 set -eu
 rustup target add wasm32-wasip2
 need=""
-for tool in swaks curl python3; do
+for tool in swaks curl python3 gsasl msmtp; do
     command -v "$tool" >/dev/null 2>&1 || need=1
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need=1
 perl -MAuthen::SASL -MIO::Socket::SSL -MDigest::HMAC_MD5 -e 1 >/dev/null 2>&1 || need=1
 if [ -n "$need" ]; then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "tests/setup.sh: run as root to install swaks, curl, python3 and postgresql with apt-get" >&2
+        echo "tests/setup.sh: run as root to install swaks, curl, gsasl, msmtp, python3 and postgresql with apt-get" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
         swaks libauthen-sasl-perl libdigest-hmac-perl libio-socket-ssl-perl \
-        curl ca-certificates python3 postgresql >/dev/null
+        curl ca-certificates python3 postgresql gsasl msmtp >/dev/null
 fi
