@@ -68,6 +68,32 @@ fn a_looping_checker_is_stopped_at_its_deadline_while_others_go_on() {
     server.wait_for_log("ran past its time limit");
 }
 
+/// A guest asleep in WASI's clock runs no wasm for the epoch deadline to
+/// interrupt; the call's own timeout ends it (regression: it used to hold
+/// the exchange for the whole 30 s sleep).
+#[test]
+fn a_sleeping_checker_is_stopped_at_its_deadline_while_others_go_on() {
+    let server = trap_checker_server();
+    let addr = server.addr;
+    let started = Instant::now();
+    let sleeping: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || common::Client::connect(addr).ask("sleep pw")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        assert_eq!(server.connect().ask("ok pw"), LOGIN_OK);
+    }
+    for s in sleeping {
+        assert_eq!(s.join().unwrap(), TEMPORARY);
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    server.wait_for_log("fault=timeout");
+}
+
 #[test]
 fn a_checker_that_allocates_without_bound_hits_its_memory_limit() {
     let mut server = trap_checker_server();

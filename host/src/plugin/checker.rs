@@ -31,9 +31,12 @@ impl Plugin {
         self: &Arc<Self>,
     ) -> Result<Vec<CredentialKind>, crate::portal::Fault> {
         let (mut store, bindings) = self.instantiate_checker().await?;
-        let kinds = bindings
-            .portcullis_auth_checker()
-            .call_credential_kinds(&mut store)
+        let kinds = self
+            .bounded(
+                bindings
+                    .portcullis_auth_checker()
+                    .call_credential_kinds(&mut store),
+            )
             .await
             .map_err(|e| self.trap(&store, e))?;
         Ok(kinds.into_iter().map(convert::kind_from_wit).collect())
@@ -42,9 +45,12 @@ impl Plugin {
     /// Verifies credentials: an avatar id, a denial, or a fault.
     pub async fn check(self: &Arc<Self>, credentials: &Credentials) -> Verdict<String> {
         let (mut store, bindings) = self.instantiate_checker().await?;
-        let verdict = bindings
-            .portcullis_auth_checker()
-            .call_check(&mut store, &convert::credentials_to_wit(credentials))
+        let verdict = self
+            .bounded(
+                bindings
+                    .portcullis_auth_checker()
+                    .call_check(&mut store, &convert::credentials_to_wit(credentials)),
+            )
             .await
             .map_err(|e| self.trap(&store, e))?;
         match verdict {
@@ -61,9 +67,12 @@ impl Plugin {
         kind: CredentialKind,
     ) -> Verdict<SecretEntry> {
         let (mut store, bindings) = self.instantiate_checker().await?;
-        let answer = bindings
-            .portcullis_auth_checker()
-            .call_lookup_secret(&mut store, username, convert::kind_to_wit(kind))
+        let answer = self
+            .bounded(bindings.portcullis_auth_checker().call_lookup_secret(
+                &mut store,
+                username,
+                convert::kind_to_wit(kind),
+            ))
             .await
             .map_err(|e| self.trap(&store, e))?;
         match answer {

@@ -60,9 +60,8 @@ impl Plugin {
     pub async fn mechanism_info(self: &Arc<Self>) -> Result<MechanismInfo, Fault> {
         let (mut store, bindings) = self.instantiate_mechanism(None).await?;
         self.arm(&mut store);
-        let info = bindings
-            .portcullis_auth_mechanism()
-            .call_info(&mut store)
+        let info = self
+            .bounded(bindings.portcullis_auth_mechanism().call_info(&mut store))
             .await
             .map_err(|e| self.trap(&store, e))?;
         let valid = !info.name.is_empty()
@@ -117,9 +116,12 @@ impl Exchange {
     pub async fn start(&mut self, initial_response: Option<&[u8]>) -> Result<Step, Fault> {
         self.plugin.arm(&mut self.store);
         let step = self
-            .bindings
-            .portcullis_auth_mechanism()
-            .call_start(&mut self.store, initial_response)
+            .plugin
+            .bounded(
+                self.bindings
+                    .portcullis_auth_mechanism()
+                    .call_start(&mut self.store, initial_response),
+            )
             .await
             .map_err(|e| self.plugin.trap(&self.store, e))?;
         self.check(step)
@@ -128,9 +130,12 @@ impl Exchange {
     pub async fn step(&mut self, response: &[u8]) -> Result<Step, Fault> {
         self.plugin.arm(&mut self.store);
         let step = self
-            .bindings
-            .portcullis_auth_mechanism()
-            .call_step(&mut self.store, response)
+            .plugin
+            .bounded(
+                self.bindings
+                    .portcullis_auth_mechanism()
+                    .call_step(&mut self.store, response),
+            )
             .await
             .map_err(|e| self.plugin.trap(&self.store, e))?;
         self.check(step)
@@ -140,9 +145,12 @@ impl Exchange {
     pub async fn denied(&mut self) -> Result<Option<Vec<u8>>, Fault> {
         self.plugin.arm(&mut self.store);
         let data = self
-            .bindings
-            .portcullis_auth_mechanism()
-            .call_denied(&mut self.store)
+            .plugin
+            .bounded(
+                self.bindings
+                    .portcullis_auth_mechanism()
+                    .call_denied(&mut self.store),
+            )
             .await
             .map_err(|e| self.plugin.trap(&self.store, e))?;
         match data {

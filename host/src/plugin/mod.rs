@@ -412,7 +412,9 @@ impl Plugin {
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .allow_blocking_current_thread(true);
+            // A guest that sleeps or polls must yield, so the call's
+            // timeout can end it (see `bounded`).
+            .allow_blocking_current_thread(false);
         for grant in &self.grants {
             let perms = if grant.writable {
                 FsPerms::ReadWrite
@@ -467,6 +469,21 @@ impl Plugin {
     /// Starts the clock for one call into the guest.
     fn arm(&self, store: &mut Store<PluginState>) {
         store.data_mut().deadline = Instant::now() + self.limits.call_time;
+    }
+
+    /// Runs one guest call under its time limit. The epoch deadline stops
+    /// a guest that computes too long; this stops one that waits too long
+    /// inside a host import (a WASI sleep or poll), where no wasm runs for
+    /// the epoch to interrupt. Either way the answer is an interrupt trap.
+    pub(crate) async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        let grace = Duration::from_millis(100);
+        match tokio::time::timeout(self.limits.call_time + grace, call).await {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
+        }
     }
 
     pub(crate) fn fault(&self, kind: FaultKind, detail: impl Into<String>) -> Fault {

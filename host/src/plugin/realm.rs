@@ -119,9 +119,13 @@ impl Plugin {
             mechanism: mind.mechanism.clone(),
             secure: mind.secure,
         };
-        let answer = bindings
-            .portcullis_auth_realm()
-            .call_request_avatar(&mut store, avatar_id, wit_interface, &wit_mind)
+        let answer = self
+            .bounded(bindings.portcullis_auth_realm().call_request_avatar(
+                &mut store,
+                avatar_id,
+                wit_interface,
+                &wit_mind,
+            ))
             .await
             .map_err(|e| self.trap(&store, e))?;
         let handle = match answer {
@@ -174,10 +178,13 @@ impl Avatar {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
         let reply = self
-            .bindings
-            .portcullis_auth_realm()
-            .echo_avatar()
-            .call_line(&mut self.store, handle, line)
+            .plugin
+            .bounded(
+                self.bindings
+                    .portcullis_auth_realm()
+                    .echo_avatar()
+                    .call_line(&mut self.store, handle, line),
+            )
             .await
             .map_err(|e| self.plugin.trap(&self.store, e))?;
         let size: usize = reply.lines.iter().map(String::len).sum();
@@ -202,10 +209,13 @@ impl Avatar {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
         let answer = self
-            .bindings
-            .portcullis_auth_realm()
-            .delivery_avatar()
-            .call_validate_from(&mut self.store, handle, helo, sender)
+            .plugin
+            .bounded(
+                self.bindings
+                    .portcullis_auth_realm()
+                    .delivery_avatar()
+                    .call_validate_from(&mut self.store, handle, helo, sender),
+            )
             .await
             .map_err(|e| self.plugin.trap(&self.store, e))?;
         Ok(answer.map_err(rejection))
@@ -216,10 +226,13 @@ impl Avatar {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
         let answer = self
-            .bindings
-            .portcullis_auth_realm()
-            .delivery_avatar()
-            .call_validate_to(&mut self.store, handle, recipient)
+            .plugin
+            .bounded(
+                self.bindings
+                    .portcullis_auth_realm()
+                    .delivery_avatar()
+                    .call_validate_to(&mut self.store, handle, recipient),
+            )
             .await
             .map_err(|e| self.plugin.trap(&self.store, e))?;
         Ok(answer.map_err(rejection))
@@ -230,10 +243,13 @@ impl Avatar {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
         let header = self
-            .bindings
-            .portcullis_auth_realm()
-            .delivery_avatar()
-            .call_received_header(&mut self.store, handle, &info.to_wit())
+            .plugin
+            .bounded(
+                self.bindings
+                    .portcullis_auth_realm()
+                    .delivery_avatar()
+                    .call_received_header(&mut self.store, handle, &info.to_wit()),
+            )
             .await
             .map_err(|e| self.plugin.trap(&self.store, e))?;
         match header {
@@ -255,10 +271,13 @@ impl Avatar {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
         let answer = self
-            .bindings
-            .portcullis_auth_realm()
-            .delivery_avatar()
-            .call_deliver(&mut self.store, handle, &info.to_wit(), message)
+            .plugin
+            .bounded(
+                self.bindings
+                    .portcullis_auth_realm()
+                    .delivery_avatar()
+                    .call_deliver(&mut self.store, handle, &info.to_wit(), message),
+            )
             .await
             .map_err(|e| self.plugin.trap(&self.store, e))?;
         Ok(answer.map_err(rejection))

@@ -4,7 +4,8 @@
 //!
 //! The user name picks the behaviour: `ok` is accepted, `deny` is denied,
 //! `garbage` is "accepted" with an empty avatar id, `loop` spins forever,
-//! `alloc` allocates 1 MiB chunks without bound; `read:PATH` tries to read
+//! `alloc` allocates 1 MiB chunks without bound, `sleep` sleeps 30 s in
+//! WASI's clock; `read:PATH` tries to read
 //! a file and `sql:NAME` to run a SQL query it may not have been granted
 //! (accepted only if that works, so a test can assert it does not);
 //! anything else panics, which traps in wasm.
@@ -54,6 +55,12 @@ impl Guest for Trap {
                     n = std::hint::black_box(n.wrapping_add(1));
                     std::hint::spin_loop();
                 }
+            }
+            "sleep" => {
+                // Blocks in WASI's clock, where no wasm runs for the epoch
+                // deadline to interrupt.
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                Verdict::Accepted("slept".into())
             }
             "alloc" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
