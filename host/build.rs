@@ -1,6 +1,8 @@
 //! Builds the guest plugins (every crate under `mechanisms/` and
-//! `tests/plugins/`) for `wasm32-wasip2` and embeds the ones under
-//! `mechanisms/` in the host binary, so a default run needs no extra files.
+//! `tests/plugins/` whose `crate-type` includes `cdylib`) for
+//! `wasm32-wasip2` and embeds the ones under `mechanisms/` in the host
+//! binary, so a default run needs no extra files. Plain library crates
+//! there (`scram-core`) are built only as the plugins' dependencies.
 //!
 //! The guests are built by a nested `cargo build` with its own target
 //! folder, so it never waits on the outer build's lock.
@@ -95,7 +97,7 @@ fn main() {
     );
 }
 
-/// The package names of the guest crates directly under `dir`.
+/// The package names of the guest plugin crates directly under `dir`.
 fn guest_crates(dir: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
@@ -103,11 +105,20 @@ fn guest_crates(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = entries
         .filter_map(|e| {
             let manifest = fs::read_to_string(e.ok()?.path().join("Cargo.toml")).ok()?;
-            package_name(&manifest)
+            is_plugin(&manifest).then(|| package_name(&manifest))?
         })
         .collect();
     names.sort();
     names
+}
+
+/// Whether a manifest builds a component: a `crate-type` line naming
+/// `cdylib`.
+fn is_plugin(manifest: &str) -> bool {
+    manifest.lines().map(str::trim).any(|line| {
+        line.strip_prefix("crate-type")
+            .is_some_and(|rest| rest.trim_start().starts_with('=') && rest.contains("\"cdylib\""))
+    })
 }
 
 fn package_name(manifest: &str) -> Option<String> {

@@ -125,7 +125,9 @@ fn plugins_of_the_wrong_kind_are_refused() {
 fn excluded_mechanisms_are_not_offered() {
     let server = Server::start(&["--exclude-mechanism", "login"]);
     assert!(
-        server.banner.contains("(mechanisms: PLAIN)"),
+        server
+            .banner
+            .contains("(mechanisms: CRAM-MD5 PLAIN SCRAM-SHA-1 SCRAM-SHA-256)"),
         "{}",
         server.banner
     );
@@ -234,7 +236,7 @@ fn plugin_inspect_describes_each_kind_and_refuses_non_plugins() {
     assert_eq!(report["world"], "portcullis:auth/sql-checker-plugin@0.1.0");
     assert_eq!(
         report["credential-kinds"],
-        serde_json::json!(["username-password"])
+        serde_json::json!(["username-password", "scram-sha1", "scram-sha256"])
     );
     assert!(
         report["needs"][0].as_str().unwrap().starts_with("sql:"),

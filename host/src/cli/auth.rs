@@ -92,7 +92,10 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
             "Usage: --auth memory:name:password[:name2:password2...]\n\n\
              Users and passwords given on the command line, checked in memory (Twisted's\n\
              InMemoryUsernamePasswordDatabaseDontUse). Names and passwords cannot contain ':'.\n\
-             Credential kinds: username-password.\n\n\
+             SCRAM keys are derived from the passwords with a salt computed from the user\n\
+             name: fine for testing; for production store SCRAM keys in a file.\n\
+             Credential kinds: username-password, challenge-response (CRAM-MD5),\n\
+             scram-sha1, scram-sha256.\n\n\
              Example: --auth memory:alice:wonderland:bob:builder\n"
         }
         "file" => {
@@ -100,7 +103,10 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              Users from a FilePasswordDB-formatted file: one 'user:password' line per user.\n\
              Blank lines and lines starting with '#' are ignored. The password field may be\n\
              plain text or a hash recognised by its prefix: $argon2id$ (and $argon2i$,\n\
-             $argon2d$), $2b$/$2a$/$2y$ (bcrypt), $6$ (SHA-512-crypt), $5$ (SHA-256-crypt).\n\
+             $argon2d$), $2b$/$2a$/$2y$ (bcrypt), $6$ (SHA-512-crypt), $5$ (SHA-256-crypt),\n\
+             or stored SCRAM keys as Dovecot writes them ({SCRAM-SHA-256}ITER,SALT,STOREDKEY,\n\
+             SERVERKEY from 'doveadm pw -s SCRAM-SHA-256', and {SCRAM-SHA-1}). CRAM-MD5 needs\n\
+             a plain-text password; SCRAM needs plain text or stored keys of its variant.\n\
              The file is read on every login, so edits take effect at once. The checker\n\
              runs sandboxed and can read only the file's folder, read-only.\n\n\
              Options:\n\
@@ -110,7 +116,8 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              \x20 password-field=N     0-based field of the password; default 1\n\
              \x20 case-insensitive     match user names regardless of ASCII case\n\n\
              Example: --auth file:/etc/portcullis/passwords.txt:delimiter=tab\n\
-             Credential kinds: username-password.\n"
+             Credential kinds: username-password, challenge-response (CRAM-MD5),\n\
+             scram-sha1, scram-sha256.\n"
         }
         "anonymous" => {
             "Usage: --auth anonymous\n\n\

@@ -7,6 +7,7 @@
 //! | `$2a$`, `$2b$`, `$2y$` | bcrypt |
 //! | `$6$` | SHA-512-crypt |
 //! | `$5$` | SHA-256-crypt |
+//! | `{SCRAM-SHA-256}`, `{SCRAM-SHA-1}` | stored SCRAM keys (see [`crate::scram`]) |
 //! | any other `$…` | refused: an unknown scheme is never taken as plain text |
 //! | anything else | plain text, compared in constant time |
 //!
@@ -14,6 +15,7 @@
 
 use argon2::password_hash::Error as HashError;
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use scram_core::Algorithm;
 use sha_crypt::ShaCrypt;
 use subtle::ConstantTimeEq;
 
@@ -23,6 +25,7 @@ pub enum Scheme {
     Argon2,
     Bcrypt,
     ShaCrypt,
+    Scram(Algorithm),
     Plain,
     Unknown,
 }
@@ -37,6 +40,8 @@ impl Scheme {
             Scheme::Bcrypt
         } else if has(&["$6$", "$5$"]) {
             Scheme::ShaCrypt
+        } else if let Some(algorithm) = crate::scram::algorithm_of(stored) {
+            Scheme::Scram(algorithm)
         } else if stored.starts_with('$') {
             Scheme::Unknown
         } else {
@@ -67,6 +72,7 @@ pub fn verify(password: &str, stored: &str) -> Result<bool, String> {
             "sha-crypt",
             ShaCrypt::default().verify_password(password_bytes, stored),
         ),
+        Scheme::Scram(_) => crate::scram::verify(password, stored),
         Scheme::Unknown => Err("unsupported hash scheme".into()),
         Scheme::Plain => Ok(stored.as_bytes().ct_eq(password_bytes).into()),
     }
@@ -121,6 +127,10 @@ mod tests {
             ("$5$salt$x", Scheme::ShaCrypt),
             ("$1$salt$x", Scheme::Unknown),
             ("$", Scheme::Unknown),
+            ("{SCRAM-SHA-256}4096,x", Scheme::Scram(Algorithm::Sha256)),
+            ("{SCRAM-SHA-1}4096,x", Scheme::Scram(Algorithm::Sha1)),
+            ("{SCRAM-SHA-512}4096,x", Scheme::Plain),
+            ("{PLAIN}secret", Scheme::Plain),
             ("secret", Scheme::Plain),
             ("", Scheme::Plain),
         ];
@@ -263,8 +273,10 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(sha512.starts_with("$6$") && sha256.starts_with("$5$"));
+        let scram256 = crate::scram::tests::entry(Algorithm::Sha256, "hunter2", salt, 4096);
+        let scram1 = crate::scram::tests::entry(Algorithm::Sha1, "hunter2", salt, 4096);
 
-        for stored in [&argon, &bcrypt, &sha512, &sha256] {
+        for stored in [&argon, &bcrypt, &sha512, &sha256, &scram256, &scram1] {
             assert_eq!(verify("hunter2", stored), Ok(true), "{stored}");
             assert_eq!(verify("hunter3", stored), Ok(false), "{stored}");
             assert_eq!(verify("", stored), Ok(false), "{stored}");

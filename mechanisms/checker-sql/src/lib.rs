@@ -12,17 +12,25 @@
 //!
 //! Password fields are those of the file checker (its `hash` module is
 //! compiled here too): plain text compared in constant time, or Argon2,
-//! bcrypt, SHA-512-crypt, SHA-256-crypt recognised by prefix. A NULL
+//! bcrypt, SHA-512-crypt, SHA-256-crypt recognised by prefix, and
+//! Dovecot-style `{SCRAM-SHA-256}` / `{SCRAM-SHA-1}` stored keys, which also
+//! answer SCRAM lookups (plain-text fields answer them with derived keys;
+//! hashed fields cannot). A NULL
 //! password is a disabled account. Several rows for one name: the first
 //! wins. An authzid must name the user itself. A database failure or an
 //! unusable field makes the answer `unavailable`.
 
 #[path = "../../checker-file/src/hash.rs"]
 mod hash;
+#[path = "../../checker-file/src/scram.rs"]
+mod scram;
 
 use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
 use portcullis::auth::sql::{self, QueryError, Value};
-use portcullis::auth::types::{CredentialKind, Credentials, Denial};
+use portcullis::auth::types::{
+    CredentialKind, Credentials, Denial, ScramKeys, SecretEntry, StoredSecret,
+};
+use scram_core::Algorithm;
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -91,38 +99,81 @@ fn verify(entry: Option<Entry>, username: &str, authzid: Option<&str>, password:
     }
 }
 
+/// Runs the configured query for `username`; the first row's entry.
+fn fetch(username: &str) -> Result<Option<Entry>, String> {
+    let config: Config = serde_json::from_str(&portcullis::auth::host::config())
+        .map_err(|e| format!("bad configuration: {e}"))?;
+    let rows = sql::query(&config.query, &[Value::Text(username.to_owned())]).map_err(|e| {
+        let (QueryError::UnknownQuery(t)
+        | QueryError::BadParameters(t)
+        | QueryError::Unavailable(t)) = e;
+        format!("query {}: {t}", config.query)
+    })?;
+    entry_from_rows(&rows)
+}
+
+/// The SCRAM keys an entry provides.
+fn secret(entry: Option<Entry>, username: &str, algorithm: Algorithm) -> SecretAnswer {
+    let Some(entry) = entry else {
+        return SecretAnswer::Denied(Denial::UnknownUser);
+    };
+    let Some(stored) = entry.password else {
+        return SecretAnswer::Denied(Denial::AccountDisabled);
+    };
+    let name = entry.username.unwrap_or_else(|| username.to_owned());
+    match scram::keys_for(&stored, username, algorithm) {
+        Ok(keys) => SecretAnswer::Found(SecretEntry {
+            avatar_id: name,
+            secret: StoredSecret::Scram(ScramKeys {
+                salt: keys.salt,
+                iterations: keys.iterations,
+                stored_key: keys.stored_key,
+                server_key: keys.server_key,
+            }),
+        }),
+        Err(scram::NoKeys::Hashed | scram::NoKeys::OtherVariant(_)) => {
+            SecretAnswer::Denied(Denial::Other(format!(
+                "no {} keys stored for {name}",
+                algorithm.mechanism_name()
+            )))
+        }
+        Err(scram::NoKeys::Unusable(e)) => {
+            SecretAnswer::Unavailable(format!("SCRAM entry for {name} is unusable: {e}"))
+        }
+    }
+}
+
 struct SqlChecker;
 
 impl Guest for SqlChecker {
     fn credential_kinds() -> Vec<CredentialKind> {
-        vec![CredentialKind::UsernamePassword]
+        vec![
+            CredentialKind::UsernamePassword,
+            CredentialKind::ScramSha1,
+            CredentialKind::ScramSha256,
+        ]
     }
 
     fn check(credentials: Credentials) -> Verdict {
         let Credentials::UsernamePassword(up) = credentials else {
             return Verdict::Denied(Denial::Unsupported);
         };
-        let config: Config = match serde_json::from_str(&portcullis::auth::host::config()) {
-            Ok(c) => c,
-            Err(e) => return Verdict::Unavailable(format!("bad configuration: {e}")),
-        };
-        let rows = match sql::query(&config.query, &[Value::Text(up.username.clone())]) {
-            Ok(rows) => rows,
-            Err(QueryError::UnknownQuery(t)) => {
-                return Verdict::Unavailable(format!("query {}: {t}", config.query));
-            }
-            Err(QueryError::BadParameters(t) | QueryError::Unavailable(t)) => {
-                return Verdict::Unavailable(format!("query {}: {t}", config.query));
-            }
-        };
-        match entry_from_rows(&rows) {
+        match fetch(&up.username) {
             Ok(entry) => verify(entry, &up.username, up.authzid.as_deref(), &up.password),
             Err(e) => Verdict::Unavailable(e),
         }
     }
 
-    fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
-        SecretAnswer::Denied(Denial::Unsupported)
+    fn lookup_secret(username: String, kind: CredentialKind) -> SecretAnswer {
+        let algorithm = match kind {
+            CredentialKind::ScramSha1 => Algorithm::Sha1,
+            CredentialKind::ScramSha256 => Algorithm::Sha256,
+            _ => return SecretAnswer::Denied(Denial::Unsupported),
+        };
+        match fetch(&username) {
+            Ok(entry) => secret(entry, &username, algorithm),
+            Err(e) => SecretAnswer::Unavailable(e),
+        }
     }
 }
 

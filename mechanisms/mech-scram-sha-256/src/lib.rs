@@ -1,0 +1,236 @@
+//! SASL SCRAM-SHA-256 (RFC 7677) as a portcullis mechanism plugin. No
+//! configuration.
+//!
+//! The exchange itself is [`scram_core::exchange`] (whose docs cover
+//! channel binding, unknown users and wrong proofs), shared with
+//! `mech-scram-sha-1`; this crate binds it to the host:
+//!
+//! - the user's keys come from `session.lookup-secret(user, scram-sha256)`,
+//!   so the mechanism never sees a password or the checker's data;
+//! - the server nonce comes from the system's random source (`wasi:random`);
+//! - a good proof becomes `verified-secret` credentials, with the
+//!   server-final `v=…` message as additional data (the host sends it as a
+//!   last challenge where the protocol has no other way);
+//! - a checker's denial of the lookup is not told to the client: the
+//!   exchange goes on with invented keys and fails after the proof, with
+//!   the denial as the failure text for the log.
+//!
+//! Not plaintext: neither the password nor anything that replays it
+//! crosses the wire.
+
+use std::sync::Mutex;
+
+use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
+use portcullis::auth::session::{self, LookupError};
+use portcullis::auth::types::{CredentialKind, Credentials, Denial, StoredSecret, VerifiedSecret};
+use scram_core::{Algorithm, Call, Env, Keys, Lookup, Outcome, State};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "mechanism-plugin",
+});
+
+const ALGORITHM: Algorithm = Algorithm::Sha256;
+const KIND: CredentialKind = CredentialKind::ScramSha256;
+
+/// The exchange in progress. A fresh instance serves each exchange.
+static STATE: Mutex<State> = Mutex::new(State::New);
+
+/// The exchange's view of the host.
+struct Host;
+
+impl Env for Host {
+    fn lookup(&mut self, username: &str) -> Lookup {
+        lookup_from_wit(session::lookup_secret(username, KIND))
+    }
+
+    fn nonce(&mut self) -> Result<String, String> {
+        scram_core::random_nonce()
+    }
+}
+
+/// The host's answer to a lookup, as the exchange needs it.
+fn lookup_from_wit(answer: Result<StoredSecret, LookupError>) -> Lookup {
+    match answer {
+        Ok(StoredSecret::Scram(keys)) => Lookup::Found(Keys {
+            salt: keys.salt,
+            iterations: keys.iterations,
+            stored_key: keys.stored_key,
+            server_key: keys.server_key,
+        }),
+        Err(LookupError::Denied(denial)) => Lookup::Denied(describe(&denial)),
+        Err(LookupError::Unsupported) => {
+            Lookup::Unavailable("no checker answers scram-sha256 lookups".into())
+        }
+        Err(LookupError::Unavailable(why)) => {
+            Lookup::Unavailable(format!("the checker failed: {why}"))
+        }
+    }
+}
+
+/// A denial as a line for the operator's log.
+fn describe(denial: &Denial) -> String {
+    match denial {
+        Denial::UnknownUser => "no such user".into(),
+        Denial::BadCredentials => "the checker refused the lookup".into(),
+        Denial::AccountDisabled => "the account is disabled".into(),
+        Denial::NotAuthorized => "the user is not authorized".into(),
+        Denial::Unsupported => "the checker has no SCRAM-SHA-256 keys".into(),
+        Denial::Other(why) => why.clone(),
+    }
+}
+
+/// The exchange's outcome as the host's step result.
+fn step_result(outcome: Outcome) -> StepResult {
+    match outcome {
+        Outcome::Challenge(data) => StepResult::Challenge(data),
+        Outcome::Success(verified) => StepResult::Success(Success {
+            credentials: Credentials::VerifiedSecret(VerifiedSecret {
+                authzid: verified.authzid,
+                username: verified.username,
+                kind: KIND,
+            }),
+            additional_data: Some(verified.server_final),
+        }),
+        Outcome::Failure(why) => StepResult::Failure(why),
+    }
+}
+
+fn drive(call: Call) -> StepResult {
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let state = std::mem::replace(&mut *guard, State::Done);
+    let (next, outcome) = scram_core::advance(ALGORITHM, state, call, &mut Host);
+    *guard = next;
+    step_result(outcome)
+}
+
+struct Scram;
+
+impl Guest for Scram {
+    fn info() -> MechanismInfo {
+        MechanismInfo {
+            name: ALGORITHM.mechanism_name().into(),
+            plaintext: false,
+            credential_kinds: vec![KIND],
+        }
+    }
+
+    fn start(initial_response: Option<Vec<u8>>) -> StepResult {
+        drive(Call::Start(initial_response))
+    }
+
+    fn step(response: Vec<u8>) -> StepResult {
+        drive(Call::Step(response))
+    }
+
+    fn denied() -> Option<Vec<u8>> {
+        None
+    }
+}
+
+export!(Scram);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis::auth::types::ScramKeys;
+
+    /// The RFC 7677 example's keys (user `user`, password `pencil`) and
+    /// server nonce, answered as the host would.
+    struct Rfc7677;
+
+    impl Env for Rfc7677 {
+        fn lookup(&mut self, username: &str) -> Lookup {
+            assert_eq!(username, "user");
+            let salt = [
+                0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e, 0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36,
+                0xfa, 0x81,
+            ];
+            let keys = Keys::derive(ALGORITHM, "pencil", &salt, 4096);
+            lookup_from_wit(Ok(StoredSecret::Scram(ScramKeys {
+                salt: keys.salt,
+                iterations: keys.iterations,
+                stored_key: keys.stored_key,
+                server_key: keys.server_key,
+            })))
+        }
+
+        fn nonce(&mut self) -> Result<String, String> {
+            Ok("%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0".into())
+        }
+    }
+
+    #[test]
+    fn rfc_7677_exchange_through_the_bindings() {
+        let (state, first) = scram_core::advance(
+            ALGORITHM,
+            State::New,
+            Call::Start(Some(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO".to_vec())),
+            &mut Rfc7677,
+        );
+        let StepResult::Challenge(server_first) = step_result(first) else {
+            panic!("expected the server-first message");
+        };
+        assert_eq!(
+            server_first,
+            b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        );
+        let (_, last) = scram_core::advance(
+            ALGORITHM,
+            state,
+            Call::Step(
+                b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                  p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+                    .to_vec(),
+            ),
+            &mut Rfc7677,
+        );
+        let StepResult::Success(Success {
+            credentials: Credentials::VerifiedSecret(verified),
+            additional_data,
+        }) = step_result(last)
+        else {
+            panic!("expected verified-secret credentials");
+        };
+        assert_eq!(verified.username, "user");
+        assert_eq!(verified.authzid, None);
+        assert_eq!(verified.kind, CredentialKind::ScramSha256);
+        assert_eq!(
+            additional_data.as_deref(),
+            Some(&b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="[..])
+        );
+    }
+
+    #[test]
+    fn lookup_answers() {
+        let cases = [
+            (
+                Err(LookupError::Denied(Denial::UnknownUser)),
+                Lookup::Denied("no such user".into()),
+            ),
+            (
+                Err(LookupError::Denied(Denial::Other("no keys stored".into()))),
+                Lookup::Denied("no keys stored".into()),
+            ),
+            (
+                Err(LookupError::Unsupported),
+                Lookup::Unavailable("no checker answers scram-sha256 lookups".into()),
+            ),
+            (
+                Err(LookupError::Unavailable("file unreadable".into())),
+                Lookup::Unavailable("the checker failed: file unreadable".into()),
+            ),
+        ];
+        for (answer, want) in cases {
+            assert_eq!(lookup_from_wit(answer), want);
+        }
+    }
+
+    #[test]
+    fn info() {
+        let info = Scram::info();
+        assert_eq!(info.name, "SCRAM-SHA-256");
+        assert!(!info.plaintext);
+        assert_eq!(info.credential_kinds, [CredentialKind::ScramSha256]);
+    }
+}
