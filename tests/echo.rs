@@ -143,15 +143,14 @@ fn sasl_cancel_and_bad_base64_allow_a_retry() {
 fn unknown_mechanism_names_the_available_ones() {
     let server = Server::start(&[]);
     let mut c = server.connect();
+    let available = "available: CRAM-MD5 LOGIN PLAIN SCRAM-SHA-1 SCRAM-SHA-256";
     assert_eq!(
-        c.ask("AUTH X-NOPE"),
-        "Error: mechanism X-NOPE is not available; available: \
-         CRAM-MD5 LOGIN PLAIN SCRAM-SHA-1 SCRAM-SHA-256"
+        c.ask("AUTH DIGEST-MD5"),
+        format!("Error: mechanism DIGEST-MD5 is not available; {available}")
     );
     assert_eq!(
         c.ask("AUTH ANONYMOUS"),
-        "Error: mechanism ANONYMOUS is not available; available: \
-         CRAM-MD5 LOGIN PLAIN SCRAM-SHA-1 SCRAM-SHA-256",
+        format!("Error: mechanism ANONYMOUS is not available; {available}"),
         "ANONYMOUS needs an anonymous checker"
     );
     assert_eq!(c.ask("guest password"), LOGIN_OK);

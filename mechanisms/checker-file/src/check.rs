@@ -204,6 +204,16 @@ mod tests {
         }
     }
 
+    /// (format, user, authzid, method, response, expected verdict)
+    type ResponseCase<'a> = (
+        db::Format,
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        &'a [u8],
+        &'a str,
+    );
+
     /// RFC 2195's user, a hashed user and a user with stored SCRAM keys.
     fn cram_and_scram_file() -> String {
         let salt = b"0123456789abcdef";
@@ -232,15 +242,7 @@ mod tests {
             case_sensitive: false,
             ..exact
         };
-        type Case<'a> = (
-            db::Format,
-            &'a str,
-            Option<&'a str>,
-            &'a str,
-            &'a [u8],
-            &'a str,
-        );
-        let cases: [Case; 9] = [
+        let cases: [ResponseCase; 9] = [
             (exact, "tim", None, "hmac-md5", good, "ok tim"),
             (any_case, "TIM", Some("tim"), "hmac-md5", good, "ok tim"),
             (

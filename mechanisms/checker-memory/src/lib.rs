@@ -249,6 +249,16 @@ mod tests {
         }
     }
 
+    /// (user, authzid, method, challenge, response, expected verdict)
+    type ResponseCase<'a> = (
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        &'a [u8],
+        &'a [u8],
+        &'a str,
+    );
+
     fn with_tim() -> Config {
         let mut config = config(true);
         config.users.insert("tim".into(), "tanstaaftanstaaf".into());
@@ -263,15 +273,7 @@ mod tests {
             "b913a602c7eda7a495b4e6e7334d3890"
         );
         let good = b"b913a602c7eda7a495b4e6e7334d3890";
-        type Case<'a> = (
-            &'a str,
-            Option<&'a str>,
-            &'a str,
-            &'a [u8],
-            &'a [u8],
-            &'a str,
-        );
-        let cases: [Case; 8] = [
+        let cases: [ResponseCase; 8] = [
             ("tim", None, "hmac-md5", challenge, good, "ok tim"),
             ("TIM", Some("tim"), "hmac-md5", challenge, good, "ok tim"),
             (

@@ -123,6 +123,9 @@ pub fn decode_saslname(encoded: &str) -> Result<String, Error> {
 mod tests {
     use super::*;
 
+    /// (message, expected header, header text and rest)
+    type Case<'a> = (&'a str, Result<(Header, &'a str, &'a str), Error>);
+
     #[test]
     fn headers() {
         let h = |cb, z: Option<&str>| Header {
@@ -130,7 +133,6 @@ mod tests {
             authzid: z.map(str::to_owned),
         };
         use ChannelBinding::*;
-        type Case<'a> = (&'a str, Result<(Header, &'a str, &'a str), Error>);
         let cases: &[Case] = &[
             ("n,,n=user", Ok((h(Unsupported, None), "n,,", "n=user"))),
             ("y,,n=user", Ok((h(NotOffered, None), "y,,", "n=user"))),
