@@ -428,6 +428,21 @@ fn scram_with_a_password_file() {
 }
 
 #[test]
+fn the_example_password_file_works_as_documented() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/passwords.txt");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    let login = |hash, user, pass| scram(&mut server.connect(), hash, "n,,", user, pass).outcome;
+    assert_eq!(login(Hash::Sha256, "erin", "erin-pass"), LOGIN_OK);
+    assert_eq!(login(Hash::Sha256, "dave", "plain-text-pass"), LOGIN_OK);
+    assert_eq!(login(Hash::Sha1, "dave", "plain-text-pass"), LOGIN_OK);
+    assert_eq!(login(Hash::Sha1, "erin", "erin-pass"), LOGIN_DENIED);
+    assert_eq!(login(Hash::Sha256, "alice", "wonderland"), LOGIN_DENIED);
+    let cram = |user, pass| cram_md5(&mut server.connect(), user, pass).1;
+    assert_eq!(cram("dave", "plain-text-pass"), LOGIN_OK);
+    assert_eq!(cram("erin", "erin-pass"), LOGIN_DENIED);
+}
+
+#[test]
 fn token_and_external_mechanisms_need_their_checkers() {
     let server = Server::start(&[]);
     for name in ["XOAUTH2", "OAUTHBEARER", "EXTERNAL"] {
