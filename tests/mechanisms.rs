@@ -428,6 +428,29 @@ fn scram_with_a_password_file() {
 }
 
 #[test]
+fn an_unreadable_password_file_is_a_temporary_failure() {
+    let (dir, path) = password_file("user:pencil\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    std::fs::remove_file(dir.path().join("passwords.txt")).unwrap();
+    // The lookup fails before the server-first message: a fault, not a
+    // denial, whatever the user.
+    let mut c = server.connect();
+    let first = format!("n,,n=user,r={CLIENT_NONCE}");
+    assert_eq!(
+        c.ask(&format!("AUTH SCRAM-SHA-256 {}", b64(first.as_bytes()))),
+        common::TEMPORARY
+    );
+    c.expect_closed();
+    let mut c = server.connect();
+    challenge_data(&c.ask("AUTH CRAM-MD5"));
+    assert_eq!(
+        c.ask(&b64(b"user 00000000000000000000000000000000")),
+        common::TEMPORARY
+    );
+    server.wait_for_log("cannot read password file");
+}
+
+#[test]
 fn the_example_password_file_works_as_documented() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/passwords.txt");
     let server = Server::start(&["--auth", &format!("file:{path}")]);
