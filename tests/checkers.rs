@@ -156,6 +156,7 @@ fn the_example_password_file_works_as_documented() {
         ("bob", "builder"),
         ("carol", "carol-pass"),
         ("dave", "plain-text-pass"),
+        ("erin", "erin-pass"),
     ] {
         assert_eq!(login(&server, user, pass), LOGIN_OK, "{user}");
         assert_eq!(login(&server, user, "wrong"), LOGIN_DENIED, "{user}");

@@ -428,6 +428,44 @@ fn scram_with_a_password_file() {
 }
 
 #[test]
+fn an_unreadable_password_file_is_a_temporary_failure() {
+    let (dir, path) = password_file("user:pencil\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    std::fs::remove_file(dir.path().join("passwords.txt")).unwrap();
+    // The lookup fails before the server-first message: a fault, not a
+    // denial, whatever the user.
+    let mut c = server.connect();
+    let first = format!("n,,n=user,r={CLIENT_NONCE}");
+    assert_eq!(
+        c.ask(&format!("AUTH SCRAM-SHA-256 {}", b64(first.as_bytes()))),
+        common::TEMPORARY
+    );
+    c.expect_closed();
+    let mut c = server.connect();
+    challenge_data(&c.ask("AUTH CRAM-MD5"));
+    assert_eq!(
+        c.ask(&b64(b"user 00000000000000000000000000000000")),
+        common::TEMPORARY
+    );
+    server.wait_for_log("cannot read password file");
+}
+
+#[test]
+fn the_example_password_file_works_as_documented() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/passwords.txt");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    let login = |hash, user, pass| scram(&mut server.connect(), hash, "n,,", user, pass).outcome;
+    assert_eq!(login(Hash::Sha256, "erin", "erin-pass"), LOGIN_OK);
+    assert_eq!(login(Hash::Sha256, "dave", "plain-text-pass"), LOGIN_OK);
+    assert_eq!(login(Hash::Sha1, "dave", "plain-text-pass"), LOGIN_OK);
+    assert_eq!(login(Hash::Sha1, "erin", "erin-pass"), LOGIN_DENIED);
+    assert_eq!(login(Hash::Sha256, "alice", "wonderland"), LOGIN_DENIED);
+    let cram = |user, pass| cram_md5(&mut server.connect(), user, pass).1;
+    assert_eq!(cram("dave", "plain-text-pass"), LOGIN_OK);
+    assert_eq!(cram("erin", "erin-pass"), LOGIN_DENIED);
+}
+
+#[test]
 fn token_and_external_mechanisms_need_their_checkers() {
     let server = Server::start(&[]);
     for name in ["XOAUTH2", "OAUTHBEARER", "EXTERNAL"] {

@@ -148,6 +148,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn entries_dovecot_wrote() {
+        // `doveadm pw -s SCRAM-SHA-256 -p erin-pass` and `-s SCRAM-SHA-1`
+        // (Dovecot 2.3.19, Debian 12).
+        let sha256 = "{SCRAM-SHA-256}4096,6Tgdyp6e6jn4Bo2ynaJYYw==,\
+                      8IvQSDVZo96+28G4OGnJva+D6+PGxH0bnHlmxCptBj4=,\
+                      803LZ87UuPpEOVwDj6NjhCMp4iZMQCqdr4lwWLM+kgQ=";
+        let sha1 = "{SCRAM-SHA-1}4096,jEr98NAq09wNacYJSd2Ibw==,\
+                    gpElVoW1avOCaWym6JfJNPhoJUM=,MJm3OYmM1LoLBz6XGY9sD/ji2xU=";
+        for (stored, algorithm) in [(sha256, Algorithm::Sha256), (sha1, Algorithm::Sha1)] {
+            let (parsed, keys) = parse_entry(stored).unwrap();
+            assert_eq!(parsed, algorithm);
+            // The server key too is what this crate derives.
+            assert_eq!(
+                keys,
+                Keys::derive(algorithm, "erin-pass", &keys.salt, keys.iterations)
+            );
+            assert_eq!(verify("erin-pass", stored), Ok(true));
+            assert_eq!(verify("erin-pasS", stored), Ok(false));
+        }
+    }
+
+    #[test]
     fn sha_1_entries() {
         let stored = entry(Algorithm::Sha1, "pencil", b"salt", 4096);
         assert!(stored.starts_with("{SCRAM-SHA-1}4096,c2FsdA==,"));
