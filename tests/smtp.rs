@@ -541,3 +541,26 @@ fn metrics_count_sessions_outcomes_faults_and_deliveries() {
     }
     panic!("sessions or instances left over:\n{page}");
 }
+
+#[test]
+fn busy_sessions_still_end_at_the_session_timeout() {
+    let server = Server::start(&["--session-timeout", "600ms"]);
+    let mut c = server.smtp_client();
+    let started = Instant::now();
+    // Never idle, but the session's time runs out all the same.
+    loop {
+        let reply = c.cmd("NOOP");
+        if reply.code == 421 {
+            reply.expect(421, Some("4.4.2"));
+            assert!(reply.text().contains("Session too long"), "{reply:?}");
+            break;
+        }
+        reply.expect(250, Some("2.0.0"));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never timed out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.expect_closed();
+}

@@ -76,6 +76,7 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
         limits: SessionLimits {
             max_message_size: args.max_message_size,
             idle_timeout: args.idle_timeout,
+            session_timeout: args.session_timeout,
             ..SessionLimits::default()
         },
         penalty: penalty.clone(),

@@ -115,6 +115,10 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// The longest an SMTP session may last, however busy (then 421 4.4.2).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub session_timeout: Duration,
+
     /// On SIGTERM or Ctrl-C, wait this long for sessions to finish.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
