@@ -10,30 +10,9 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::Server;
+use common::{Server, describe, tool};
 
 const TOKEN: &str = "ya29.a0-test-token-for-user";
-
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{name} is not installed; run `sh tests/setup.sh` (as root) first"
-    );
-    Command::new(name)
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// A server with `user`/`pencil` in memory, a token file and anonymous
 /// access.

@@ -6,33 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::Server;
+use common::{Server, describe, tool};
 
 const ARGS: &[&str] = &["--auth-failure-delay", "0s"];
-
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} is not installed; run `sh tests/setup.sh` (as root) first"
-    );
-    Command::new(name)
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// Sends one message with smtplib; prints `sent` or `error CODE`.
 const SMTPLIB: &str = r#"

@@ -60,8 +60,15 @@ enum Database {
     },
     Postgres {
         dsn: String,
-        client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+        conn: Box<tokio::sync::Mutex<Option<Postgres>>>,
     },
+}
+
+/// A PostgreSQL connection and the statements prepared on it, so a login
+/// costs one round trip, not a prepare and an execute.
+struct Postgres {
+    client: tokio_postgres::Client,
+    statements: BTreeMap<String, tokio_postgres::Statement>,
 }
 
 /// A database and the queries one plugin may run on it, by name.
@@ -109,15 +116,20 @@ impl SqlGrant {
             let client = connect_postgres(dsn)
                 .await
                 .context("cannot connect to PostgreSQL")?;
+            let mut statements = BTreeMap::new();
             for (name, sql) in &queries {
-                client
+                let statement = client
                     .prepare(sql)
                     .await
                     .with_context(|| format!("query {name} ({sql}) does not prepare"))?;
+                statements.insert(sql.clone(), statement);
             }
             Database::Postgres {
                 dsn: dsn.to_owned(),
-                client: tokio::sync::Mutex::new(Some(client)),
+                conn: Box::new(tokio::sync::Mutex::new(Some(Postgres {
+                    client,
+                    statements,
+                }))),
             }
         } else {
             bail!("unknown database {dsn:?}; write sqlite:PATH or postgresql://user@host/dbname");
@@ -145,12 +157,12 @@ impl SqlGrant {
                         .await
                         .map_err(|e| QueryError::Unavailable(e.to_string()))?
                 }
-                Database::Postgres { dsn, client } => {
-                    let mut client = client.lock().await;
-                    let result = postgres_query(dsn, &mut client, sql, &params).await;
+                Database::Postgres { dsn, conn } => {
+                    let mut conn = conn.lock().await;
+                    let result = postgres_query(dsn, &mut conn, sql, &params).await;
                     if matches!(result, Err(QueryError::Unavailable(_))) {
-                        // Reconnect on the next call.
-                        *client = None;
+                        // Reconnect (and prepare again) on the next call.
+                        *conn = None;
                     }
                     result
                 }
@@ -233,20 +245,30 @@ async fn connect_postgres(dsn: &str) -> anyhow::Result<tokio_postgres::Client> {
 
 async fn postgres_query(
     dsn: &str,
-    slot: &mut Option<tokio_postgres::Client>,
+    slot: &mut Option<Postgres>,
     sql: &str,
     params: &[Value],
 ) -> Result<Vec<Vec<Value>>, QueryError> {
     let unavailable = |e: tokio_postgres::Error| QueryError::Unavailable(e.to_string());
-    if slot.as_ref().is_none_or(|c| c.is_closed()) {
-        *slot = Some(
-            connect_postgres(dsn)
-                .await
-                .map_err(|e| QueryError::Unavailable(e.to_string()))?,
-        );
+    if slot.as_ref().is_none_or(|c| c.client.is_closed()) {
+        let client = connect_postgres(dsn)
+            .await
+            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+        *slot = Some(Postgres {
+            client,
+            statements: BTreeMap::new(),
+        });
     }
-    let client = slot.as_ref().expect("connected above");
-    let stmt = client.prepare(sql).await.map_err(unavailable)?;
+    let conn = slot.as_mut().expect("connected above");
+    let stmt = match conn.statements.get(sql) {
+        Some(stmt) => stmt.clone(),
+        None => {
+            let stmt = conn.client.prepare(sql).await.map_err(unavailable)?;
+            conn.statements.insert(sql.to_owned(), stmt.clone());
+            stmt
+        }
+    };
+    let client = &conn.client;
     if stmt.params().len() != params.len() {
         return Err(QueryError::BadParameters(format!(
             "the query takes {} parameters, {} given",
