@@ -132,7 +132,12 @@ impl SqlGrant {
                 }))),
             }
         } else {
-            bail!("unknown database {dsn:?}; write sqlite:PATH or postgresql://user@host/dbname");
+            // Name only the scheme: the rest may hold a password.
+            let scheme = dsn.split(':').next().unwrap_or_default();
+            bail!(
+                "unknown database kind {scheme:?}; write sqlite:PATH or \
+                 postgresql://user@host/dbname"
+            );
         };
         Ok(SqlGrant { database, queries })
     }

@@ -208,9 +208,11 @@ fn parse_sql(rest: &str) -> Result<AuthSpec, String> {
     };
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if !known.iter().any(|p| dsn.starts_with(p)) || known.contains(&dsn) {
+        // Name only the scheme: the rest may hold a password.
+        let scheme = dsn.split(':').next().unwrap_or_default();
         return Err(format!(
-            "sql: {dsn:?} is not a database; write sql:sqlite:PATH or \
-             sql:postgresql://user@host/dbname (see --help-auth-type sql)"
+            "sql: {scheme:?} is not a database this checker knows; write sql:sqlite:PATH \
+             or sql:postgresql://user@host/dbname (see --help-auth-type sql)"
         ));
     }
     Ok(AuthSpec::Sql {
