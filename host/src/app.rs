@@ -3,15 +3,18 @@
 //! listeners.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context as _, bail};
+use clap::{ArgMatches, FromArgMatches as _};
 use serde_json::{Value, json};
+use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cli::{AuthSpec, DEFAULT_USER, GrantArg, PluginArg};
+use crate::cli::config::{self, CheckerEntry, Listener, ListenerTls, PluginOptions, Protocol};
+use crate::cli::{Args, AuthSpec, DEFAULT_USER, GrantArg, PluginArg};
 use crate::echo::EchoConfig;
 use crate::plugin::realm::AvatarInterface;
 use crate::plugin::{Grant, Plugin, PluginKind, PluginSpec, Runtime, RuntimeConfig, builtin};
@@ -28,31 +31,38 @@ pub struct Services {
     pub mechanisms: Arc<Mechanisms>,
 }
 
-/// Runs the server until SIGINT or SIGTERM.
-pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
-    let mut auth = args.auth.clone();
-    if auth.is_empty() {
+/// The services sessions use now. A reload replaces them as a whole: an
+/// exchange or avatar already running keeps the plugins it started with
+/// (it holds their `Arc`s), new ones get the new set.
+pub struct Live(RwLock<Arc<Services>>);
+
+impl Live {
+    pub fn new(services: Services) -> Arc<Live> {
+        Arc::new(Live(RwLock::new(Arc::new(services))))
+    }
+
+    /// The current services.
+    pub fn get(&self) -> Arc<Services> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn replace(&self, services: Services) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(services);
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM. `matches` are the command
+/// line's, kept so that a reload lays them over the re-read file again.
+pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
+    let runtime = runtime_for(&args)?;
+    if args.auth.is_empty() && args.extra.checkers.is_empty() {
         let (user, pass) = DEFAULT_USER;
         println!(
             "portcullis: no --auth given; serving user '{user}' with password '{pass}' from memory"
         );
-        auth.push(AuthSpec::Memory(vec![(user.into(), pass.into())]));
     }
-    let services = Services::build(&args, &auth).await?;
-    let (generated_cert, tls) = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => (
-            None,
-            Tls::from_files(cert, key, args.tls_client_ca.as_deref())?,
-        ),
-        _ => {
-            let out = args
-                .tls_cert_out
-                .clone()
-                .unwrap_or_else(tls::default_cert_path);
-            let tls = Tls::self_signed(&args.server_name, &out, args.tls_client_ca.as_deref())?;
-            (Some(out), tls)
-        }
-    };
+    let live = Live::new(Services::build(&args, &runtime).await?);
+    let (generated_cert, tls) = tls_for(&args)?;
     println!("portcullis: TLS uses a {}", tls.source);
 
     let penalty = Arc::new(crate::penalty::Penalty::new(
@@ -62,85 +72,118 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
     ));
     let (stop, shutdown) = watch::channel(false);
     let sessions = Sessions::new(args.max_sessions, shutdown);
-    let smtp = Arc::new(SmtpConfig {
-        portal: services.portal.clone(),
-        mechanisms: services.mechanisms.clone(),
-        server_name: args.server_name.clone(),
-        tls: Some(tls),
-        policy: AuthPolicy {
-            required: args.auth_required,
-            tls_only: args.auth_tls_only,
-            failure_delay: args.auth_failure_delay,
-            max_failures: args.max_auth_failures,
-        },
-        limits: SessionLimits {
-            max_message_size: args.max_message_size,
-            idle_timeout: args.idle_timeout,
-            session_timeout: args.session_timeout,
-            ..SessionLimits::default()
-        },
-        penalty: penalty.clone(),
-    });
-    let mut tasks = tokio::task::JoinSet::new();
+    let smtp_config = |tls: Option<Tls>| {
+        Arc::new(SmtpConfig {
+            services: live.clone(),
+            server_name: args.server_name.clone(),
+            tls,
+            policy: AuthPolicy {
+                required: args.auth_required,
+                tls_only: args.auth_tls_only,
+                failure_delay: args.auth_failure_delay,
+                max_failures: args.max_auth_failures,
+            },
+            limits: SessionLimits {
+                max_message_size: args.max_message_size,
+                idle_timeout: args.idle_timeout,
+                session_timeout: args.session_timeout,
+                ..SessionLimits::default()
+            },
+            penalty: penalty.clone(),
+        })
+    };
+    let smtp_tls = smtp_config(Some(tls));
+    let smtp_plain = smtp_config(None);
+    let mut echo = EchoConfig::new(live.clone());
+    echo.server_name = args.server_name.clone();
+    echo.idle_timeout = args.idle_timeout;
+    echo.penalty = penalty;
+    let echo = Arc::new(echo);
 
-    let listener = bind(args.smtp_listen, "SMTP").await?;
-    println!(
-        "portcullis: smtp service listening on {} (STARTTLS; mechanisms: {})",
-        listener.local_addr()?,
-        offered(&services, true)
-    );
-    tasks.spawn(smtp_listener(
-        listener,
-        sessions.clone(),
-        smtp.clone(),
-        false,
-    ));
-    if let Some(addr) = args.smtps_listen {
-        let listener = bind(addr, "SMTP with implicit TLS").await?;
-        println!(
-            "portcullis: smtps service listening on {} (implicit TLS)",
-            listener.local_addr()?
-        );
-        tasks.spawn(smtp_listener(
-            listener,
-            sessions.clone(),
-            smtp.clone(),
-            true,
-        ));
+    // Bind everything first: a port that is taken stops the start before
+    // anything is served, and binding may need the privileges dropped below.
+    let mut bound = Vec::new();
+    for listener in listeners(&args) {
+        let what = match (listener.protocol, listener.tls) {
+            (Protocol::Echo, _) => "the echo service",
+            (Protocol::Smtp, ListenerTls::Implicit) => "SMTP with implicit TLS",
+            (Protocol::Smtp, _) => "SMTP",
+        };
+        bound.push((listener, bind(listener.address, what).await?));
+    }
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(bind(addr, "metrics").await?),
+        None => None,
+    };
+    let control = match &args.control_socket {
+        Some(path) => Some(control_socket(path)?),
+        None => None,
+    };
+    if let Some(user) = &args.user {
+        let who = drop_privileges(user, args.group.as_deref())?;
+        println!("portcullis: running as {who}");
     }
 
-    if let Some(addr) = args.metrics_listen {
-        let listener = bind(addr, "metrics").await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(listener) = metrics {
         println!(
             "portcullis: metrics listening on http://{}/metrics",
             listener.local_addr()?
         );
         tasks.spawn(crate::metrics::serve(listener, args.max_instances));
     }
+    let offered = offered(&live.get());
+    for (listener, socket) in bound {
+        let addr = socket.local_addr()?;
+        match (listener.protocol, listener.tls) {
+            (Protocol::Smtp, tls) => {
+                let (name, note, config) = match tls {
+                    ListenerTls::Starttls => ("smtp", "STARTTLS", smtp_tls.clone()),
+                    ListenerTls::Implicit => ("smtps", "implicit TLS", smtp_tls.clone()),
+                    ListenerTls::None => ("smtp", "no TLS", smtp_plain.clone()),
+                };
+                println!(
+                    "portcullis: {name} service listening on {addr} ({note}; mechanisms: {offered})"
+                );
+                tasks.spawn(smtp_listener(
+                    socket,
+                    sessions.clone(),
+                    config,
+                    tls == ListenerTls::Implicit,
+                ));
+            }
+            (Protocol::Echo, _) => {
+                println!("portcullis: echo service listening on {addr} (mechanisms: {offered})");
+                let echo = echo.clone();
+                let sessions = sessions.clone();
+                tasks.spawn(async move {
+                    let shutdown = sessions.shutdown();
+                    crate::server::accept_loop(
+                        socket,
+                        sessions,
+                        "echo",
+                        b"Error: too many connections, try again later.\r\n",
+                        move |stream, peer| {
+                            crate::echo::serve(stream, peer, echo.clone(), shutdown.clone())
+                        },
+                    )
+                    .await;
+                });
+            }
+        }
+    }
 
-    let listener = bind(args.echo_listen, "the echo service").await?;
-    let mut echo = EchoConfig::new(services.portal.clone(), services.mechanisms.clone());
-    echo.server_name = args.server_name.clone();
-    echo.idle_timeout = args.idle_timeout;
-    echo.penalty = penalty;
-    let echo = Arc::new(echo);
-    println!(
-        "portcullis: echo service listening on {} (mechanisms: {})",
-        listener.local_addr()?,
-        offered(&services, true)
-    );
-    let echo_sessions = sessions.clone();
-    tasks.spawn(async move {
-        let shutdown = echo_sessions.shutdown();
-        crate::server::accept_loop(
-            listener,
-            echo_sessions,
-            "echo",
-            b"Error: too many connections, try again later.\r\n",
-            move |stream, peer| crate::echo::serve(stream, peer, echo.clone(), shutdown.clone()),
-        )
-        .await;
+    let reloader = Arc::new(Reloader {
+        matches,
+        runtime,
+        live: live.clone(),
+        lock: tokio::sync::Mutex::new(()),
     });
+    #[cfg(unix)]
+    tasks.spawn(reload_on_sighup(reloader.clone()));
+    if let Some(listener) = control {
+        tasks.spawn(serve_control(listener, reloader.clone()));
+    }
 
     shutdown_signal().await;
     let _ = stop.send(true);
@@ -156,7 +199,259 @@ pub async fn run(args: crate::cli::Args) -> anyhow::Result<()> {
     if let Some(path) = generated_cert {
         let _ = std::fs::remove_file(path);
     }
+    if let Some(path) = &args.control_socket {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
+}
+
+/// `portcullis check-config`: builds everything a start would (plugins,
+/// checkers, databases, TLS) without listening. Returns a summary.
+pub async fn check(args: &Args) -> anyhow::Result<String> {
+    let runtime = runtime_for(args)?;
+    let services = Services::build(args, &runtime).await?;
+    let (generated, tls) = tls_for(args)?;
+    if let Some(path) = generated {
+        let _ = std::fs::remove_file(path);
+    }
+    if let Some(user) = &args.user {
+        lookup_user(user, args.group.as_deref())?;
+    }
+    let mut out = String::new();
+    for l in listeners(args) {
+        out.push_str(&format!(
+            "listener {:?} {} tls={:?}\n",
+            l.protocol, l.address, l.tls
+        ));
+    }
+    for (kind, plugin) in services.portal.checkers() {
+        out.push_str(&format!("checker {} for {kind}\n", plugin.name()));
+    }
+    out.push_str(&format!("mechanisms {}\n", offered(&services)));
+    out.push_str(&format!("TLS {}\n", tls.source));
+    Ok(out)
+}
+
+/// The engine, sized and cached as the operator asked.
+fn runtime_for(args: &Args) -> anyhow::Result<Arc<Runtime>> {
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(default_cache_dir)
+    };
+    Runtime::new(&RuntimeConfig {
+        max_instances: args.max_instances,
+        cache_dir,
+        ..RuntimeConfig::default()
+    })
+}
+
+/// The TLS acceptor, and the path of the certificate generated for it if
+/// the operator gave none.
+fn tls_for(args: &Args) -> anyhow::Result<(Option<PathBuf>, Tls)> {
+    Ok(match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (
+            None,
+            Tls::from_files(cert, key, args.tls_client_ca.as_deref())?,
+        ),
+        _ => {
+            let out = args
+                .tls_cert_out
+                .clone()
+                .unwrap_or_else(tls::default_cert_path);
+            let tls = Tls::self_signed(&args.server_name, &out, args.tls_client_ca.as_deref())?;
+            (Some(out), tls)
+        }
+    })
+}
+
+/// The file's listeners, or the flags'.
+fn listeners(args: &Args) -> Vec<Listener> {
+    if let Some(listeners) = &args.extra.listeners {
+        return listeners.clone();
+    }
+    let mut out = vec![Listener {
+        protocol: Protocol::Smtp,
+        address: args.smtp_listen,
+        tls: ListenerTls::Starttls,
+    }];
+    if let Some(address) = args.smtps_listen {
+        out.push(Listener {
+            protocol: Protocol::Smtp,
+            address,
+            tls: ListenerTls::Implicit,
+        });
+    }
+    out.push(Listener {
+        protocol: Protocol::Echo,
+        address: args.echo_listen,
+        tls: ListenerTls::None,
+    });
+    out
+}
+
+/// Re-reads the configuration and reloads every plugin; one at a time.
+struct Reloader {
+    matches: ArgMatches,
+    runtime: Arc<Runtime>,
+    live: Arc<Live>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    /// Builds the new services completely before swapping them in: on any
+    /// error the old ones stay and the error is returned.
+    async fn reload(&self) -> anyhow::Result<String> {
+        let _one_at_a_time = self.lock.lock().await;
+        let started = std::time::Instant::now();
+        let mut args = Args::from_arg_matches(&self.matches)?;
+        if let Some(path) = args.config.clone() {
+            config::load(&path)?.apply(&mut args, &self.matches)?;
+        }
+        let services = Services::build(&args, &self.runtime).await?;
+        let offered = offered(&services);
+        self.live.replace(services);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(elapsed_ms, mechanisms = %offered, "reloaded");
+        Ok(format!(
+            "reloaded in {elapsed_ms} ms; mechanisms: {offered}"
+        ))
+    }
+
+    async fn reload_logged(&self, trigger: &str) -> Result<String, String> {
+        self.reload().await.map_err(|e| {
+            tracing::error!(trigger, "reload failed, keeping the running plugins: {e:#}");
+            format!("{e:#}")
+        })
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with the control socket");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading");
+        let _ = reloader.reload_logged("SIGHUP").await;
+    }
+}
+
+/// Binds the control socket, readable and writable by the owner only.
+fn control_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt as _;
+        if !meta.file_type().is_socket() {
+            bail!(
+                "--control-socket {}: a file that is not a socket is in the way",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("--control-socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// One command per connection: `reload`, answered `ok: …` or `error: …`.
+async fn serve_control(listener: tokio::net::UnixListener, reloader: Arc<Reloader>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let reloader = reloader.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut read = tokio::io::BufReader::new(read.take(256));
+            if read.read_line(&mut line).await.is_err() {
+                return;
+            }
+            let answer = match line.trim() {
+                "reload" => match reloader.reload_logged("control socket").await {
+                    Ok(summary) => format!("ok: {summary}\n"),
+                    Err(e) => format!("error: {e}\n"),
+                },
+                other => format!("error: unknown command {other:?}; the only command is reload\n"),
+            };
+            let _ = write.write_all(answer.as_bytes()).await;
+        });
+    }
+}
+
+/// `portcullis reload`: the client side of the control socket.
+pub async fn send_reload(socket: &Path) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| format!("cannot reach the server at {}", socket.display()))?;
+    stream.write_all(b"reload\n").await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    match answer.trim().strip_prefix("ok: ") {
+        Some(summary) => Ok(summary.to_owned()),
+        None => bail!(
+            "{}",
+            answer
+                .trim()
+                .strip_prefix("error: ")
+                .unwrap_or(answer.trim())
+        ),
+    }
+}
+
+/// The user and group `--user`/`--group` name.
+#[cfg(unix)]
+fn lookup_user(
+    user: &str,
+    group: Option<&str>,
+) -> anyhow::Result<(nix::unistd::User, nix::unistd::Gid)> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let found = match user.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(user),
+    }
+    .with_context(|| format!("--user {user}: cannot read the user database"))?
+    .with_context(|| format!("--user {user}: no such user"))?;
+    let gid = match group {
+        None => found.gid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => Gid::from_raw(gid),
+            Err(_) => {
+                Group::from_name(g)
+                    .with_context(|| format!("--group {g}: cannot read the group database"))?
+                    .with_context(|| format!("--group {g}: no such group"))?
+                    .gid
+            }
+        },
+    };
+    Ok((found, gid))
+}
+
+/// Switches the whole process to `user` (and `group`) for good.
+#[cfg(unix)]
+fn drop_privileges(user: &str, group: Option<&str>) -> anyhow::Result<String> {
+    use nix::unistd::{Uid, setgid, setgroups, setuid};
+    let (found, gid) = lookup_user(user, group)?;
+    if !Uid::effective().is_root() {
+        bail!("--user {user}: only root can switch users; start as root or leave --user out");
+    }
+    setgroups(&[gid]).context("--user: setgroups")?;
+    setgid(gid).context("--user: setgid")?;
+    setuid(found.uid).context("--user: setuid")?;
+    if found.uid.is_root() {
+        return Ok(format!("{} (uid 0: still root)", found.name));
+    }
+    if setuid(Uid::from_raw(0)).is_ok() {
+        bail!("--user {user}: root privileges could be regained after switching; refusing to run");
+    }
+    Ok(format!("{} (uid {}, gid {})", found.name, found.uid, gid))
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -165,10 +460,10 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} for {what}"))
 }
 
-fn offered(services: &Services, allow_plaintext: bool) -> String {
+fn offered(services: &Services) -> String {
     let names: Vec<String> = services
         .mechanisms
-        .offered(&services.portal, allow_plaintext)
+        .offered(&services.portal, true)
         .map(|m| m.to_string())
         .collect();
     names.join(" ")
@@ -216,37 +511,29 @@ impl Services {
     /// Loads every plugin and registers it: checkers from `auth`, the
     /// built-in mechanisms plus the operator's, the echo realm unless
     /// replaced.
-    pub async fn build(args: &crate::cli::Args, auth: &[AuthSpec]) -> anyhow::Result<Services> {
+    pub async fn build(args: &Args, runtime: &Arc<Runtime>) -> anyhow::Result<Services> {
         let started = std::time::Instant::now();
-        let cache_dir = if args.no_cache {
-            None
-        } else {
-            args.cache_dir.clone().or_else(default_cache_dir)
-        };
-        let runtime = Runtime::new(&RuntimeConfig {
-            max_instances: args.max_instances,
-            cache_dir,
-            ..RuntimeConfig::default()
-        })?;
+        let defaults = &args.extra.plugin_defaults;
         let mut portal = Portal::default();
-        for spec in auth {
-            let plugin = runtime.load(match spec {
-                AuthSpec::Sql { dsn, query } => sql_checker_spec(dsn, query.as_deref()).await?,
-                other => checker_spec(other)?,
-            })?;
-            if plugin.kind() != PluginKind::Checker {
-                bail!(
-                    "--auth wasm:{}: this is a {} plugin, not a checker",
-                    plugin.name(),
-                    plugin.kind().as_str()
-                );
-            }
-            portal.register_checker(plugin).await?;
+        for entry in checkers(args) {
+            let from = file_line(args, entry.line);
+            let spec = match &entry.spec {
+                AuthSpec::Sql { dsn, query } => sql_checker_spec(dsn, query.as_deref()).await,
+                other => checker_spec(other),
+            };
+            let mut spec = spec.map_err(|e| from.wrap_as(e, "checker"))?;
+            apply_options(&mut spec, defaults, &entry.options).map_err(|e| from.wrap(e))?;
+            let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
+            expect_kind(&plugin, PluginKind::Checker, "--auth wasm:").map_err(|e| from.wrap(e))?;
+            portal
+                .register_checker_for(plugin, entry.kinds.as_deref())
+                .await
+                .map_err(|e| from.wrap(e))?;
         }
 
         portal.register_realm(
             AvatarInterface::Echo,
-            load_builtin(&runtime, "realm-echo", json!({}))?,
+            load_builtin(runtime, "realm-echo", json!({}))?,
         );
         // The console realm of seeds/000 prints messages on our stdout.
         let mut console = builtin_spec("realm-console", json!({}))?;
@@ -265,21 +552,41 @@ impl Services {
             portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(maildir)?);
         }
         for realm in &args.realms {
-            let plugin = runtime.load(plugin_spec(&realm.plugin)?)?;
+            let mut spec = plugin_spec(&realm.plugin)?;
+            apply_options(&mut spec, defaults, &PluginOptions::default())?;
+            let plugin = runtime.load(spec)?;
             expect_kind(&plugin, PluginKind::Realm, "--realm")?;
             portal.register_realm(realm.interface, plugin);
+        }
+        for (interface, entry) in &args.extra.realms {
+            let from = file_line(args, entry.line);
+            let mut spec = plugin_spec(&entry.plugin).map_err(|e| from.wrap(e))?;
+            apply_options(&mut spec, defaults, &entry.options).map_err(|e| from.wrap(e))?;
+            let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
+            expect_kind(&plugin, PluginKind::Realm, "realm").map_err(|e| from.wrap(e))?;
+            portal.register_realm(*interface, plugin);
         }
         let portal = Arc::new(portal);
 
         let mut mechanisms = Mechanisms::default();
         for name in builtin::names().filter(|n| n.starts_with("mech-")) {
             mechanisms
-                .register(load_builtin(&runtime, name, json!({}))?)
+                .register(load_builtin(runtime, name, json!({}))?)
                 .await?;
         }
         for arg in &args.mechanisms {
-            let plugin = runtime.load(plugin_spec(arg)?)?;
+            let mut spec = plugin_spec(arg)?;
+            apply_options(&mut spec, defaults, &PluginOptions::default())?;
+            let plugin = runtime.load(spec)?;
             expect_kind(&plugin, PluginKind::Mechanism, "--mechanism")?;
+            mechanisms.register(plugin).await?;
+        }
+        for entry in &args.extra.mechanisms {
+            let from = file_line(args, entry.line);
+            let mut spec = plugin_spec(&entry.plugin).map_err(|e| from.wrap(e))?;
+            apply_options(&mut spec, defaults, &entry.options).map_err(|e| from.wrap(e))?;
+            let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
+            expect_kind(&plugin, PluginKind::Mechanism, "mechanism").map_err(|e| from.wrap(e))?;
             mechanisms.register(plugin).await?;
         }
         for name in &args.exclude_mechanisms {
@@ -296,11 +603,100 @@ impl Services {
             "plugins loaded"
         );
         Ok(Services {
-            runtime,
+            runtime: runtime.clone(),
             portal,
             mechanisms: Arc::new(mechanisms),
         })
     }
+}
+
+/// The checkers to load: the command line's `--auth`, else the file's,
+/// else the default user from memory.
+fn checkers(args: &Args) -> Vec<CheckerEntry> {
+    let plain = |spec: AuthSpec| CheckerEntry {
+        spec,
+        kinds: None,
+        options: PluginOptions::default(),
+        line: 0,
+    };
+    if !args.auth.is_empty() {
+        return args.auth.iter().cloned().map(plain).collect();
+    }
+    if !args.extra.checkers.is_empty() {
+        return args.extra.checkers.clone();
+    }
+    let (user, pass) = DEFAULT_USER;
+    vec![plain(AuthSpec::Memory(vec![(user.into(), pass.into())]))]
+}
+
+/// Where an entry came from, to put in front of errors about it.
+struct Origin(Option<String>);
+
+impl Origin {
+    /// `FILE:LINE: error` for an entry of the configuration file; the
+    /// error alone for the command line's.
+    fn wrap(&self, e: anyhow::Error) -> anyhow::Error {
+        match &self.0 {
+            Some(at) => e.context(at.clone()),
+            None => e,
+        }
+    }
+
+    /// As `wrap`, naming what the entry is when it is the file's.
+    fn wrap_as(&self, e: anyhow::Error, what: &'static str) -> anyhow::Error {
+        match &self.0 {
+            Some(_) => self.wrap(e.context(what)),
+            None => e,
+        }
+    }
+}
+
+fn file_line(args: &Args, line: usize) -> Origin {
+    Origin(match &args.extra.source {
+        Some(file) if line > 0 => Some(format!("{}:{line}", file.display())),
+        _ => None,
+    })
+}
+
+/// The operator's limits (the plugin's own, else the defaults) and pin.
+/// The pin is checked here, before the plugin is compiled.
+fn apply_options(
+    spec: &mut PluginSpec,
+    defaults: &PluginOptions,
+    own: &PluginOptions,
+) -> anyhow::Result<()> {
+    if let Some(memory) = own.memory.or(defaults.memory) {
+        if memory > crate::plugin::Limits::MAX_MEMORY {
+            bail!(
+                "plugin {}: memory {} MiB is over the engine's ceiling of {} MiB",
+                spec.name,
+                memory >> 20,
+                crate::plugin::Limits::MAX_MEMORY >> 20
+            );
+        }
+        spec.limits.memory = memory;
+    }
+    if let Some(time) = own.call_time.or(defaults.call_time) {
+        spec.limits.call_time = time;
+    }
+    if let Some(max) = own.max_output.or(defaults.max_output) {
+        spec.limits.max_output = max;
+    }
+    if let Some(pin) = &own.sha256 {
+        use sha2::Digest as _;
+        let actual: String = sha2::Sha256::digest(&spec.wasm)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if &actual != pin {
+            bail!(
+                "plugin {}: sha256 is {actual}, but the configuration pins {pin}; \
+                 refusing to load it (update the pin only if you trust the new file)",
+                spec.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `$XDG_CACHE_HOME/portcullis`, or `~/.cache/portcullis`.

@@ -1,8 +1,11 @@
-use clap::Parser;
-use portcullis::cli::{Args, LogFormat, PluginCommand, Subcommand, auth, inspect, password};
+use clap::{CommandFactory as _, FromArgMatches as _};
+use portcullis::cli::{
+    Args, LogFormat, PluginCommand, Subcommand, auth, config, inspect, password,
+};
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Some(Subcommand::Password(p)) = &args.command {
         return match password::run(p) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -27,6 +30,26 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(2)
             }
         };
+    }
+    let check_only = match &args.command {
+        Some(Subcommand::CheckConfig(c)) => match c.file.clone().or_else(|| args.config.clone()) {
+            Some(file) => {
+                args.config = Some(file);
+                true
+            }
+            None => {
+                eprintln!("portcullis check-config: name a file, or give --config FILE");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        _ => false,
+    };
+    if let Some(path) = args.config.clone() {
+        let applied = config::load(&path).and_then(|c| c.apply(&mut args, &matches));
+        if let Err(e) = applied {
+            eprintln!("portcullis: {e}");
+            return std::process::ExitCode::from(2);
+        }
     }
     init_logging(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -55,7 +78,39 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    match runtime.block_on(portcullis::app::run(args)) {
+    if let Some(Subcommand::Reload(r)) = &args.command {
+        let Some(socket) = r.control_socket.as_ref().or(args.control_socket.as_ref()) else {
+            eprintln!(
+                "portcullis reload: give --control-socket PATH (or the --config that sets it)"
+            );
+            return std::process::ExitCode::from(2);
+        };
+        return match runtime.block_on(portcullis::app::send_reload(socket)) {
+            Ok(summary) => {
+                println!("portcullis: {summary}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portcullis reload: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    if check_only {
+        let file = args.config.clone().unwrap_or_default();
+        return match runtime.block_on(portcullis::app::check(&args)) {
+            Ok(summary) => {
+                print!("{summary}");
+                println!("{}: ok", file.display());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("portcullis check-config: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    match runtime.block_on(portcullis::app::run(args, matches)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");

@@ -1,6 +1,7 @@
 //! The command line: flags, and the strcred-style `--auth` specifications.
 
 pub mod auth;
+pub mod config;
 pub mod inspect;
 pub mod password;
 pub mod plugin_arg;
@@ -31,6 +32,11 @@ pub const DEFAULT_USER: (&str, &str) = ("guest", "password");
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Subcommand>,
+
+    /// Read settings from this TOML file (see examples/portcullis.toml);
+    /// flags given on the command line override it.
+    #[arg(long, short = 'c', value_name = "FILE", env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Address of the authenticating echo service.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8000")]
@@ -173,6 +179,19 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_instances: u32,
 
+    /// After binding the listeners, switch to this user (by name or uid);
+    /// needs root. Plugins are loaded and the TLS files read before.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// After binding, switch to this group (default: the --user's group).
+    #[arg(long, value_name = "GROUP", requires = "user")]
+    pub group: Option<String>,
+
+    /// Listen for `portcullis reload` on this Unix socket (mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -185,6 +204,10 @@ pub struct Args {
         default_value = "info"
     )]
     pub log: String,
+
+    /// What the configuration file adds to the flags.
+    #[arg(skip)]
+    pub extra: config::Extra,
 }
 
 /// Tools that run instead of the server.
@@ -196,6 +219,25 @@ pub enum Subcommand {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Check a configuration file (or --config's) and every plugin, TLS file
+    /// and database it names, without listening; exit 1 on any error.
+    CheckConfig(CheckConfigArgs),
+    /// Ask a running server to reload its configuration and plugins, through
+    /// its --control-socket.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// The file to check (default: the one --config names).
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReloadArgs {
+    /// The server's control socket.
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -213,7 +255,7 @@ pub enum LogFormat {
 }
 
 /// A list of networks (a newtype so clap takes the whole list as one value).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Networks(pub Vec<crate::penalty::Network>);
 
 fn parse_networks(text: &str) -> Result<Networks, String> {

@@ -13,14 +13,14 @@ use super::codec::{LoginLine, parse_login_line};
 use super::replies;
 use crate::plugin::ChannelInfo;
 use crate::plugin::realm::{Avatar, AvatarInterface, Mind};
-use crate::portal::{Credentials, Denial, Fault, Portal};
+use crate::portal::{Credentials, Denial, Fault};
 use crate::proto::line::{Frame, LineReader};
-use crate::sasl::{self, Authenticator, Continuation, Mechanisms, Mechname, Outcome, Progress};
+use crate::sasl::{self, Authenticator, Continuation, Mechname, Outcome, Progress};
 
 /// Settings shared by every echo connection.
 pub struct EchoConfig {
-    pub portal: Arc<Portal>,
-    pub mechanisms: Arc<Mechanisms>,
+    /// The plugins, replaced as a whole by a reload.
+    pub services: Arc<crate::app::Live>,
     pub server_name: String,
     /// Longest line accepted, in bytes (SASL responses of 12288 octets
     /// need 16 KiB of base64).
@@ -34,10 +34,9 @@ pub struct EchoConfig {
 }
 
 impl EchoConfig {
-    pub fn new(portal: Arc<Portal>, mechanisms: Arc<Mechanisms>) -> Self {
+    pub fn new(services: Arc<crate::app::Live>) -> Self {
         EchoConfig {
-            portal,
-            mechanisms,
+            services,
             server_name: "localhost".into(),
             max_line: 16 << 10,
             idle_timeout: Duration::from_secs(300),
@@ -195,7 +194,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                     password: password.to_owned(),
                 };
                 let started = Instant::now();
-                let verdict = self.config.portal.check(&credentials).await;
+                let verdict = self.config.services.get().portal.check(&credentials).await;
                 let outcome = verdict.map(|v| match v {
                     Ok(avatar_id) => Outcome::Success {
                         avatar_id,
@@ -228,10 +227,14 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         errors: &mut u32,
     ) -> std::io::Result<Flow> {
         let config = self.config.clone();
-        let offered: Vec<&Mechname> = config.mechanisms.offered(&config.portal, true).collect();
+        let services = config.services.get();
+        let offered: Vec<&Mechname> = services
+            .mechanisms
+            .offered(&services.portal, true)
+            .collect();
         let Some(mechanism) = offered
             .contains(&&name)
-            .then(|| config.mechanisms.get(&name))
+            .then(|| services.mechanisms.get(&name))
             .flatten()
         else {
             let names: Vec<&str> = offered.iter().map(|m| m.as_str()).collect();
@@ -254,7 +257,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
             external_identity: None,
             peer: self.peer.to_string(),
         };
-        let mut auth = match Authenticator::new(mechanism, config.portal.clone(), channel).await {
+        let mut auth = match Authenticator::new(mechanism, services.portal.clone(), channel).await {
             Ok(auth) => auth,
             Err(fault) => {
                 return self
@@ -380,7 +383,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
             mechanism: mechanism.map(|m| m.to_string()),
             secure: false,
         };
-        let portal = self.config.portal.clone();
+        let portal = self.config.services.get().portal.clone();
         let avatar = match portal
             .request_avatar(avatar_id.as_deref(), AvatarInterface::Echo, &mind)
             .await

@@ -34,10 +34,34 @@ impl Portal {
     /// Registers a checker for every kind it declares. Two checkers for one
     /// kind is a configuration error.
     pub async fn register_checker(&mut self, checker: Arc<Plugin>) -> anyhow::Result<()> {
-        let kinds = checker.credential_kinds().await?;
-        if kinds.is_empty() {
+        self.register_checker_for(checker, None).await
+    }
+
+    /// Registers a checker for `only` these of its kinds (all it declares
+    /// if `None`). A kind it does not declare is a configuration error.
+    pub async fn register_checker_for(
+        &mut self,
+        checker: Arc<Plugin>,
+        only: Option<&[CredentialKind]>,
+    ) -> anyhow::Result<()> {
+        let declared = checker.credential_kinds().await?;
+        if declared.is_empty() {
             bail!("checker {} declares no credential kinds", checker.name());
         }
+        let kinds = match only {
+            None => declared,
+            Some(only) => {
+                if let Some(k) = only.iter().find(|k| !declared.contains(k)) {
+                    let names: Vec<&str> = declared.iter().map(|k| k.as_str()).collect();
+                    bail!(
+                        "checker {} does not serve {k} credentials; it declares {}",
+                        checker.name(),
+                        names.join(", ")
+                    );
+                }
+                only.to_vec()
+            }
+        };
         for kind in &kinds {
             if let Some(existing) = self.checkers.get(kind) {
                 bail!(

@@ -51,11 +51,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         initial_response: Option<&[u8]>,
     ) -> std::io::Result<Flow> {
         let config = self.config.clone();
-        let known = config
+        let services = config.services.get();
+        let known = services
             .mechanisms
-            .offered(&config.portal, true)
+            .offered(&services.portal, true)
             .any(|m| *m == name);
-        let mechanism = match config.mechanisms.get(&name) {
+        let mechanism = match services.mechanisms.get(&name) {
             Some(m) if known => m,
             _ => {
                 self.reply(&reply::UNKNOWN_MECHANISM).await?;
@@ -81,7 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             external_identity: session.external_identity.clone(),
             peer: self.peer.to_string(),
         };
-        let mut auth = match Authenticator::new(mechanism, config.portal.clone(), channel).await {
+        let mut auth = match Authenticator::new(mechanism, services.portal.clone(), channel).await {
             Ok(auth) => auth,
             Err(fault) => return self.auth_fault(session, &name, &fault).await,
         };
@@ -184,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             Outcome::Denied { .. } => return self.failed(session).await,
         };
         let mind = self.mind(session, Some(&mechanism));
-        let portal = self.config.portal.clone();
+        let portal = self.config.services.get().portal.clone();
         match portal
             .request_avatar(
                 avatar_id.as_deref(),

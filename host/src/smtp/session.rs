@@ -21,15 +21,15 @@ use super::params::{self, MailParams};
 use super::received;
 use super::reply::{self, Reply};
 use crate::plugin::realm::{Avatar, AvatarInterface, Mind, ReceivedInfo, Rejection};
-use crate::portal::{Credentials, Fault, Portal};
+use crate::portal::{Credentials, Fault};
 use crate::proto::line::{Frame, LineReader};
-use crate::sasl::{Mechanisms, Mechname, Outcome};
+use crate::sasl::{Mechname, Outcome};
 use crate::tls::Tls;
 
 /// Settings shared by every SMTP connection.
 pub struct SmtpConfig {
-    pub portal: Arc<Portal>,
-    pub mechanisms: Arc<Mechanisms>,
+    /// The plugins, replaced as a whole by a reload.
+    pub services: Arc<crate::app::Live>,
     pub server_name: String,
     /// Offered as STARTTLS, and used by implicit-TLS listeners.
     pub tls: Option<Tls>,
@@ -479,7 +479,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         if session.avatar.is_some() {
             return Ok(());
         }
-        let portal = self.config.portal.clone();
+        let portal = self.config.services.get().portal.clone();
         if session.login.is_some() || !portal.allows_anonymous() {
             return Err(reply::AUTH_REQUIRED);
         }
@@ -644,9 +644,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     /// The mechanisms this session may use, in EHLO order.
     pub(super) fn offered_mechanisms(&self, session: &Session) -> Vec<String> {
         let allow_plaintext = self.plaintext_allowed(session);
-        self.config
+        let services = self.config.services.get();
+        services
             .mechanisms
-            .offered(&self.config.portal, allow_plaintext)
+            .offered(&services.portal, allow_plaintext)
             .map(|m| m.to_string())
             .collect()
     }

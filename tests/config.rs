@@ -1,0 +1,325 @@
+//! Running as a service: the configuration file, `check-config`, reloads
+//! (SIGHUP and `portcullis reload`) and dropping privileges after binding.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{LOGIN_DENIED, LOGIN_OK, Server, b64, guest_wasm};
+
+/// Runs the binary to completion: exit code, stdout, stderr.
+fn run(args: &[&str]) -> (i32, String, String) {
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["--cache-dir", cache])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn echo_login(server: &Server, user: &str, password: &str) -> String {
+    server.connect().ask(&format!("{user} {password}"))
+}
+
+#[test]
+fn the_file_configures_listeners_checkers_and_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "portcullis.toml",
+        r#"
+server-name = "cfg.example"
+
+[[listener]]
+protocol = "smtp"
+address = "127.0.0.1:0"
+tls = "implicit"
+
+[auth]
+failure-delay = "0s"
+exclude-mechanisms = ["LOGIN"]
+
+[[checker]]
+type = "memory"
+users = { carol = "c4rol:with:colons" }
+kinds = ["username-password"]
+"#,
+    );
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert!(
+        server.smtps.is_some(),
+        "the file's implicit-TLS listener is up"
+    );
+
+    assert_eq!(echo_login(&server, "carol", "c4rol:with:colons"), LOGIN_OK);
+    assert_eq!(echo_login(&server, "guest", "password"), LOGIN_DENIED);
+
+    let mut smtp = server.smtp_client();
+    let ehlo = smtp.cmd("EHLO me");
+    ehlo.expect(250, None);
+    let text = ehlo.text();
+    assert!(text.starts_with("cfg.example"), "{text}");
+    // Only username-password is served, and LOGIN is excluded: PLAIN is
+    // the one password mechanism; CRAM-MD5 and SCRAM have no checker.
+    let auth_line = text.lines().find(|l| l.starts_with("AUTH ")).unwrap();
+    assert!(auth_line.contains("PLAIN"), "{auth_line}");
+    for absent in ["LOGIN", "CRAM-MD5", "SCRAM-SHA-256"] {
+        assert!(!auth_line.contains(absent), "{absent} in {auth_line}");
+    }
+    smtp.cmd(&format!("AUTH PLAIN {}", b64(b"\0carol\0wrong")))
+        .expect(535, Some("5.7.8"));
+}
+
+#[test]
+fn flags_on_the_command_line_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "p.toml",
+        "server-name = \"file.example\"\n[[checker]]\ntype = \"memory\"\nusers = { a = \"b\" }\n",
+    );
+    let server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--server-name",
+        "flag.example",
+        "--auth",
+        "memory:x:y",
+    ]);
+    let ehlo = server.smtp_client().cmd("EHLO me");
+    assert!(ehlo.text().starts_with("flag.example"), "{ehlo:?}");
+    // --auth replaces the file's checkers.
+    assert_eq!(echo_login(&server, "x", "y"), LOGIN_OK);
+    assert_eq!(echo_login(&server, "a", "b"), LOGIN_DENIED);
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_line_and_fix() {
+    let example = examples().join("portcullis.toml");
+    let (code, out, err) = run(&["check-config", example.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("portcullis.toml: ok"), "{out}");
+    assert!(
+        out.contains("listener Smtp 127.0.0.1:2465 tls=Implicit"),
+        "{out}"
+    );
+    assert!(
+        out.contains("checker checker-file for username-password"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[auth]\nrequired = true\nmax-failurs = 3\n",
+            2,
+            "bad.toml:3: unknown field `max-failurs`, expected one of",
+        ),
+        (
+            "[sessions]\nidle-timeout = \"soon\"\n",
+            2,
+            "bad.toml:2: \"soon\" is not a duration; write e.g. 250ms, 2s or 5m",
+        ),
+        (
+            "\n[[checker]]\ntype = \"file\"\npath = \"missing.txt\"\n",
+            1,
+            "bad.toml:2: checker: --auth file:",
+        ),
+        (
+            "[[checker]]\ntype = \"memory\"\nusers = { a = \"b\" }\nkinds = [\"bearer-token\"]\n",
+            1,
+            "bad.toml:1: checker checker-memory does not serve bearer-token credentials",
+        ),
+        (
+            "[[checker]]\ntype = \"memory\"\nusers = { a = \"b\" }\n\
+             [[checker]]\ntype = \"memory\"\nusers = { c = \"d\" }\n",
+            1,
+            "bad.toml:4: two checkers for username-password credentials",
+        ),
+    ];
+    for (text, want_code, want) in cases {
+        let bad = write(dir.path(), "bad.toml", text);
+        let (code, out, err) = run(&["check-config", bad.to_str().unwrap()]);
+        assert_eq!(code, want_code, "{text:?}\n{out}\n{err}");
+        assert!(err.contains(want), "{text:?}: want {want:?} in\n{err}");
+    }
+
+    // The server refuses the same file at start, before listening.
+    let bad = write(dir.path(), "bad.toml", "[auth]\nrequird = true\n");
+    let failure = Server::try_start(&["--config", bad.to_str().unwrap()]).unwrap_err();
+    assert_eq!(failure.code, Some(2));
+    assert!(
+        failure
+            .stderr
+            .contains("bad.toml:2: unknown field `requird`"),
+        "{}",
+        failure.stderr
+    );
+}
+
+#[test]
+fn a_pinned_plugin_must_match_its_digest() {
+    let wasm = guest_wasm("trap_checker");
+    let dir = tempfile::tempdir().unwrap();
+    let table = |pin: &str| {
+        format!(
+            "[[checker]]\ntype = \"wasm\"\nplugin = \"{}\"\nsha256 = \"{pin}\"\n",
+            wasm.display()
+        )
+    };
+    let wrong = write(dir.path(), "wrong.toml", &table(&"0".repeat(64)));
+    let failure = Server::try_start(&["--config", wrong.to_str().unwrap()]).unwrap_err();
+    let actual = sha256_hex(&wasm);
+    assert!(
+        failure.stderr.contains(&format!(
+            "wrong.toml:1: plugin trap_checker: sha256 is {actual}, but the configuration pins {}",
+            "0".repeat(64)
+        )),
+        "{}",
+        failure.stderr
+    );
+
+    let right = write(dir.path(), "right.toml", &table(&actual.to_uppercase()));
+    let server = Server::start(&["--config", right.to_str().unwrap()]);
+    assert_eq!(echo_login(&server, "ok", "x"), LOGIN_OK);
+}
+
+#[test]
+fn sighup_reloads_checkers_and_keeps_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = |table: &str| format!("[[checker]]\ntype = \"memory\"\nusers = {table}\n");
+    let config = write(dir.path(), "p.toml", &users("{ alice = \"one\" }"));
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+
+    let mut before = server.connect();
+    assert_eq!(before.ask("alice one"), LOGIN_OK);
+
+    write(dir.path(), "p.toml", &users("{ bob = \"two\" }"));
+    server.signal("HUP");
+    server.wait_for_log("reloaded");
+    assert_eq!(echo_login(&server, "bob", "two"), LOGIN_OK);
+    assert_eq!(echo_login(&server, "alice", "one"), LOGIN_DENIED);
+    // The session logged in before the reload goes on.
+    assert_eq!(before.ask("still here"), "still here");
+
+    // A broken file is reported and the running plugins stay.
+    write(dir.path(), "p.toml", "[[checker]]\ntype = \"memroy\"\n");
+    server.signal("HUP");
+    let logs = server.wait_for_log("reload failed");
+    assert!(
+        logs.contains("p.toml:2: unknown checker type \"memroy\""),
+        "{logs}"
+    );
+    assert_eq!(echo_login(&server, "bob", "two"), LOGIN_OK);
+    assert_eq!(before.ask("and here"), "and here");
+}
+
+#[test]
+fn reload_command_answers_through_the_control_socket() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let config = write(
+        dir.path(),
+        "p.toml",
+        "[[checker]]\ntype = \"memory\"\nusers = { a = \"1\" }\n",
+    );
+    let server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--control-socket",
+        socket.to_str().unwrap(),
+    ]);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the control socket is private");
+
+    write(
+        dir.path(),
+        "p.toml",
+        "[[checker]]\ntype = \"memory\"\nusers = { b = \"2\" }\n",
+    );
+    let (code, out, err) = run(&["reload", "--control-socket", socket.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("reloaded in"), "{out}");
+    assert_eq!(echo_login(&server, "b", "2"), LOGIN_OK);
+
+    write(dir.path(), "p.toml", "[[checker]]\ntype = \"file\"\n");
+    let (code, _, err) = run(&["reload", "--control-socket", socket.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("p.toml:1: a file checker needs path = \"PATH\""),
+        "{err}"
+    );
+    assert_eq!(echo_login(&server, "b", "2"), LOGIN_OK);
+}
+
+#[test]
+fn drops_to_an_unprivileged_user_after_binding() {
+    if !nix_is_root() {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let server = Server::start(&["--user", "nobody"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let uids: Vec<&str> = uid_line.split_whitespace().skip(1).collect();
+    assert_eq!(uids, ["65534"; 4], "real, effective, saved and fs uid");
+    let gid_line = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert!(!gid_line.split_whitespace().any(|g| g == "0"), "{gid_line}");
+    // It still serves: plugins were loaded before the switch.
+    assert_eq!(echo_login(&server, "guest", "password"), LOGIN_OK);
+
+    let failure = Server::try_start(&["--user", "no-such-user-here"]).unwrap_err();
+    assert!(
+        failure
+            .stderr
+            .contains("--user no-such-user-here: no such user"),
+        "{}",
+        failure.stderr
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn the_sample_systemd_unit_runs_what_the_readme_says() {
+    let unit = std::fs::read_to_string(examples().join("portcullis.service")).unwrap();
+    for line in [
+        "ExecStartPre=/usr/local/bin/portcullis check-config /etc/portcullis/portcullis.toml",
+        "ExecStart=/usr/local/bin/portcullis --config /etc/portcullis/portcullis.toml",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "KillSignal=SIGTERM",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "missing {line:?}");
+    }
+}
