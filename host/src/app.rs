@@ -54,6 +54,9 @@ impl Live {
 /// Runs the server until SIGINT or SIGTERM. `matches` are the command
 /// line's, kept so that a reload lays them over the re-read file again.
 pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
+    // Take over SIGHUP and SIGTERM first: their default is to end the
+    // process, and an init system may send them while plugins load.
+    let signals = Signals::new()?;
     let runtime = runtime_for(&args)?;
     if args.auth.is_empty() && args.extra.checkers.is_empty() {
         let (user, pass) = DEFAULT_USER;
@@ -179,13 +182,12 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
         live: live.clone(),
         lock: tokio::sync::Mutex::new(()),
     });
-    #[cfg(unix)]
-    tasks.spawn(reload_on_sighup(reloader.clone()));
+    tasks.spawn(reload_on_sighup(signals.hangup, reloader.clone()));
     if let Some(listener) = control {
         tasks.spawn(serve_control(listener, reloader.clone()));
     }
 
-    shutdown_signal().await;
+    shutdown_signal(signals.terminate).await;
     let _ = stop.send(true);
     tracing::info!(
         "shutting down; waiting up to {:?} for sessions",
@@ -326,13 +328,23 @@ impl Reloader {
     }
 }
 
-#[cfg(unix)]
-async fn reload_on_sighup(reloader: Arc<Reloader>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; reload with the control socket");
-        return;
-    };
+/// The signals the server handles, registered as it starts.
+struct Signals {
+    hangup: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hangup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+}
+
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reloader: Arc<Reloader>) {
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading");
         let _ = reloader.reload_logged("SIGHUP").await;
@@ -407,7 +419,6 @@ pub async fn send_reload(socket: &Path) -> anyhow::Result<String> {
 }
 
 /// The user and group `--user`/`--group` name.
-#[cfg(unix)]
 fn lookup_user(
     user: &str,
     group: Option<&str>,
@@ -435,7 +446,6 @@ fn lookup_user(
 }
 
 /// Switches the whole process to `user` (and `group`) for good.
-#[cfg(unix)]
 fn drop_privileges(user: &str, group: Option<&str>) -> anyhow::Result<String> {
     use nix::unistd::{Uid, setgid, setgroups, setuid};
     let (found, gid) = lookup_user(user, group)?;
@@ -489,22 +499,11 @@ async fn smtp_listener(
     .await;
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 impl Services {
