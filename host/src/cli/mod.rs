@@ -27,7 +27,9 @@ pub const DEFAULT_USER: (&str, &str) = ("guest", "password");
     about = "An authentication host: every credential decision is made by sandboxed \
              WebAssembly plugins.",
     after_help = "With no --auth, portcullis serves the user guest with the password \
-                  'password' from memory.\nSee --help-auth for the auth types."
+                  'password' from memory.\nSee --help-auth for the auth types.",
+    // A flag given twice means its last value, as in most daemons.
+    args_override_self = true
 )]
 pub struct Args {
     #[command(subcommand)]

@@ -102,12 +102,16 @@ where
         peer,
         shutdown,
     };
+    let started = Instant::now();
     let mut state = State::Login { errors: 0 };
     let result = conn.run(&mut state).await;
+    let logged_in = matches!(state, State::LoggedIn { .. });
     if let State::LoggedIn { avatar } = state {
         avatar.logout().await;
         tracing::debug!(protocol = "echo", peer = %conn.peer, "logged out");
     }
+    tracing::info!(protocol = "echo", peer = %conn.peer, logged_in,
+        duration_ms = started.elapsed().as_millis() as u64, "session ended");
     let _ = conn.writer.shutdown().await;
     result
 }
@@ -194,16 +198,23 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                     password: password.to_owned(),
                 };
                 let started = Instant::now();
-                let verdict = self.config.services.get().portal.check(&credentials).await;
+                let services = self.config.services.get();
+                let checker = services
+                    .portal
+                    .checker_for(credentials.kind())
+                    .map(|p| p.name().to_owned());
+                let verdict = services.portal.check(&credentials).await;
                 let outcome = verdict.map(|v| match v {
                     Ok(avatar_id) => Outcome::Success {
                         avatar_id,
                         user: Some(username.to_owned()),
+                        checker,
                         additional_data: None,
                     },
                     Err(denial) => Outcome::Denied {
                         denial,
                         user: Some(username.to_owned()),
+                        checker,
                         error_challenge: None,
                     },
                 });
@@ -363,13 +374,22 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
             Err(_) => "fault",
         };
         crate::metrics::METRICS.auth("echo", mechanism_name, result, started.elapsed());
-        let (avatar_id, user) = match outcome {
+        let (avatar_id, user, checker) = match outcome {
             Ok(Outcome::Success {
-                avatar_id, user, ..
-            }) => (avatar_id, user),
-            Ok(Outcome::Denied { denial, user, .. }) => {
+                avatar_id,
+                user,
+                checker,
+                ..
+            }) => (avatar_id, user, checker),
+            Ok(Outcome::Denied {
+                denial,
+                user,
+                checker,
+                ..
+            }) => {
                 tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
                     user = user.as_deref().unwrap_or(""), result = "denied",
+                    plugin = checker.as_deref().unwrap_or(""),
                     reason = %denial, elapsed_us, "authentication denied");
                 self.penalize().await?;
                 self.send(replies::LOGIN_DENIED).await?;
@@ -402,6 +422,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
             user = user.as_deref().unwrap_or(""),
             avatar_id = avatar_id.as_deref().unwrap_or("(anonymous)"),
+            plugin = checker.as_deref().unwrap_or(""),
             result = "success", elapsed_us, "authenticated");
         self.config.penalty.success(peer.ip());
         *state = State::LoggedIn {

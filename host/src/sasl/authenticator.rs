@@ -26,6 +26,8 @@ pub enum Outcome {
         avatar_id: Option<String>,
         /// The user name the client claimed, for the log.
         user: Option<String>,
+        /// The checker plugin that decided, for the log.
+        checker: Option<String>,
         additional_data: Option<Vec<u8>>,
     },
     /// Not authenticated. An `error_challenge` must be sent, and its answer
@@ -33,6 +35,9 @@ pub enum Outcome {
     Denied {
         denial: Denial,
         user: Option<String>,
+        /// The checker plugin that decided (none when the mechanism
+        /// itself failed), for the log.
+        checker: Option<String>,
         error_challenge: Option<Vec<u8>>,
     },
 }
@@ -77,6 +82,7 @@ impl Authenticator {
                 return Ok(Progress::Done(Outcome::Denied {
                     denial: Denial::MechanismFailed(why),
                     user: None,
+                    checker: None,
                     error_challenge: None,
                 }));
             }
@@ -86,10 +92,15 @@ impl Authenticator {
             } => (credentials, additional_data),
         };
         let user = credentials.claimed_user().map(str::to_owned);
+        let checker = self
+            .portal
+            .checker_for(credentials.kind())
+            .map(|p| p.name().to_owned());
         match self.verify(&credentials).await? {
             Ok(avatar_id) => Ok(Progress::Done(Outcome::Success {
                 avatar_id,
                 user,
+                checker,
                 additional_data,
             })),
             Err(denial) => {
@@ -97,6 +108,7 @@ impl Authenticator {
                 Ok(Progress::Done(Outcome::Denied {
                     denial,
                     user,
+                    checker,
                     error_challenge,
                 }))
             }

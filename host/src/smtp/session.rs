@@ -231,7 +231,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             tracing::info!(protocol = "smtp", peer = %conn.peer, tls = session.secure,
                 user = login.and_then(|l| l.user.as_deref()).unwrap_or(""),
                 mechanism = login.map(|l| l.mechanism.as_str()).unwrap_or(""),
-                messages = session.messages, "session ended");
+                messages = session.messages, duration_ms = conn.elapsed().as_millis() as u64,
+                "session ended");
         }
         session.logout().await;
         match result {
@@ -641,6 +642,13 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         Ok(Flow::Continue)
     }
 
+    /// How long the session has lasted (its deadline is its start plus
+    /// the session timeout).
+    fn elapsed(&self) -> Duration {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        self.config.limits.session_timeout.saturating_sub(left)
+    }
+
     /// The mechanisms this session may use, in EHLO order.
     pub(super) fn offered_mechanisms(&self, session: &Session) -> Vec<String> {
         let allow_plaintext = self.plaintext_allowed(session);
@@ -740,13 +748,23 @@ pub(super) fn log_outcome(
     crate::metrics::METRICS.auth("smtp", mechanism.as_str(), result, started.elapsed());
     match outcome {
         Outcome::Success {
-            avatar_id, user, ..
+            avatar_id,
+            user,
+            checker,
+            ..
         } => tracing::info!(protocol = "smtp", %peer, mechanism = %mechanism,
             user = user.as_deref().unwrap_or(""),
             avatar_id = avatar_id.as_deref().unwrap_or("(anonymous)"),
+            plugin = checker.as_deref().unwrap_or(""),
             result = "success", elapsed_us, "authenticated"),
-        Outcome::Denied { denial, user, .. } => tracing::info!(protocol = "smtp", %peer,
+        Outcome::Denied {
+            denial,
+            user,
+            checker,
+            ..
+        } => tracing::info!(protocol = "smtp", %peer,
             mechanism = %mechanism, user = user.as_deref().unwrap_or(""), result = "denied",
+            plugin = checker.as_deref().unwrap_or(""),
             reason = %denial, elapsed_us, "authentication denied"),
     }
 }
