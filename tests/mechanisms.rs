@@ -215,6 +215,8 @@ struct Scram {
     server_final: Option<String>,
     /// The server's last line.
     outcome: String,
+    /// The client-final message as sent (base64), proof included.
+    client_final: String,
 }
 
 const CLIENT_NONCE: &str = "fyko+d2lbbFgONRv9qkxdawL";
@@ -260,13 +262,15 @@ fn scram(c: &mut Client, hash: Hash, gs2_header: &str, user: &str, password: &st
         .collect();
     let client_final = format!("{without_proof},p={}", b64(&proof));
 
-    let reply = c.ask(&b64(client_final.as_bytes()));
+    let client_final = b64(client_final.as_bytes());
+    let reply = c.ask(&client_final);
     let Some(data) = reply.strip_prefix("+ ") else {
         return Scram {
             salt,
             iterations,
             server_final: None,
             outcome: reply,
+            client_final,
         };
     };
     let server_final = String::from_utf8(unb64(data)).unwrap();
@@ -283,6 +287,7 @@ fn scram(c: &mut Client, hash: Hash, gs2_header: &str, user: &str, password: &st
         iterations,
         server_final: Some(server_final),
         outcome,
+        client_final,
     }
 }
 
@@ -486,4 +491,151 @@ fn token_and_external_mechanisms_need_their_checkers() {
         "--exclude-mechanism",
         "external",
     ]);
+}
+
+/// Every mechanism, each with the right and a wrong secret, over the echo
+/// service and SMTP, with the logs at their most verbose and in JSON: no
+/// password, token, SASL response, CRAM-MD5 digest, SCRAM proof or server
+/// signature appears anywhere in them, while the outcomes do.
+#[test]
+fn no_secret_of_any_mechanism_reaches_the_logs() {
+    const PASSWORD: &str = "Pw-correct-horse-17";
+    const WRONG: &str = "Pw-wrong-battery-42";
+    const TOKEN: &str = "tok-ya29-known-bearer-5150";
+    const WRONG_TOKEN: &str = "tok-ya29-forged-bearer-0666";
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.txt");
+    std::fs::write(&tokens, format!("alice:{TOKEN}\n")).unwrap();
+    let server = Server::start(&[
+        "--log",
+        "trace",
+        "--log-format",
+        "json",
+        "--auth",
+        &format!("memory:alice:{PASSWORD}"),
+        "--auth",
+        &format!("token:tokens={}", tokens.display()),
+        "--auth",
+        "anonymous",
+        "--auth-failure-delay",
+        "0s",
+    ]);
+    // Everything a client sent that carries a secret, as sent and decoded.
+    let mut secrets: Vec<String> = [PASSWORD, WRONG, TOKEN, WRONG_TOKEN]
+        .map(str::to_owned)
+        .to_vec();
+    let expect = |outcome: String, ok: bool, what: &str| {
+        let wanted = if ok { LOGIN_OK } else { LOGIN_DENIED };
+        assert_eq!(outcome, wanted, "{what}");
+    };
+
+    for (password, ok) in [(PASSWORD, true), (WRONG, false)] {
+        let plain = b64(format!("\0alice\0{password}").as_bytes());
+        let mut c = server.connect();
+        expect(c.ask(&format!("AUTH PLAIN {plain}")), ok, "PLAIN");
+        secrets.push(plain);
+
+        let mut c = server.connect();
+        c.ask("AUTH LOGIN");
+        c.ask(&b64(b"alice"));
+        let response = b64(password.as_bytes());
+        expect(c.ask(&response), ok, "LOGIN");
+        secrets.push(response);
+
+        let mut c = server.connect();
+        let (challenge, reply) = cram_md5(&mut c, "alice", password);
+        expect(reply, ok, "CRAM-MD5");
+        let digest = cram_md5_digest(password, challenge.as_bytes());
+        secrets.push(b64(format!("alice {digest}").as_bytes()));
+        secrets.push(digest);
+
+        for hash in [Hash::Sha256, Hash::Sha1] {
+            let mut c = server.connect();
+            let exchange = scram(&mut c, hash, "n,,", "alice", password);
+            expect(exchange.outcome, ok, hash.mechanism());
+            let client_final = String::from_utf8(unb64(&exchange.client_final)).unwrap();
+            let proof = client_final.rsplit_once(",p=").unwrap().1.to_owned();
+            secrets.extend([exchange.client_final, proof]);
+            if let Some(server_final) = exchange.server_final {
+                secrets.push(server_final.trim_start_matches("v=").to_owned());
+                secrets.push(b64(server_final.as_bytes()));
+            }
+        }
+    }
+    for (token, ok) in [(TOKEN, true), (WRONG_TOKEN, false)] {
+        let xoauth2 = b64(format!("user=alice\x01auth=Bearer {token}\x01\x01").as_bytes());
+        let mut c = server.connect();
+        let reply = c.ask(&format!("AUTH XOAUTH2 {xoauth2}"));
+        if ok {
+            expect(reply, ok, "XOAUTH2");
+        } else {
+            // A failed XOAUTH2 answers with an error challenge first.
+            assert!(reply.starts_with("+ "), "XOAUTH2: {reply}");
+            expect(c.ask(""), ok, "XOAUTH2");
+        }
+        secrets.push(xoauth2);
+
+        let bearer = b64(format!("n,a=alice,\x01auth=Bearer {token}\x01\x01").as_bytes());
+        let mut c = server.connect();
+        let reply = c.ask(&format!("AUTH OAUTHBEARER {bearer}"));
+        if ok {
+            expect(reply, ok, "OAUTHBEARER");
+        } else {
+            assert!(reply.starts_with("+ "), "OAUTHBEARER: {reply}");
+            expect(c.ask(&b64(b"\x01")), ok, "OAUTHBEARER");
+        }
+        secrets.push(bearer);
+    }
+    let mut c = server.connect();
+    expect(
+        c.ask(&format!("AUTH ANONYMOUS {}", b64(b"trace"))),
+        true,
+        "ANONYMOUS",
+    );
+
+    // SMTP: PLAIN, LOGIN and XOAUTH2, right and wrong.
+    for (password, token, code) in [(PASSWORD, TOKEN, 235), (WRONG, WRONG_TOKEN, 535)] {
+        let plain = b64(format!("\0alice\0{password}").as_bytes());
+        let mut c = server.smtp_client();
+        assert_eq!(c.cmd("EHLO client.example").code, 250);
+        assert_eq!(c.cmd(&format!("AUTH PLAIN {plain}")).code, code);
+
+        let mut c = server.smtp_client();
+        assert_eq!(c.cmd("EHLO client.example").code, 250);
+        assert_eq!(c.cmd("AUTH LOGIN").code, 334);
+        assert_eq!(c.cmd(&b64(b"alice")).code, 334);
+        assert_eq!(c.cmd(&b64(password.as_bytes())).code, code);
+
+        let xoauth2 = b64(format!("user=alice\x01auth=Bearer {token}\x01\x01").as_bytes());
+        let mut c = server.smtp_client();
+        assert_eq!(c.cmd("EHLO client.example").code, 250);
+        let reply = c.cmd(&format!("AUTH XOAUTH2 {xoauth2}"));
+        if code == 535 {
+            assert_eq!(reply.code, 334);
+            assert_eq!(c.cmd("").code, 535);
+        } else {
+            assert_eq!(reply.code, 235);
+        }
+        assert_eq!(c.cmd("QUIT").code, 221);
+        secrets.extend([plain, xoauth2]);
+    }
+
+    // The outcomes are logged (so the logs were really captured at trace
+    // level), the secrets never.
+    let logs = server.wait_for_log(r#""mechanism":"XOAUTH2""#);
+    for needle in [
+        r#""result":"success""#,
+        r#""result":"denied""#,
+        r#""mechanism":"SCRAM-SHA-1""#,
+        r#""mechanism":"OAUTHBEARER""#,
+        r#""level":"TRACE""#,
+    ] {
+        assert!(logs.contains(needle), "no {needle} in the logs:\n{logs}");
+    }
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret ({secret:?}) reached the logs:\n{logs}"
+        );
+    }
 }
