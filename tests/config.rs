@@ -323,3 +323,75 @@ fn the_sample_systemd_unit_runs_what_the_readme_says() {
         assert!(unit.lines().any(|l| l == line), "missing {line:?}");
     }
 }
+
+/// An operator's first run: the annotated example file as shipped (only its
+/// ports made free and its metrics listener switched on), a login from a
+/// client, and the login seen in the logs and on the metrics page.
+#[test]
+fn the_example_file_alone_runs_a_server_whose_logins_show_in_logs_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(examples().join("portcullis.toml")).unwrap();
+    let mut edited = example.clone();
+    for (from, to) in [
+        ("127.0.0.1:2525", "127.0.0.1:0"),
+        ("127.0.0.1:2465", "127.0.0.1:0"),
+        ("127.0.0.1:8000", "127.0.0.1:0"),
+        ("# listen = \"127.0.0.1:9100\"", "listen = \"127.0.0.1:0\""),
+    ] {
+        assert!(edited.contains(from), "the example no longer has {from}");
+        edited = edited.replace(from, to);
+    }
+    let config = write(dir.path(), "portcullis.toml", &edited);
+    std::fs::copy(
+        examples().join("passwords.txt"),
+        dir.path().join("passwords.txt"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert!(server.smtps.is_some(), "{}", server.banner);
+    let mut smtp = server.smtp_client();
+    smtp.cmd("EHLO operator.example").expect(250, None);
+    smtp.cmd(&format!("AUTH PLAIN {}", b64(b"\0dave\0plain-text-pass")))
+        .expect(235, Some("2.7.0"));
+    smtp.cmd("QUIT").expect(221, Some("2.0.0"));
+    let mut smtp = server.smtp_client();
+    smtp.cmd("EHLO operator.example").expect(250, None);
+    smtp.cmd(&format!("AUTH PLAIN {}", b64(b"\0dave\0not-it")))
+        .expect(535, Some("5.7.8"));
+    smtp.cmd("QUIT").expect(221, Some("2.0.0"));
+
+    let logs = server.wait_for_log("session ended");
+    let line = |needle: &str| {
+        logs.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} line in the logs:\n{logs}"))
+            .to_owned()
+    };
+    let success = line("authenticated");
+    for field in [
+        "mechanism=PLAIN",
+        "user=\"dave\"",
+        "plugin=\"checker-file\"",
+        "result=\"success\"",
+        "peer=127.0.0.1:",
+        "elapsed_us=",
+    ] {
+        assert!(success.contains(field), "{field} missing: {success}");
+    }
+    let denied = line("authentication denied");
+    assert!(denied.contains("user=\"dave\""), "{denied}");
+    assert!(!logs.contains("not-it") && !logs.contains("plain-text-pass"));
+
+    let metrics = server.metrics();
+    for sample in [
+        "portcullis_auth_attempts_total{protocol=\"smtp\",mechanism=\"PLAIN\",outcome=\"success\"} 1",
+        "portcullis_auth_attempts_total{protocol=\"smtp\",mechanism=\"PLAIN\",outcome=\"denied\"} 1",
+        "portcullis_auth_duration_seconds_count{protocol=\"smtp\",mechanism=\"PLAIN\"} 2",
+    ] {
+        assert!(metrics.contains(sample), "no {sample} in:\n{metrics}");
+    }
+    assert!(metrics.contains("portcullis_sessions_total{protocol=\"smtp\"}"));
+}
