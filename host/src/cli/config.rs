@@ -1311,7 +1311,10 @@ maildir = "mail"
                 "[[listener]]\nprotocol = \"imap\"\naddress = \"127.0.0.1:1\"\n",
                 ":2: unknown variant `imap`, expected `smtp` or `echo`",
             ),
-            ("\n\n[auth]\nfailure-delay = \"1 s\"\n", ":4: unknown unit"),
+            (
+                "\n\n[auth]\nfailure-delay = \"1 s\"\n",
+                ":4: \"1 s\" is not a duration (unknown unit",
+            ),
             (
                 "[[checker]]\ntype = \"fiel\"\n",
                 ":2: unknown checker type \"fiel\"; write one of memory, file",

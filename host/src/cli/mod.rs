@@ -285,7 +285,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?}; use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration (unknown unit {unit:?}); write e.g. 250ms, \
+                 2s, 5m or 1h"
+            ));
+        }
     };
     Ok(Duration::from_secs_f64(seconds))
 }
