@@ -395,3 +395,52 @@ fn the_example_file_alone_runs_a_server_whose_logins_show_in_logs_and_metrics() 
     }
     assert!(metrics.contains("portcullis_sessions_total{protocol=\"smtp\"}"));
 }
+
+/// An exchange that began before a reload finishes on the plugins it began
+/// with; a reload naming a plugin that does not compile keeps the old set.
+#[test]
+fn a_reload_lets_exchanges_in_flight_finish_and_survives_a_broken_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = |table: &str| format!("[[checker]]\ntype = \"memory\"\nusers = {table}\n");
+    let config = write(dir.path(), "p.toml", &users("{ alice = \"one\" }"));
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+
+    // Half-way through LOGIN when the reload lands.
+    let mut in_flight = server.connect();
+    assert_eq!(
+        in_flight.ask("AUTH LOGIN"),
+        format!("+ {}", b64(b"Username:"))
+    );
+    assert_eq!(
+        in_flight.ask(&b64(b"alice")),
+        format!("+ {}", b64(b"Password:"))
+    );
+
+    write(dir.path(), "p.toml", &users("{ bob = \"two\" }"));
+    server.signal("HUP");
+    server.wait_for_log("reloaded");
+    assert_eq!(echo_login(&server, "alice", "one"), LOGIN_DENIED);
+    assert_eq!(in_flight.ask(&b64(b"one")), LOGIN_OK);
+    assert_eq!(
+        in_flight.ask("old checker, new line"),
+        "old checker, new line"
+    );
+
+    // A checker plugin that is not a component: reported, old set kept.
+    let garbage = write(dir.path(), "broken.wasm", "\0asm but not really");
+    write(
+        dir.path(),
+        "p.toml",
+        &format!(
+            "[[checker]]\ntype = \"wasm\"\nplugin = \"{}\"\n",
+            garbage.display()
+        ),
+    );
+    server.signal("HUP");
+    let logs = server.wait_for_log("reload failed");
+    assert!(
+        logs.contains("plugin broken: not a WebAssembly component"),
+        "{logs}"
+    );
+    assert_eq!(echo_login(&server, "bob", "two"), LOGIN_OK);
+}
