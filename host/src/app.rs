@@ -13,11 +13,13 @@ use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cli::config::{self, CheckerEntry, Listener, ListenerTls, PluginOptions, Protocol};
-use crate::cli::{Args, AuthSpec, DEFAULT_USER, GrantArg, PluginArg};
+use crate::cli::config::{self, CheckerEntry, Listener, ListenerTls, Protocol};
+use crate::cli::{Args, AuthSpec, DEFAULT_USER, GrantArg, LimitArgs, PluginArg, PluginOptions};
 use crate::echo::EchoConfig;
 use crate::plugin::realm::AvatarInterface;
-use crate::plugin::{Grant, Plugin, PluginKind, PluginSpec, Runtime, RuntimeConfig, builtin};
+use crate::plugin::{
+    Grant, Limits, Plugin, PluginKind, PluginSpec, Runtime, RuntimeConfig, builtin,
+};
 use crate::portal::Portal;
 use crate::sasl::{Mechanisms, Mechname};
 use crate::server::Sessions;
@@ -512,7 +514,9 @@ impl Services {
     /// replaced.
     pub async fn build(args: &Args, runtime: &Arc<Runtime>) -> anyhow::Result<Services> {
         let started = std::time::Instant::now();
-        let defaults = &args.extra.plugin_defaults;
+        // Every plugin, built-in or not, gets the global limits; the
+        // operator's own plugins may override them one by one.
+        let defaults = &args.plugin_limits();
         let mut portal = Portal::default();
         for entry in checkers(args) {
             let from = file_line(args, entry.line);
@@ -521,7 +525,7 @@ impl Services {
                 other => checker_spec(other),
             };
             let mut spec = spec.map_err(|e| from.wrap_as(e, "checker"))?;
-            apply_options(&mut spec, defaults, &entry.options).map_err(|e| from.wrap(e))?;
+            apply_options(&mut spec, defaults, &entry.options);
             let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Checker, "--auth wasm:").map_err(|e| from.wrap(e))?;
             portal
@@ -532,11 +536,12 @@ impl Services {
 
         portal.register_realm(
             AvatarInterface::Echo,
-            load_builtin(runtime, "realm-echo", json!({}))?,
+            load_builtin(runtime, defaults, "realm-echo", json!({}))?,
         );
         // The console realm of seeds/000 prints messages on our stdout.
         let mut console = builtin_spec("realm-console", json!({}))?;
         console.stdout = true;
+        apply_options(&mut console, defaults, &PluginOptions::default());
         portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(console)?);
         if let Some(dir) = &args.maildir {
             std::fs::create_dir_all(dir).with_context(|| {
@@ -548,11 +553,12 @@ impl Services {
                 guest_path: "/spool".into(),
                 writable: true,
             });
+            apply_options(&mut maildir, defaults, &PluginOptions::default());
             portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(maildir)?);
         }
         for realm in &args.realms {
             let mut spec = plugin_spec(&realm.plugin)?;
-            apply_options(&mut spec, defaults, &PluginOptions::default())?;
+            apply_options(&mut spec, defaults, &realm.plugin.options);
             let plugin = runtime.load(spec)?;
             expect_kind(&plugin, PluginKind::Realm, "--realm")?;
             portal.register_realm(realm.interface, plugin);
@@ -560,7 +566,7 @@ impl Services {
         for (interface, entry) in &args.extra.realms {
             let from = file_line(args, entry.line);
             let mut spec = plugin_spec(&entry.plugin).map_err(|e| from.wrap(e))?;
-            apply_options(&mut spec, defaults, &entry.options).map_err(|e| from.wrap(e))?;
+            apply_options(&mut spec, defaults, &entry.plugin.options);
             let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Realm, "realm").map_err(|e| from.wrap(e))?;
             portal.register_realm(*interface, plugin);
@@ -570,12 +576,12 @@ impl Services {
         let mut mechanisms = Mechanisms::default();
         for name in builtin::names().filter(|n| n.starts_with("mech-")) {
             mechanisms
-                .register(load_builtin(runtime, name, json!({}))?)
+                .register(load_builtin(runtime, defaults, name, json!({}))?)
                 .await?;
         }
         for arg in &args.mechanisms {
             let mut spec = plugin_spec(arg)?;
-            apply_options(&mut spec, defaults, &PluginOptions::default())?;
+            apply_options(&mut spec, defaults, &arg.options);
             let plugin = runtime.load(spec)?;
             expect_kind(&plugin, PluginKind::Mechanism, "--mechanism")?;
             mechanisms.register(plugin).await?;
@@ -583,7 +589,7 @@ impl Services {
         for entry in &args.extra.mechanisms {
             let from = file_line(args, entry.line);
             let mut spec = plugin_spec(&entry.plugin).map_err(|e| from.wrap(e))?;
-            apply_options(&mut spec, defaults, &entry.options).map_err(|e| from.wrap(e))?;
+            apply_options(&mut spec, defaults, &entry.plugin.options);
             let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Mechanism, "mechanism").map_err(|e| from.wrap(e))?;
             mechanisms.register(plugin).await?;
@@ -612,20 +618,17 @@ impl Services {
 /// The checkers to load: the command line's `--auth`, else the file's,
 /// else the default user from memory.
 fn checkers(args: &Args) -> Vec<CheckerEntry> {
-    let plain = |spec: AuthSpec| CheckerEntry {
-        spec,
-        kinds: None,
-        options: PluginOptions::default(),
-        line: 0,
-    };
     if !args.auth.is_empty() {
-        return args.auth.iter().cloned().map(plain).collect();
+        return args.auth.iter().cloned().map(CheckerEntry::new).collect();
     }
     if !args.extra.checkers.is_empty() {
         return args.extra.checkers.clone();
     }
     let (user, pass) = DEFAULT_USER;
-    vec![plain(AuthSpec::Memory(vec![(user.into(), pass.into())]))]
+    vec![CheckerEntry::new(AuthSpec::Memory(vec![(
+        user.into(),
+        pass.into(),
+    )]))]
 }
 
 /// Where an entry came from, to put in front of errors about it.
@@ -657,45 +660,12 @@ fn file_line(args: &Args, line: usize) -> Origin {
     })
 }
 
-/// The operator's limits (the plugin's own, else the defaults) and pin.
-/// The pin is checked here, before the plugin is compiled.
-fn apply_options(
-    spec: &mut PluginSpec,
-    defaults: &PluginOptions,
-    own: &PluginOptions,
-) -> anyhow::Result<()> {
-    if let Some(memory) = own.memory.or(defaults.memory) {
-        if memory > crate::plugin::Limits::MAX_MEMORY {
-            bail!(
-                "plugin {}: memory {} MiB is over the engine's ceiling of {} MiB",
-                spec.name,
-                memory >> 20,
-                crate::plugin::Limits::MAX_MEMORY >> 20
-            );
-        }
-        spec.limits.memory = memory;
-    }
-    if let Some(time) = own.call_time.or(defaults.call_time) {
-        spec.limits.call_time = time;
-    }
-    if let Some(max) = own.max_output.or(defaults.max_output) {
-        spec.limits.max_output = max;
-    }
-    if let Some(pin) = &own.sha256 {
-        use sha2::Digest as _;
-        let actual: String = sha2::Sha256::digest(&spec.wasm)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if &actual != pin {
-            bail!(
-                "plugin {}: sha256 is {actual}, but the configuration pins {pin}; \
-                 refusing to load it (update the pin only if you trust the new file)",
-                spec.name
-            );
-        }
-    }
-    Ok(())
+/// The operator's limits (the plugin's own, else the global ones, else
+/// [`Limits::default`]) and pin; `Runtime::load` checks the pin before it
+/// compiles the plugin.
+fn apply_options(spec: &mut PluginSpec, defaults: &LimitArgs, own: &PluginOptions) {
+    spec.limits = own.limits.apply(defaults.apply(Limits::default()));
+    spec.sha256 = own.sha256;
 }
 
 /// `$XDG_CACHE_HOME/portcullis`, or `~/.cache/portcullis`.
@@ -718,8 +688,15 @@ fn expect_kind(plugin: &Plugin, kind: PluginKind, flag: &str) -> anyhow::Result<
     Ok(())
 }
 
-fn load_builtin(runtime: &Arc<Runtime>, name: &str, config: Value) -> anyhow::Result<Arc<Plugin>> {
-    runtime.load(builtin_spec(name, config)?)
+fn load_builtin(
+    runtime: &Arc<Runtime>,
+    defaults: &LimitArgs,
+    name: &str,
+    config: Value,
+) -> anyhow::Result<Arc<Plugin>> {
+    let mut spec = builtin_spec(name, config)?;
+    apply_options(&mut spec, defaults, &PluginOptions::default());
+    runtime.load(spec)
 }
 
 fn builtin_spec(name: &str, config: Value) -> anyhow::Result<PluginSpec> {
@@ -768,15 +745,7 @@ fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> {
             spec.grants = grants;
             Ok(spec)
         }
-        AuthSpec::Wasm {
-            path,
-            grants,
-            config,
-        } => plugin_spec(&PluginArg {
-            path: path.clone(),
-            grants: grants.clone(),
-            config: config.clone(),
-        }),
+        AuthSpec::Wasm(arg) => plugin_spec(arg),
     }
 }
 

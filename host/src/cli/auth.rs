@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value, json};
 
-use super::plugin_arg::{GrantArg, PluginArg};
+use super::plugin_arg::PluginArg;
 
 /// A checker the operator asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,12 +33,8 @@ pub enum AuthSpec {
         tokens: Option<PathBuf>,
         config: Map<String, Value>,
     },
-    /// `wasm:PATH[:grant=DIR[@GUEST]]...[:{JSON}]`
-    Wasm {
-        path: PathBuf,
-        grants: Vec<GrantArg>,
-        config: Value,
-    },
+    /// `wasm:PATH[:grant=DIR[@GUEST]]...[:sha256=HEX][:memory=SIZE]...[:{JSON}]`
+    Wasm(PluginArg),
 }
 
 /// The auth types, with their one-line argument formats.
@@ -179,13 +175,20 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              Example: --auth 'token:tokens=/etc/portcullis/tokens.txt:{\"jwt\":{\"hs256-secret\":\"...\"}}'\n"
         }
         "wasm" => {
-            "Usage: --auth wasm:PATH[:grant=DIR[@GUESTPATH]]...[:{JSON}]\n\n\
+            "Usage: --auth wasm:PATH[:OPTION]...[:{JSON}]\n\n\
              A third-party checker component, built for wasm32-wasip2 against this host's\n\
              portcullis:auth WIT package. It runs sandboxed: it sees only the folders\n\
              granted here, read-only (grant-rw= for read-write), at GUESTPATH (default\n\
              /grant). Everything after ':{' is JSON configuration, handed to the plugin.\n\
              The credential kinds are whatever the plugin declares.\n\n\
-             Example: --auth 'wasm:./json-checker.wasm:grant=/srv/users:{\"path\":\"/grant/users.json\"}'\n"
+             Options (the same for --mechanism and --realm plugins):\n\
+             \x20 grant=DIR[@GUESTPATH]   a folder, read-only\n\
+             \x20 grant-rw=DIR[@GUESTPATH] a folder, read-write\n\
+             \x20 sha256=HEX              refuse to start unless the file has this digest\n\
+             \x20 memory=SIZE             linear memory (default 96M, or --plugin-memory)\n\
+             \x20 call-time=DURATION      time per call (default 2s, or --plugin-call-time)\n\
+             \x20 max-output=SIZE         largest answer (default 64K, or --plugin-max-output)\n\n\
+             Example: --auth 'wasm:./json-checker.wasm:grant=/srv/users:memory=32M:{\"path\":\"/grant/users.json\"}'\n"
         }
         other => {
             return Err(format!(
@@ -422,16 +425,7 @@ fn parse_wasm(args: &str) -> Result<AuthSpec, String> {
     if args.is_empty() {
         return Err("wasm needs the path of a checker component: --auth wasm:checker.wasm".into());
     }
-    let PluginArg {
-        path,
-        grants,
-        config,
-    } = args.parse()?;
-    Ok(AuthSpec::Wasm {
-        path,
-        grants,
-        config,
-    })
+    Ok(AuthSpec::Wasm(args.parse()?))
 }
 
 #[cfg(test)]
@@ -565,17 +559,20 @@ mod tests {
     fn wasm() {
         assert_eq!(
             ok("wasm:c.wasm"),
-            AuthSpec::Wasm {
+            AuthSpec::Wasm(PluginArg {
                 path: "c.wasm".into(),
                 grants: vec![],
+                options: Default::default(),
                 config: json!({})
-            }
+            })
         );
-        let AuthSpec::Wasm {
+        let AuthSpec::Wasm(PluginArg {
             path,
             grants,
             config,
-        } = ok(r#"wasm:/p/c.wasm:grant=/srv/users:grant-rw=/tmp@/scratch:{"a":"b:c"}"#)
+            options,
+            ..
+        }) = ok(r#"wasm:/p/c.wasm:grant=/srv/users:grant-rw=/tmp@/scratch:memory=32M:{"a":"b:c"}"#)
         else {
             panic!()
         };
@@ -584,6 +581,7 @@ mod tests {
         assert_eq!(grants[1].guest_path, "/scratch");
         assert!(grants[1].writable);
         assert_eq!(config, json!({"a": "b:c"}));
+        assert_eq!(options.limits.memory, Some(32 << 20));
         assert!(err("wasm:").contains("needs the path"));
         assert!(err("wasm:c.wasm:{nope").contains("JSON"));
         assert!(err("wasm:c.wasm:what").contains("grant="));

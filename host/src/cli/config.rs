@@ -20,7 +20,11 @@ use serde_json::{Map, Value, json};
 use toml::Spanned;
 
 use super::plugin_arg::{GrantArg, PluginArg, RealmArg};
-use super::{Args, AuthSpec, LogFormat, Networks, parse_duration};
+use super::plugin_options::{
+    LimitArgs, PluginOptions, parse_call_time, parse_max_output, parse_memory,
+};
+use super::{Args, AuthSpec, LogFormat, Networks, parse_duration, parse_size};
+use crate::plugin::Sha256Pin;
 use crate::plugin::realm::AvatarInterface;
 use crate::portal::CredentialKind;
 use crate::smtp::TlsOnly;
@@ -74,16 +78,6 @@ pub struct Listener {
     pub tls: ListenerTls,
 }
 
-/// Overrides of one plugin's limits and identity; `None` keeps the default.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PluginOptions {
-    /// The plugin file's expected SHA-256, lower-case hex.
-    pub sha256: Option<String>,
-    pub memory: Option<usize>,
-    pub call_time: Option<Duration>,
-    pub max_output: Option<usize>,
-}
-
 /// A checker from the file: the `--auth` it stands for, and what the file
 /// can add to it.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,16 +85,35 @@ pub struct CheckerEntry {
     pub spec: AuthSpec,
     /// Serve only these of the checker's kinds (all it declares if `None`).
     pub kinds: Option<Vec<CredentialKind>>,
+    /// Its pin and limits (every checker is a plugin, built-in or not);
+    /// kept here rather than in a wasm checker's [`PluginArg`].
     pub options: PluginOptions,
     /// The line of its `[[checker]]` table, for errors found later.
     pub line: usize,
 }
 
-/// A mechanism or realm plugin from the file.
+impl CheckerEntry {
+    /// A checker from the command line, its own options (`--auth
+    /// wasm:…:memory=64M`) moved to the entry.
+    pub fn new(mut spec: AuthSpec) -> CheckerEntry {
+        let options = match &mut spec {
+            AuthSpec::Wasm(arg) => std::mem::take(&mut arg.options),
+            _ => PluginOptions::default(),
+        };
+        CheckerEntry {
+            spec,
+            kinds: None,
+            options,
+            line: 0,
+        }
+    }
+}
+
+/// A mechanism or realm plugin from the file (its pin and limits in
+/// `plugin.options`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PluginEntry {
     pub plugin: PluginArg,
-    pub options: PluginOptions,
     pub line: usize,
 }
 
@@ -117,8 +130,6 @@ pub struct Extra {
     pub mechanisms: Vec<PluginEntry>,
     /// Realm plugins, by the interface they serve.
     pub realms: Vec<(AvatarInterface, PluginEntry)>,
-    /// Limits for every plugin without its own.
-    pub plugin_defaults: PluginOptions,
 }
 
 // ---- The file's shape -------------------------------------------------
@@ -195,7 +206,7 @@ struct SessionsTable {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct PluginsTable {
-    max_instances: Option<u32>,
+    max_instances: Option<Spanned<u32>>,
     cache_dir: Option<PathBuf>,
     cache: Option<bool>,
     memory: Option<Spanned<Size>>,
@@ -428,6 +439,20 @@ impl ConfigFile {
         self.at(value, parse_duration)
     }
 
+    /// A size parsed by `parse` (which checks its range), whether the
+    /// file wrote it as a number or as text.
+    fn size_with(
+        &self,
+        value: &Spanned<Size>,
+        parse: fn(&str) -> Result<usize, String>,
+    ) -> Result<usize, ConfigError> {
+        let text = match value.get_ref() {
+            Size::Bytes(n) => n.to_string(),
+            Size::Text(text) => text.clone(),
+        };
+        parse(&text).map_err(|e| self.error(value.span().start, e))
+    }
+
     fn size(&self, value: &Spanned<Size>) -> Result<usize, ConfigError> {
         let bytes = match value.get_ref() {
             Size::Bytes(n) => Ok(*n),
@@ -438,23 +463,43 @@ impl ConfigFile {
             .map_err(|e| self.error(value.span().start, e))
     }
 
-    fn limits(&self, table: Option<&LimitsTable>) -> Result<PluginOptions, ConfigError> {
-        let Some(table) = table else {
-            return Ok(PluginOptions::default());
+    /// A `limits = { … }` table, or `[plugins]`'s limits for every plugin.
+    fn limits(
+        &self,
+        memory: Option<&Spanned<Size>>,
+        call_time: Option<&Spanned<String>>,
+        max_output: Option<&Spanned<Size>>,
+    ) -> Result<LimitArgs, ConfigError> {
+        Ok(LimitArgs {
+            memory: memory
+                .map(|v| self.size_with(v, parse_memory))
+                .transpose()?,
+            call_time: call_time.map(|v| self.at(v, parse_call_time)).transpose()?,
+            max_output: max_output
+                .map(|v| self.size_with(v, parse_max_output))
+                .transpose()?,
+        })
+    }
+
+    /// A plugin's `sha256` and `limits`.
+    fn options(
+        &self,
+        sha256: Option<&Spanned<String>>,
+        limits: Option<&LimitsTable>,
+    ) -> Result<PluginOptions, ConfigError> {
+        let limits = match limits {
+            Some(t) => self.limits(
+                t.memory.as_ref(),
+                t.call_time.as_ref(),
+                t.max_output.as_ref(),
+            )?,
+            None => LimitArgs::default(),
         };
         Ok(PluginOptions {
-            sha256: None,
-            memory: table.memory.as_ref().map(|v| self.size(v)).transpose()?,
-            call_time: table
-                .call_time
-                .as_ref()
-                .map(|v| self.duration(v))
+            sha256: sha256
+                .map(|pin| self.at(pin, str::parse::<Sha256Pin>))
                 .transpose()?,
-            max_output: table
-                .max_output
-                .as_ref()
-                .map(|v| self.size(v))
-                .transpose()?,
+            limits,
         })
     }
 
@@ -485,15 +530,10 @@ impl ConfigFile {
                     ));
                 }
             },
+            options: self.options(table.sha256, table.limits)?,
         };
-        let mut options = self.limits(table.limits)?;
-        options.sha256 = table
-            .sha256
-            .map(|pin| self.at(pin, parse_sha256))
-            .transpose()?;
         Ok(PluginEntry {
             plugin,
-            options,
             line: line_of(&self.text, offset),
         })
     }
@@ -697,19 +737,14 @@ impl ConfigFile {
             }
             _ => {
                 let entry = self.plugin(t.fields(), offset, "a wasm checker")?;
-                AuthSpec::Wasm {
-                    path: entry.plugin.path,
-                    grants: entry.plugin.grants,
-                    config: entry.plugin.config,
-                }
+                // The options stay with the entry, as for every checker.
+                AuthSpec::Wasm(PluginArg {
+                    options: PluginOptions::default(),
+                    ..entry.plugin
+                })
             }
         };
-        let mut options = self.limits(t.limits.as_ref())?;
-        options.sha256 = t
-            .sha256
-            .as_ref()
-            .map(|pin| self.at(pin, parse_sha256))
-            .transpose()?;
+        let options = self.options(t.sha256.as_ref(), t.limits.as_ref())?;
         let kinds = t
             .kinds
             .as_ref()
@@ -1014,7 +1049,18 @@ impl ConfigFile {
         }
 
         if let Some(p) = &f.plugins {
-            set!(max_instances, p.max_instances);
+            let max_instances = p
+                .max_instances
+                .as_ref()
+                .map(|n| match *n.get_ref() {
+                    n @ 1..=100_000 => Ok(n),
+                    other => Err(self.error(
+                        n.span().start,
+                        format!("max-instances = {other} is out of range; write 1 to 100000"),
+                    )),
+                })
+                .transpose()?;
+            set!(max_instances, max_instances);
             if !given("cache_dir") && !given("no_cache") {
                 if p.cache == Some(false) {
                     args.no_cache = true;
@@ -1023,12 +1069,14 @@ impl ConfigFile {
                     args.cache_dir = Some(self.relative(dir));
                 }
             }
-            extra.plugin_defaults = PluginOptions {
-                sha256: None,
-                memory: p.memory.as_ref().map(|v| self.size(v)).transpose()?,
-                call_time: p.call_time.as_ref().map(|v| self.duration(v)).transpose()?,
-                max_output: p.max_output.as_ref().map(|v| self.size(v)).transpose()?,
-            };
+            let limits = self.limits(
+                p.memory.as_ref(),
+                p.call_time.as_ref(),
+                p.max_output.as_ref(),
+            )?;
+            set!(plugin_memory, limits.memory.map(Some));
+            set!(plugin_call_time, limits.call_time.map(Some));
+            set!(plugin_max_output, limits.max_output.map(Some));
         }
 
         if let Some(l) = &f.log {
@@ -1109,38 +1157,6 @@ impl ConfigFile {
     /// Where `[name]` starts, for errors about a whole table.
     fn table_offset(&self, name: &str) -> usize {
         self.text.find(&format!("[{name}]")).unwrap_or(0)
-    }
-}
-
-/// `64M`, `512K`, `1G`, or a number of bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a size; write e.g. 65536, \"512K\" or \"64M\""))?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        other => return Err(format!("unknown size unit \"{other}\"; use K, M or G")),
-    };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("\"{text}\" is too large"))
-}
-
-/// 64 hex digits, returned lower-case.
-pub fn parse_sha256(text: &str) -> Result<String, String> {
-    let hex = text.trim().to_ascii_lowercase();
-    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(hex)
-    } else {
-        Err(format!(
-            "sha256 = \"{text}\" is not a SHA-256 digest; write the 64 hex digits \
-             `sha256sum PLUGIN.wasm` prints"
-        ))
     }
 }
 
@@ -1273,11 +1289,12 @@ maildir = "mail"
 "#;
         let args = apply(text, &[]).unwrap();
         let c = &args.extra.checkers[0];
-        let AuthSpec::Wasm {
+        let AuthSpec::Wasm(PluginArg {
             path,
             grants,
             config,
-        } = &c.spec
+            options,
+        }) = &c.spec
         else {
             panic!("{:?}", c.spec)
         };
@@ -1286,9 +1303,11 @@ maildir = "mail"
         assert_eq!(grants[0].guest_path, "/grant");
         assert!(grants[1].writable);
         assert_eq!(config["file"], "/grant/users.json");
-        assert_eq!(c.options.memory, Some(32 << 20));
-        assert_eq!(c.options.call_time, Some(Duration::from_millis(500)));
-        assert!(c.options.sha256.as_deref().unwrap().starts_with("ab00"));
+        assert_eq!(options, &PluginOptions::default(), "kept in the entry");
+        assert_eq!(c.options.limits.memory, Some(32 << 20));
+        assert_eq!(c.options.limits.call_time, Some(Duration::from_millis(500)));
+        let pin = c.options.sha256.unwrap().to_string();
+        assert!(pin.starts_with("ab00"), "{pin}");
         assert_eq!(
             args.extra.mechanisms[0].plugin.path,
             Path::new("/opt/x-totp.wasm")
@@ -1329,11 +1348,31 @@ maildir = "mail"
             ),
             (
                 "[[checker]]\ntype = \"wasm\"\nplugin = \"x.wasm\"\nsha256 = \"abc\"\n",
-                ":4: sha256 = \"abc\" is not a SHA-256 digest",
+                ":4: sha256 \"abc\" is not a SHA-256 digest; write the 64 hexadecimal digits",
+            ),
+            (
+                "[plugins]\nmemory = \"4G\"\n",
+                ":2: memory 4G is out of range; write a size from 1M to 512M",
+            ),
+            (
+                "[plugins]\n\nmemory = 1024\n",
+                ":3: memory 1024 is out of range",
+            ),
+            (
+                "[plugins]\nmax-instances = 0\n",
+                ":2: max-instances = 0 is out of range; write 1 to 100000",
+            ),
+            (
+                "[[mechanism]]\nplugin = \"m.wasm\"\nlimits = { call-time = \"1h\" }\n",
+                ":3: call-time 1h is out of range; write a duration from 10ms to 5m",
+            ),
+            (
+                "[[checker]]\ntype = \"memory\"\nusers = {a = \"b\"}\nlimits = { max-output = \"1\" }\n",
+                ":4: max-output 1 is out of range",
             ),
             (
                 "[plugins]\nmemory = \"12Q\"\n",
-                ":2: unknown size unit \"Q\"",
+                ":2: memory: unknown size unit \"Q\"",
             ),
             (
                 "[[realm]]\nserves = \"echo\"\nbuiltin = \"maildir\"\n",
@@ -1353,15 +1392,5 @@ maildir = "mail"
                 "{text:?}: got {got:?}, want {want:?}"
             );
         }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("65536"), Ok(65536));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("96M"), Ok(96 << 20));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert!(parse_size("M").is_err());
-        assert!(parse_size("-1").is_err());
     }
 }

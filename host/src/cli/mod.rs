@@ -5,6 +5,7 @@ pub mod config;
 pub mod inspect;
 pub mod password;
 pub mod plugin_arg;
+pub mod plugin_options;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use crate::smtp::TlsOnly;
 
 pub use auth::AuthSpec;
 pub use plugin_arg::{GrantArg, PluginArg, RealmArg};
+pub use plugin_options::{LimitArgs, PluginOptions};
 
 /// The user a default run creates, printed at start-up.
 pub const DEFAULT_USER: (&str, &str) = ("guest", "password");
@@ -177,9 +179,25 @@ pub struct Args {
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
 
-    /// Plugin instances alive at once (the pooling allocator's size).
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    /// Plugin instances alive at once (the pooling allocator's size). An
+    /// exchange that finds none free waits up to its plugin's call time.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_instances: u32,
+
+    /// Linear memory each plugin may use (e.g. 64M; default 96M); a
+    /// plugin's own memory=SIZE wins.
+    #[arg(long, value_name = "SIZE", value_parser = plugin_options::parse_memory)]
+    pub plugin_memory: Option<usize>,
+
+    /// Time each call into a plugin may take (e.g. 500ms; default 2s); a
+    /// plugin's own call-time=DURATION wins.
+    #[arg(long, value_name = "DURATION", value_parser = plugin_options::parse_call_time)]
+    pub plugin_call_time: Option<Duration>,
+
+    /// Largest challenge, credentials or reply accepted from a plugin
+    /// (e.g. 16K; default 64K); a plugin's own max-output=SIZE wins.
+    #[arg(long, value_name = "SIZE", value_parser = plugin_options::parse_max_output)]
+    pub plugin_max_output: Option<usize>,
 
     /// After binding the listeners, switch to this user (by name or uid);
     /// needs root. Plugins are loaded and the TLS files read before.
@@ -210,6 +228,17 @@ pub struct Args {
     /// What the configuration file adds to the flags.
     #[arg(skip)]
     pub extra: config::Extra,
+}
+
+impl Args {
+    /// The limits every plugin gets unless its own argument says otherwise.
+    pub fn plugin_limits(&self) -> LimitArgs {
+        LimitArgs {
+            memory: self.plugin_memory,
+            call_time: self.plugin_call_time,
+            max_output: self.plugin_max_output,
+        }
+    }
 }
 
 /// Tools that run instead of the server.
@@ -295,9 +324,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// `64M`, `512K`, `1G`, or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a size; write e.g. 65536, \"512K\" or \"64M\""))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        other => return Err(format!("unknown size unit \"{other}\"; use K, M or G")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("\"{text}\" is too large"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_size};
     use std::time::Duration;
 
     #[test]
@@ -320,6 +368,25 @@ mod tests {
         }
         for bad in ["", "s", "2x", "-1s", "1 s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("96M"), Ok(96 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        for bad in [
+            "",
+            "M",
+            "-1",
+            "64X",
+            "1.5M",
+            "99999999999999999999G",
+            "20000000000G",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,10 +1,17 @@
 //! The plugin arguments shared by `--auth wasm:`, `--mechanism` and
-//! `--realm`: a path, folder grants and JSON configuration.
+//! `--realm`: a path, folder grants, a digest pin, resource limits and
+//! JSON configuration, as `PATH[:OPTION]...[:{JSON}]`.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde_json::Value;
+
+use super::plugin_options::PluginOptions;
+
+/// The options a plugin argument takes, for error messages.
+const OPTIONS: &str = "grant=DIR[@GUESTPATH] (read-only), grant-rw=DIR[@GUESTPATH], \
+                       sha256=HEX, memory=SIZE, call-time=DURATION or max-output=SIZE";
 
 /// `grant=DIR[@GUESTPATH]` or `grant-rw=DIR[@GUESTPATH]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +31,8 @@ impl FromStr for GrantArg {
             (true, s)
         } else {
             return Err(format!(
-                "'{arg}' is not a grant; write grant=DIR[@GUESTPATH] (read-only) or \
-                 grant-rw=DIR[@GUESTPATH], then :{{JSON}} for configuration"
+                "'{arg}' is not a plugin option; write {OPTIONS}, then :{{JSON}} for \
+                 configuration"
             ));
         };
         let (host, guest) = spec.split_once('@').unwrap_or((spec, "/grant"));
@@ -56,11 +63,13 @@ fn split_config(args: &str) -> Result<(&str, Value), String> {
     Ok((&args[..at], value))
 }
 
-/// `--mechanism PATH[:grant=...]...[:{JSON}]`
+/// `--mechanism PATH[:grant=...][:sha256=HEX][:memory=SIZE]...[:{JSON}]`
 #[derive(Clone, Debug, PartialEq)]
 pub struct PluginArg {
     pub path: PathBuf,
     pub grants: Vec<GrantArg>,
+    /// Its pin and its own limits.
+    pub options: PluginOptions,
     pub config: Value,
 }
 
@@ -74,15 +83,30 @@ impl FromStr for PluginArg {
         if path.is_empty() {
             return Err("a plugin needs the path of its .wasm file".into());
         }
-        let grants = parts
-            .filter(|p| !p.is_empty())
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        Ok(PluginArg {
+        let mut plugin = PluginArg {
             path: PathBuf::from(path),
-            grants,
+            grants: Vec::new(),
+            options: PluginOptions::default(),
             config,
-        })
+        };
+        for part in parts.filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            match key {
+                "grant" | "grant-rw" => plugin.grants.push(part.parse()?),
+                "sha256" if plugin.options.sha256.is_some() => {
+                    return Err("a plugin takes one sha256= pin".into());
+                }
+                "sha256" => plugin.options.sha256 = Some(value.parse()?),
+                _ if plugin.options.limits.set(key, value)? => {}
+                _ => {
+                    return Err(format!(
+                        "'{part}' is not a plugin option; write {OPTIONS}, then :{{JSON}} \
+                         for configuration"
+                    ));
+                }
+            }
+        }
+        Ok(plugin)
     }
 }
 
@@ -120,6 +144,7 @@ impl FromStr for RealmArg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::Sha256Pin;
     use serde_json::json;
 
     #[test]
@@ -151,5 +176,15 @@ mod tests {
                 .contains("unknown avatar interface")
         );
         assert!("r.wasm".parse::<RealmArg>().is_err());
+    }
+
+    #[test]
+    fn sha256_pins() {
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let p: PluginArg = format!("x.wasm:sha256={hex}:{{}}").parse().unwrap();
+        assert_eq!(p.options.sha256, Some(Sha256Pin::of(b"abc")));
+        let err = |arg: String| arg.parse::<PluginArg>().unwrap_err();
+        assert!(err("x.wasm:sha256=abc".into()).contains("64 hexadecimal digits"));
+        assert!(err(format!("x.wasm:sha256={hex}:sha256={hex}")).contains("one sha256"));
     }
 }

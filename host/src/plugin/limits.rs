@@ -1,4 +1,6 @@
-//! Per-plugin resource limits, with defaults an operator can override.
+//! Per-plugin resource limits, with defaults an operator can override
+//! (see `cli::plugin_arg::LimitArgs`), and the ranges an override must
+//! stay within.
 
 use std::time::Duration;
 
@@ -6,12 +8,15 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Linear memory, in bytes, across all of the instance's memories.
+    /// This also bounds what the host copies out of the guest in one
+    /// answer, since an answer must fit in the guest's memory first.
     pub memory: usize,
     /// Wall-clock time for one call into the guest, including time the
-    /// guest spends waiting on the host.
+    /// guest spends waiting on the host. An exchange also waits at most
+    /// this long for a free instance slot.
     pub call_time: Duration,
-    /// The largest challenge, avatar id or reply the host accepts from the
-    /// guest, in bytes.
+    /// The largest challenge, credentials, avatar id or reply the host
+    /// accepts from the guest, in bytes.
     pub max_output: usize,
     /// Table elements per table.
     pub table_elements: usize,
@@ -21,6 +26,17 @@ impl Limits {
     /// The ceiling the engine's pooling allocator is sized for: no plugin
     /// may ask for more memory than this.
     pub const MAX_MEMORY: usize = 512 << 20;
+    /// The least memory an override may give: a Rust guest's stack and
+    /// heap need a few pages.
+    pub const MIN_MEMORY: usize = 1 << 20;
+    /// The longest call time an override may give.
+    pub const MAX_CALL_TIME: Duration = Duration::from_secs(300);
+    /// The shortest call time an override may give.
+    pub const MIN_CALL_TIME: Duration = Duration::from_millis(10);
+    /// The range of `max_output` overrides: room for a SCRAM challenge at
+    /// the bottom, at most 16 MiB copied out of a guest per answer.
+    pub const MIN_OUTPUT: usize = 256;
+    pub const MAX_OUTPUT: usize = 16 << 20;
 }
 
 impl Default for Limits {

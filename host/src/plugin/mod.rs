@@ -8,6 +8,8 @@
 //! - [`mechanism`], [`checker`], [`realm`]: typed handles for one call,
 //!   exchange or avatar, turning traps and contract breaches into [`Fault`]s.
 //! - [`builtin`]: the guests shipped inside the binary.
+//! - [`limits`], [`pin`]: what one plugin may use, and the digest its file
+//!   must have.
 
 pub mod bindings;
 pub mod builtin;
@@ -16,6 +18,7 @@ mod convert;
 mod host_impl;
 pub mod limits;
 pub mod mechanism;
+pub mod pin;
 pub mod realm;
 mod state;
 
@@ -34,6 +37,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use limits::Limits;
+pub use pin::Sha256Pin;
 pub use state::{ChannelInfo, PluginState};
 
 use crate::portal::{Fault, FaultKind};
@@ -160,6 +164,16 @@ impl Runtime {
     /// Compiles a plugin and pre-instantiates it against the linker of the
     /// world it implements.
     pub fn load(self: &Arc<Self>, spec: PluginSpec) -> anyhow::Result<Arc<Plugin>> {
+        if let Some(expected) = spec.sha256 {
+            let actual = Sha256Pin::of(&spec.wasm);
+            if actual != expected {
+                bail!(
+                    "plugin {}: sha256 is {actual}, but the configuration pins {expected}; \
+                     refusing to load it (update the pin only if you trust the new file)",
+                    spec.name
+                );
+            }
+        }
         let component = Component::from_binary(&self.engine, &spec.wasm)
             .map_err(to_anyhow)
             .with_context(|| {
@@ -324,6 +338,8 @@ pub struct PluginSpec {
     pub config: String,
     pub grants: Vec<Grant>,
     pub limits: Limits,
+    /// The digest `wasm` must have; checked before compiling.
+    pub sha256: Option<Sha256Pin>,
     /// Let the guest write to the host's standard output (the console
     /// realm prints messages there).
     pub stdout: bool,
@@ -339,6 +355,7 @@ impl PluginSpec {
             config: "{}".into(),
             grants: Vec::new(),
             limits: Limits::default(),
+            sha256: None,
             stdout: false,
             sql: None,
         }
