@@ -36,6 +36,8 @@ pub struct Metrics {
     sessions_active: [AtomicI64; 2],
     instances_live: AtomicI64,
     instances_total: AtomicU64,
+    pool_waits: AtomicU64,
+    pool_timeouts: AtomicU64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -44,6 +46,8 @@ pub static METRICS: Metrics = Metrics {
     sessions_active: [AtomicI64::new(0), AtomicI64::new(0)],
     instances_live: AtomicI64::new(0),
     instances_total: AtomicU64::new(0),
+    pool_waits: AtomicU64::new(0),
+    pool_timeouts: AtomicU64::new(0),
 };
 
 fn protocol_slot(protocol: &str) -> usize {
@@ -114,6 +118,16 @@ impl Metrics {
 
     pub fn instance_dropped(&self) {
         self.instances_live.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// An exchange found the instance pool full and waited for a slot.
+    pub fn pool_wait(&self) {
+        self.pool_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// ... and no slot came free in time.
+    pub fn pool_timeout(&self) {
+        self.pool_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text.
@@ -202,6 +216,21 @@ impl Metrics {
             "Instance pool capacity.",
         );
         let _ = writeln!(out, "portcullis_plugin_pool_size {pool_size}");
+        for (name, text, value) in [
+            (
+                "portcullis_plugin_pool_waits_total",
+                "Exchanges that found every instance slot in use and waited.",
+                &self.pool_waits,
+            ),
+            (
+                "portcullis_plugin_pool_timeouts_total",
+                "Waits for an instance slot that ran out of time.",
+                &self.pool_timeouts,
+            ),
+        ] {
+            help(&mut out, name, "counter", text);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         out
     }
 }
@@ -279,7 +308,10 @@ mod tests {
             sessions_active: [AtomicI64::new(0), AtomicI64::new(0)],
             instances_live: AtomicI64::new(0),
             instances_total: AtomicU64::new(0),
+            pool_waits: AtomicU64::new(0),
+            pool_timeouts: AtomicU64::new(0),
         };
+        m.pool_wait();
         m.session_started("smtps");
         m.auth("smtp", "PLAIN", "success", Duration::from_micros(300));
         m.auth("smtp", "PLAIN", "denied", Duration::from_millis(3));
@@ -294,6 +326,8 @@ mod tests {
             "portcullis_auth_duration_seconds_count{protocol=\"smtp\",mechanism=\"PLAIN\"} 2",
             "portcullis_plugin_faults_total{plugin=\"trap-\\\"checker\\\"\",kind=\"trap\"} 1",
             "portcullis_plugin_pool_size 1000",
+            "portcullis_plugin_pool_waits_total 1",
+            "portcullis_plugin_pool_timeouts_total 0",
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");
         }

@@ -3,21 +3,19 @@
 
 use std::sync::Arc;
 
-use wasmtime::Store;
-
 use super::bindings::CheckerPlugin;
 use super::bindings::checker::exports::portcullis::auth::checker as wit;
-use super::{Plugin, PluginPre, PluginState, convert};
+use super::{Plugin, PluginPre, PooledStore, convert};
 use crate::portal::{CredentialKind, Credentials, FaultKind, SecretEntry, Verdict};
 
 impl Plugin {
     async fn instantiate_checker(
         self: &Arc<Self>,
-    ) -> Result<(Store<PluginState>, CheckerPlugin), crate::portal::Fault> {
+    ) -> Result<(PooledStore, CheckerPlugin), crate::portal::Fault> {
         let PluginPre::Checker(pre) = &self.pre else {
             return Err(self.fault(FaultKind::Contract, "not a checker plugin"));
         };
-        let mut store = self.new_store()?;
+        let mut store = self.new_store().await?;
         let bindings = pre
             .instantiate_async(&mut store)
             .await

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use wasmtime::Store;
-
 use super::bindings::mechanism::MechanismPlugin;
 use super::bindings::mechanism::exports::portcullis::auth::mechanism as wit;
 use super::state::SessionContext;
-use super::{ChannelInfo, Plugin, PluginPre, PluginState, convert};
+use super::{ChannelInfo, Plugin, PluginPre, PooledStore, convert};
 use crate::portal::{CredentialKind, Credentials, Fault, FaultKind, Portal};
 
 /// What a mechanism says about itself.
@@ -33,7 +31,7 @@ pub enum Step {
 /// A running exchange. Dropping it frees the instance.
 pub struct Exchange {
     plugin: Arc<Plugin>,
-    store: Store<PluginState>,
+    store: PooledStore,
     bindings: MechanismPlugin,
 }
 
@@ -42,11 +40,11 @@ impl Plugin {
     async fn instantiate_mechanism(
         self: &Arc<Self>,
         session: Option<SessionContext>,
-    ) -> Result<(Store<PluginState>, MechanismPlugin), Fault> {
+    ) -> Result<(PooledStore, MechanismPlugin), Fault> {
         let PluginPre::Mechanism(pre) = &self.pre else {
             return Err(self.fault(FaultKind::Contract, "not a mechanism plugin"));
         };
-        let mut store = self.new_store()?;
+        let mut store = self.new_store().await?;
         store.data_mut().session = session;
         let bindings = pre
             .instantiate_async(&mut store)

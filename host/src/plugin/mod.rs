@@ -10,6 +10,11 @@
 //! - [`builtin`]: the guests shipped inside the binary.
 //! - [`limits`], [`pin`]: what one plugin may use, and the digest its file
 //!   must have.
+//!
+//! Instances come from a fixed pool (`RuntimeConfig::max_instances`). A
+//! semaphore with one permit per slot stands in front of it, so an exchange
+//! that finds the pool full waits for a slot (at most its plugin's call
+//! time) instead of failing at once.
 
 pub mod bindings;
 pub mod builtin;
@@ -83,6 +88,8 @@ pub struct Runtime {
     checker_linker: Linker<PluginState>,
     realm_linker: Linker<PluginState>,
     ticker_stop: Arc<AtomicBool>,
+    /// One permit per instance slot in the pool.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Runtime {
@@ -154,6 +161,7 @@ impl Runtime {
             checker_linker,
             realm_linker,
             ticker_stop,
+            slots: Arc::new(tokio::sync::Semaphore::new(sizes.max_instances as usize)),
         }))
     }
 
@@ -421,10 +429,33 @@ impl Plugin {
         &self.limits
     }
 
+    /// Waits for a free instance slot, at most this plugin's call time.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Fault> {
+        let slots = &self.runtime.slots;
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        crate::metrics::METRICS.pool_wait();
+        match tokio::time::timeout(self.limits.call_time, slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                crate::metrics::METRICS.pool_timeout();
+                Err(self.fault(
+                    FaultKind::Busy,
+                    format!(
+                        "no free instance slot within {} ms (all --max-instances are in use)",
+                        self.limits.call_time.as_millis()
+                    ),
+                ))
+            }
+        }
+    }
+
     /// A fresh store for one exchange or avatar, with this plugin's grants
     /// and limits and nothing else: no environment, no arguments, no
-    /// sockets, stdio discarded.
-    fn new_store(&self) -> Result<Store<PluginState>, Fault> {
+    /// sockets, stdio discarded. Waits for a free slot in the pool first.
+    async fn new_store(&self) -> Result<PooledStore, Fault> {
+        let slot = self.slot().await?;
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
@@ -480,7 +511,7 @@ impl Plugin {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        Ok(store)
+        Ok(PooledStore { store, _slot: slot })
     }
 
     /// Starts the clock for one call into the guest.
@@ -532,6 +563,40 @@ impl Plugin {
             }
             _ => self.fault(kind, detail),
         }
+    }
+}
+
+/// A store and the pool slot it occupies. The fields drop in order: the
+/// store (returning its instance to the pool) before the permit, so a task
+/// woken by the permit always finds the slot free.
+pub(crate) struct PooledStore {
+    store: Store<PluginState>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for PooledStore {
+    type Target = Store<PluginState>;
+    fn deref(&self) -> &Store<PluginState> {
+        &self.store
+    }
+}
+
+impl std::ops::DerefMut for PooledStore {
+    fn deref_mut(&mut self) -> &mut Store<PluginState> {
+        &mut self.store
+    }
+}
+
+impl wasmtime::AsContext for PooledStore {
+    type Data = PluginState;
+    fn as_context(&self) -> wasmtime::StoreContext<'_, PluginState> {
+        self.store.as_context()
+    }
+}
+
+impl wasmtime::AsContextMut for PooledStore {
+    fn as_context_mut(&mut self) -> wasmtime::StoreContextMut<'_, PluginState> {
+        self.store.as_context_mut()
     }
 }
 

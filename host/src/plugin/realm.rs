@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
 use super::bindings::realm::RealmPlugin;
 use super::bindings::realm::exports::portcullis::auth::realm as wit;
-use super::{Plugin, PluginPre, PluginState, convert};
+use super::{Plugin, PluginPre, PooledStore, convert};
 use crate::portal::{Fault, FaultKind, Verdict};
 
 /// The avatar interface a protocol asks the realm for.
@@ -86,7 +85,7 @@ impl ReceivedInfo {
 /// A logged-in user's avatar.
 pub struct Avatar {
     plugin: Arc<Plugin>,
-    store: Store<PluginState>,
+    store: PooledStore,
     bindings: RealmPlugin,
     handle: Option<ResourceAny>,
     interface: AvatarInterface,
@@ -103,7 +102,7 @@ impl Plugin {
         let PluginPre::Realm(pre) = &self.pre else {
             return Err(self.fault(FaultKind::Contract, "not a realm plugin"));
         };
-        let mut store = self.new_store()?;
+        let mut store = self.new_store().await?;
         let bindings = pre
             .instantiate_async(&mut store)
             .await

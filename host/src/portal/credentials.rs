@@ -167,6 +167,8 @@ pub enum FaultKind {
     Unavailable,
     /// The host could not instantiate the guest.
     Instantiate,
+    /// Every instance slot stayed busy for the whole wait.
+    Busy,
 }
 
 impl fmt::Display for FaultKind {
@@ -178,6 +180,7 @@ impl fmt::Display for FaultKind {
             Self::Contract => "contract violation",
             Self::Unavailable => "unavailable",
             Self::Instantiate => "instantiation failed",
+            Self::Busy => "busy",
         })
     }
 }
