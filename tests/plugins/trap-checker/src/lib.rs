@@ -5,10 +5,20 @@
 //! The user name picks the behaviour: `ok` is accepted, `deny` is denied,
 //! `garbage` is "accepted" with an empty avatar id, `loop` spins forever,
 //! `alloc` allocates 1 MiB chunks without bound, `sleep` sleeps 30 s in
-//! WASI's clock; `read:PATH` tries to read
-//! a file and `sql:NAME` to run a SQL query it may not have been granted
-//! (accepted only if that works, so a test can assert it does not);
-//! anything else panics, which traps in wasm.
+//! WASI's clock, `stack` recurses without bound through big frames (which
+//! live in linear memory, so the shadow stack overruns its region), `deep`
+//! through small ones (exhausting the wasm call stack itself), `utf8`
+//! "accepts" with an avatar id that is not UTF-8.
+//!
+//! Ambient authority probes, each accepted only if it works, so a test can
+//! assert it does not: `read:PATH` reads a file, `write:PATH` writes one,
+//! `sql:NAME` runs a SQL query, `socket:ADDR` opens a TCP connection, `env`
+//! finds environment variables or arguments.
+//!
+//! `count:PATH` keeps a call counter in a file (under a read-write grant,
+//! the only state that outlives an instance) and traps on the third call.
+//!
+//! Anything else panics, which traps in wasm.
 //! `lookup-secret` always panics; other credential kinds are `unsupported`.
 
 use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
@@ -37,6 +47,32 @@ impl Guest for Trap {
                 Err(e) => Verdict::Denied(Denial::Other(format!("cannot read {path}: {e}"))),
             };
         }
+        if let Some(path) = up.username.strip_prefix("write:") {
+            return match std::fs::write(path, b"written by trap-checker\n") {
+                Ok(()) => Verdict::Accepted("wrote".into()),
+                Err(e) => Verdict::Denied(Denial::Other(format!("cannot write {path}: {e}"))),
+            };
+        }
+        if let Some(addr) = up.username.strip_prefix("socket:") {
+            return match std::net::TcpStream::connect(addr) {
+                Ok(_) => Verdict::Accepted("connected".into()),
+                Err(e) => Verdict::Denied(Denial::Other(format!("cannot connect to {addr}: {e}"))),
+            };
+        }
+        if let Some(path) = up.username.strip_prefix("count:") {
+            let calls = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .unwrap_or(0)
+                + 1;
+            if let Err(e) = std::fs::write(path, calls.to_string()) {
+                return Verdict::Denied(Denial::Other(format!("cannot count in {path}: {e}")));
+            }
+            if calls == 3 {
+                panic!("trap-checker: third call");
+            }
+            return Verdict::Accepted(format!("call {calls}"));
+        }
         if let Some(name) = up.username.strip_prefix("sql:") {
             return match sql::query(name, &[sql::Value::Text("x".into())]) {
                 Ok(rows) => Verdict::Accepted(format!("{} rows", rows.len())),
@@ -47,6 +83,23 @@ impl Guest for Trap {
             "ok" => Verdict::Accepted("ok".into()),
             "deny" => Verdict::Denied(Denial::BadCredentials),
             "garbage" => Verdict::Accepted(String::new()),
+            "env" => {
+                let vars = std::env::vars_os().count();
+                let args = std::env::args_os().count();
+                if vars + args > 0 {
+                    Verdict::Accepted(format!("{vars} variables, {args} arguments"))
+                } else {
+                    Verdict::Denied(Denial::Other("no environment".into()))
+                }
+            }
+            "stack" => Verdict::Accepted(format!("depth {}", recurse(0))),
+            "deep" => Verdict::Accepted(format!("depth {}", deep(u64::MAX))),
+            "utf8" => {
+                // SAFETY: deliberately not UTF-8: the bytes only cross the
+                // boundary, where the host must refuse them; nothing here
+                // reads them as a str.
+                Verdict::Accepted(unsafe { String::from_utf8_unchecked(vec![b'o', 0xff, 0xfe]) })
+            }
             "loop" => {
                 // The opaque counter keeps the optimiser from proving the
                 // loop side-effect free.
@@ -75,6 +128,25 @@ impl Guest for Trap {
     fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
         panic!("trap-checker: deliberate trap in lookup-secret")
     }
+}
+
+/// Recursion the optimiser cannot turn into a loop: each frame keeps a
+/// buffer alive across the call. Unbounded on purpose.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 32]);
+    std::hint::black_box(recurse(depth + 1)) + frame[depth as usize % 32]
+}
+
+/// Recursion with almost nothing on the shadow stack: the call goes
+/// through a function pointer the optimiser cannot see through, so it can
+/// be neither inlined nor turned into a loop.
+fn deep(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let next: fn(u64) -> u64 = std::hint::black_box(deep);
+    next(n - 1) ^ n
 }
 
 export!(Trap);
