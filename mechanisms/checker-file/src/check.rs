@@ -6,9 +6,9 @@ use md5::Md5;
 use scram_core::Algorithm;
 use subtle::ConstantTimeEq;
 
-use crate::exports::portcullis::auth::checker::{SecretAnswer, Verdict};
-use crate::portcullis::auth::types::{Denial, ScramKeys, SecretEntry, StoredSecret};
 use crate::{db, hash, scram};
+use portcullis_sdk::checker::{SecretAnswer, Verdict};
+use portcullis_sdk::types::{Denial, ScramKeys, SecretEntry, StoredSecret};
 
 /// The verdict once the secret was compared: only a user who proved the
 /// password learns about authorization.
