@@ -17,7 +17,7 @@
 //! `"case-sensitive": false` user names match ASCII-case-insensitively.
 //!
 //! Password fields may be plain text (compared in constant time), hashes
-//! recognised by prefix (see [`hash`]): Argon2, bcrypt, SHA-512-crypt and
+//! recognised by prefix (see `password_fields::hash`): Argon2, bcrypt, SHA-512-crypt and
 //! SHA-256-crypt, or stored SCRAM keys in Dovecot's format
 //! (`{SCRAM-SHA-256}ITER,SALT,STOREDKEY,SERVERKEY` and `{SCRAM-SHA-1}…`,
 //! see [`scram`]). What each kind of field can answer:
@@ -44,8 +44,6 @@
 
 mod check;
 mod db;
-mod hash;
-mod scram;
 
 use check::{lookup, verify, verify_response};
 use portcullis_sdk::checker::{Checker, SecretAnswer, Verdict};

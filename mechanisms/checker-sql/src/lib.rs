@@ -10,8 +10,8 @@
 //!
 //! Configuration (JSON, defaults shown): `{"query": "credentials"}`.
 //!
-//! Password fields are those of the file checker (its `hash` module is
-//! compiled here too): plain text compared in constant time, or Argon2,
+//! Password fields are those of the file checker (both use the
+//! `password-fields` crate): plain text compared in constant time, or Argon2,
 //! bcrypt, SHA-512-crypt, SHA-256-crypt recognised by prefix, and
 //! Dovecot-style `{SCRAM-SHA-256}` / `{SCRAM-SHA-1}` stored keys, which also
 //! answer SCRAM lookups (plain-text fields answer them with derived keys;
@@ -20,11 +20,7 @@
 //! wins. An authzid must name the user itself. A database failure or an
 //! unusable field makes the answer `unavailable`.
 
-#[path = "../../checker-file/src/hash.rs"]
-mod hash;
-#[path = "../../checker-file/src/scram.rs"]
-mod scram;
-
+use password_fields::{hash, scram};
 use portcullis_sdk::checker::{Checker, SecretAnswer, Verdict};
 use portcullis_sdk::sql::{self, QueryError, Value};
 use portcullis_sdk::types::{
