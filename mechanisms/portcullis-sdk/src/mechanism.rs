@@ -16,6 +16,8 @@
 //! - `step` is called only after a [`Step::Challenge`]; after a success or
 //!   failure every call fails (`"no response was expected"`), so an
 //!   exchange never succeeds twice;
+//! - a client message longer than [`Mechanism::MAX_INPUT`] fails the
+//!   exchange unseen;
 //! - [`denied`](Mechanism::denied) reaches your value only after it
 //!   succeeded.
 //!
@@ -99,6 +101,12 @@ impl Step {
 
 /// A mechanism with state: a fresh value serves each exchange.
 pub trait Mechanism: Sized + Send + 'static {
+    /// The longest client message accepted, in bytes: a longer one fails
+    /// the exchange before `start` or `step` sees it. The default is well
+    /// above what SASL lines carry (RFC 4954 caps an AUTH line at 12288
+    /// octets of base64) and far below what could exhaust the plugin.
+    const MAX_INPUT: usize = 16 << 10;
+
     /// MUST return the same answer every time.
     fn info() -> MechanismInfo;
 
@@ -190,6 +198,13 @@ impl<T: OneMessage> OneMessageMechanism<T> {
 const NOT_EXPECTED: &str = "no response was expected";
 const STARTED_TWICE: &str = "start called twice";
 
+fn too_long<M: Mechanism>() -> Step {
+    Step::failure(format!(
+        "client message longer than the mechanism's limit of {} bytes",
+        M::MAX_INPUT
+    ))
+}
+
 /// Where an exchange stands.
 enum Phase<M> {
     New,
@@ -220,6 +235,13 @@ impl<M: Mechanism> Exchange<M> {
 
     pub fn start(&mut self, initial_response: Option<Vec<u8>>) -> Step {
         match std::mem::replace(&mut self.phase, Phase::Over) {
+            Phase::New
+                if initial_response
+                    .as_ref()
+                    .is_some_and(|r| r.len() > M::MAX_INPUT) =>
+            {
+                too_long::<M>()
+            }
             Phase::New => {
                 let mut mechanism = M::new();
                 let step = mechanism.start(initial_response);
@@ -231,6 +253,7 @@ impl<M: Mechanism> Exchange<M> {
 
     pub fn step(&mut self, response: Vec<u8>) -> Step {
         match std::mem::replace(&mut self.phase, Phase::Over) {
+            Phase::Running(_) if response.len() > M::MAX_INPUT => too_long::<M>(),
             Phase::Running(mut mechanism) => {
                 let step = mechanism.step(response);
                 self.after(mechanism, step)
@@ -412,6 +435,18 @@ mod tests {
             show(&e.step(b"tim".to_vec())),
             "failure no response was expected"
         );
+
+        let mut e = E::new();
+        let huge = vec![b'a'; (16 << 10) + 1];
+        assert_eq!(
+            show(&e.start(Some(huge.clone()))),
+            "failure client message longer than the mechanism's limit of 16384 bytes"
+        );
+        let mut e = E::new();
+        assert_eq!(show(&e.start(None)), "challenge []");
+        assert!(show(&e.step(huge)).starts_with("failure client message longer"));
+        let mut e = E::new();
+        assert_eq!(show(&e.start(Some(vec![b'a'; 16 << 10]))), "success");
 
         let mut e = E::new();
         assert_eq!(
