@@ -1,6 +1,6 @@
 use clap::{CommandFactory as _, FromArgMatches as _};
 use portcullis::cli::{
-    Args, LogFormat, PluginCommand, Subcommand, auth, config, inspect, password,
+    Args, LogFormat, PluginCommand, Subcommand, auth, config, conformance, inspect, password,
 };
 
 fn main() -> std::process::ExitCode {
@@ -74,6 +74,18 @@ fn main() -> std::process::ExitCode {
             }
             Err(e) => {
                 eprintln!("portcullis plugin inspect: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Subcommand::Plugin(PluginCommand::Test(a))) = &args.command {
+        return match runtime.block_on(conformance::run(a)) {
+            Ok(report) => {
+                print!("{}", report.to_text());
+                conformance::exit_code(&report)
+            }
+            Err(e) => {
+                eprintln!("portcullis plugin test: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         };

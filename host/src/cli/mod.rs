@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod conformance;
 pub mod inspect;
 pub mod password;
 pub mod plugin_arg;
@@ -277,6 +278,9 @@ pub enum PluginCommand {
     /// provides (mechanism name, credential kinds, avatar interfaces) and
     /// what it may need granted; refuse a file the server would refuse.
     Inspect(inspect::InspectArgs),
+    /// Drive a plugin through its contract's rules (the conformance kit):
+    /// one line per rule, and a failing exit status if any rule fails.
+    Test(conformance::TestArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -7,14 +7,9 @@
 //! level with control characters removed, cut to 255 characters when the
 //! client sent more.
 
-use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
-use portcullis::auth::host::log;
-use portcullis::auth::types::{CredentialKind, Credentials, Denial, LogLevel};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "checker-plugin",
-});
+use portcullis_sdk::checker::{Checker, Verdict};
+use portcullis_sdk::host::log;
+use portcullis_sdk::types::{CredentialKind, Credentials, Denial, LogLevel};
 
 /// The longest trace RFC 4505 allows, in characters.
 const MAX_TRACE: usize = 255;
@@ -33,8 +28,8 @@ fn printable_trace(trace: &str) -> Option<String> {
 
 struct Anonymous;
 
-impl Guest for Anonymous {
-    fn credential_kinds() -> Vec<CredentialKind> {
+impl Checker for Anonymous {
+    fn kinds() -> Vec<CredentialKind> {
         vec![CredentialKind::Anonymous]
     }
 
@@ -47,13 +42,9 @@ impl Guest for Anonymous {
         }
         Verdict::Accepted("anonymous".into())
     }
-
-    fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
-        SecretAnswer::Denied(Denial::Unsupported)
-    }
 }
 
-export!(Anonymous);
+portcullis_sdk::export_checker!(Anonymous);
 
 #[cfg(test)]
 mod tests {

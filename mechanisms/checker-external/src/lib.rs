@@ -8,13 +8,8 @@
 //! `allow` every verified identity is accepted. The avatar id is the
 //! identity. An authzid other than the identity itself is refused.
 
-use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
-use portcullis::auth::types::{CredentialKind, Credentials, Denial};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "checker-plugin",
-});
+use portcullis_sdk::checker::{Checker, Verdict};
+use portcullis_sdk::types::{CredentialKind, Credentials, Denial};
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,8 +32,8 @@ fn decide(config: &Config, identity: &str, authzid: Option<&str>) -> Verdict {
 
 struct ExternalChecker;
 
-impl Guest for ExternalChecker {
-    fn credential_kinds() -> Vec<CredentialKind> {
+impl Checker for ExternalChecker {
+    fn kinds() -> Vec<CredentialKind> {
         vec![CredentialKind::External]
     }
 
@@ -46,18 +41,14 @@ impl Guest for ExternalChecker {
         let Credentials::External(external) = credentials else {
             return Verdict::Denied(Denial::Unsupported);
         };
-        match serde_json::from_str::<Config>(&portcullis::auth::host::config()) {
+        match serde_json::from_str::<Config>(&portcullis_sdk::host::config()) {
             Ok(config) => decide(&config, &external.identity, external.authzid.as_deref()),
             Err(e) => Verdict::Unavailable(format!("bad configuration: {e}")),
         }
     }
-
-    fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
-        SecretAnswer::Denied(Denial::Unsupported)
-    }
 }
 
-export!(ExternalChecker);
+portcullis_sdk::export_checker!(ExternalChecker);
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,10 @@ use md5::Md5;
 use scram_core::Algorithm;
 use subtle::ConstantTimeEq;
 
-use crate::exports::portcullis::auth::checker::{SecretAnswer, Verdict};
-use crate::portcullis::auth::types::{Denial, ScramKeys, SecretEntry, StoredSecret};
-use crate::{db, hash, scram};
+use crate::db;
+use password_fields::{hash, scram};
+use portcullis_sdk::checker::{SecretAnswer, Verdict};
+use portcullis_sdk::types::{Denial, ScramKeys, SecretEntry, StoredSecret};
 
 /// The verdict once the secret was compared: only a user who proved the
 /// password learns about authorization.
@@ -223,8 +224,8 @@ mod tests {
              sam:{}\n\
              sha1:{}\n\
              broken:{{SCRAM-SHA-256}}4096,AAAA\n",
-            scram::tests::entry(Algorithm::Sha256, "pencil", salt, 4096),
-            scram::tests::entry(Algorithm::Sha1, "pencil", salt, 4096),
+            scram::entry(Algorithm::Sha256, "pencil", salt, 4096),
+            scram::entry(Algorithm::Sha1, "pencil", salt, 4096),
         )
     }
 

@@ -17,7 +17,7 @@
 //! `"case-sensitive": false` user names match ASCII-case-insensitively.
 //!
 //! Password fields may be plain text (compared in constant time), hashes
-//! recognised by prefix (see [`hash`]): Argon2, bcrypt, SHA-512-crypt and
+//! recognised by prefix (see `password_fields::hash`): Argon2, bcrypt, SHA-512-crypt and
 //! SHA-256-crypt, or stored SCRAM keys in Dovecot's format
 //! (`{SCRAM-SHA-256}ITER,SALT,STOREDKEY,SERVERKEY` and `{SCRAM-SHA-1}…`,
 //! see [`scram`]). What each kind of field can answer:
@@ -44,19 +44,12 @@
 
 mod check;
 mod db;
-mod hash;
-mod scram;
 
 use check::{lookup, verify, verify_response};
-use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
-use portcullis::auth::types::{CredentialKind, Credentials, Denial};
+use portcullis_sdk::checker::{Checker, SecretAnswer, Verdict};
+use portcullis_sdk::types::{CredentialKind, Credentials, Denial};
 use scram_core::Algorithm;
 use serde::Deserialize;
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "checker-plugin",
-});
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -104,7 +97,7 @@ impl Config {
 
 /// The configuration and the file's text, or why they cannot be had.
 fn load() -> Result<(Config, String), String> {
-    let config = Config::parse(&portcullis::auth::host::config())
+    let config = Config::parse(&portcullis_sdk::host::config())
         .map_err(|e| format!("bad configuration: {e}"))?;
     let text = std::fs::read_to_string(&config.path)
         .map_err(|e| format!("cannot read password file {}: {e}", config.path))?;
@@ -113,8 +106,8 @@ fn load() -> Result<(Config, String), String> {
 
 struct FileDb;
 
-impl Guest for FileDb {
-    fn credential_kinds() -> Vec<CredentialKind> {
+impl Checker for FileDb {
+    fn kinds() -> Vec<CredentialKind> {
         vec![
             CredentialKind::UsernamePassword,
             CredentialKind::ChallengeResponse,
@@ -169,7 +162,7 @@ impl Guest for FileDb {
     }
 }
 
-export!(FileDb);
+portcullis_sdk::export_checker!(FileDb);
 
 #[cfg(test)]
 mod tests {

@@ -32,19 +32,14 @@
 mod config;
 
 use config::Config;
-use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
-use portcullis::auth::types::{
+use portcullis_sdk::checker::{Checker, SecretAnswer, Verdict};
+use portcullis_sdk::types::{
     CredentialKind, Credentials, Denial, ScramKeys, SecretEntry, StoredSecret,
 };
 use scram_core::{Algorithm, DEFAULT_ITERATIONS, Keys, derived_salt};
 use subtle::ConstantTimeEq;
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "checker-plugin",
-});
 
 /// What unknown users' passwords are compared with.
 const DUMMY: &str = "\u{0}no such user\u{0}";
@@ -129,8 +124,8 @@ fn scram_keys(config: &Config, username: &str, algorithm: Algorithm) -> SecretAn
 
 struct Memory;
 
-impl Guest for Memory {
-    fn credential_kinds() -> Vec<CredentialKind> {
+impl Checker for Memory {
+    fn kinds() -> Vec<CredentialKind> {
         vec![
             CredentialKind::UsernamePassword,
             CredentialKind::ChallengeResponse,
@@ -140,7 +135,7 @@ impl Guest for Memory {
     }
 
     fn check(credentials: Credentials) -> Verdict {
-        let config = match Config::parse(&portcullis::auth::host::config()) {
+        let config = match Config::parse(&portcullis_sdk::host::config()) {
             Ok(config) => config,
             Err(e) => return Verdict::Unavailable(format!("bad configuration: {e}")),
         };
@@ -166,14 +161,14 @@ impl Guest for Memory {
             CredentialKind::ScramSha256 => Algorithm::Sha256,
             _ => return SecretAnswer::Denied(Denial::Unsupported),
         };
-        match Config::parse(&portcullis::auth::host::config()) {
+        match Config::parse(&portcullis_sdk::host::config()) {
             Ok(config) => scram_keys(&config, &username, algorithm),
             Err(e) => SecretAnswer::Unavailable(format!("bad configuration: {e}")),
         }
     }
 }
 
-export!(Memory);
+portcullis_sdk::export_checker!(Memory);
 
 #[cfg(test)]
 mod tests {

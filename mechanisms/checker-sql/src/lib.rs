@@ -10,8 +10,8 @@
 //!
 //! Configuration (JSON, defaults shown): `{"query": "credentials"}`.
 //!
-//! Password fields are those of the file checker (its `hash` module is
-//! compiled here too): plain text compared in constant time, or Argon2,
+//! Password fields are those of the file checker (both use the
+//! `password-fields` crate): plain text compared in constant time, or Argon2,
 //! bcrypt, SHA-512-crypt, SHA-256-crypt recognised by prefix, and
 //! Dovecot-style `{SCRAM-SHA-256}` / `{SCRAM-SHA-1}` stored keys, which also
 //! answer SCRAM lookups (plain-text fields answer them with derived keys;
@@ -20,22 +20,13 @@
 //! wins. An authzid must name the user itself. A database failure or an
 //! unusable field makes the answer `unavailable`.
 
-#[path = "../../checker-file/src/hash.rs"]
-mod hash;
-#[path = "../../checker-file/src/scram.rs"]
-mod scram;
-
-use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
-use portcullis::auth::sql::{self, QueryError, Value};
-use portcullis::auth::types::{
+use password_fields::{hash, scram};
+use portcullis_sdk::checker::{Checker, SecretAnswer, Verdict};
+use portcullis_sdk::sql::{self, QueryError, Value};
+use portcullis_sdk::types::{
     CredentialKind, Credentials, Denial, ScramKeys, SecretEntry, StoredSecret,
 };
 use scram_core::Algorithm;
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "sql-checker-plugin",
-});
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +92,7 @@ fn verify(entry: Option<Entry>, username: &str, authzid: Option<&str>, password:
 
 /// Runs the configured query for `username`; the first row's entry.
 fn fetch(username: &str) -> Result<Option<Entry>, String> {
-    let config: Config = serde_json::from_str(&portcullis::auth::host::config())
+    let config: Config = serde_json::from_str(&portcullis_sdk::host::config())
         .map_err(|e| format!("bad configuration: {e}"))?;
     let rows = sql::query(&config.query, &[Value::Text(username.to_owned())]).map_err(|e| {
         let (QueryError::UnknownQuery(t)
@@ -145,8 +136,8 @@ fn secret(entry: Option<Entry>, username: &str, algorithm: Algorithm) -> SecretA
 
 struct SqlChecker;
 
-impl Guest for SqlChecker {
-    fn credential_kinds() -> Vec<CredentialKind> {
+impl Checker for SqlChecker {
+    fn kinds() -> Vec<CredentialKind> {
         vec![
             CredentialKind::UsernamePassword,
             CredentialKind::ScramSha1,
@@ -177,7 +168,7 @@ impl Guest for SqlChecker {
     }
 }
 
-export!(SqlChecker);
+portcullis_sdk::export_checker!(SqlChecker);
 
 #[cfg(test)]
 mod tests {

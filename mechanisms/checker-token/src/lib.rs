@@ -46,13 +46,8 @@ pub mod tokens;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use config::Settings;
-use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
-use portcullis::auth::types::{CredentialKind, Credentials, Denial, LogLevel};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "checker-plugin",
-});
+use portcullis_sdk::checker::{Checker, Verdict};
+use portcullis_sdk::types::{CredentialKind, Credentials, Denial, LogLevel};
 
 /// Whether a name the client gave names the token's user.
 fn same_user(token_user: &str, given: &str) -> bool {
@@ -115,8 +110,8 @@ fn verify(
 
 struct Token;
 
-impl Guest for Token {
-    fn credential_kinds() -> Vec<CredentialKind> {
+impl Checker for Token {
+    fn kinds() -> Vec<CredentialKind> {
         vec![CredentialKind::BearerToken]
     }
 
@@ -124,7 +119,7 @@ impl Guest for Token {
         let Credentials::BearerToken(bt) = credentials else {
             return Verdict::Denied(Denial::Unsupported);
         };
-        let settings = match Settings::parse(&portcullis::auth::host::config()) {
+        let settings = match Settings::parse(&portcullis_sdk::host::config()) {
             Ok(s) => s,
             Err(e) => return Verdict::Unavailable(format!("bad configuration: {e}")),
         };
@@ -138,16 +133,12 @@ impl Guest for Token {
             bt.username.as_deref(),
             bt.authzid.as_deref(),
             &mut |path| std::fs::read_to_string(path),
-            &mut |line| portcullis::auth::host::log(LogLevel::Info, &line),
+            &mut |line| portcullis_sdk::host::log(LogLevel::Info, &line),
         )
-    }
-
-    fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
-        SecretAnswer::Denied(Denial::Unsupported)
     }
 }
 
-export!(Token);
+portcullis_sdk::export_checker!(Token);
 
 #[cfg(test)]
 mod tests {

@@ -42,14 +42,9 @@ pub mod hash;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
-use portcullis::auth::types::{CredentialKind, Credentials, Denial};
+use portcullis_sdk::checker::{Checker, Verdict};
+use portcullis_sdk::types::{CredentialKind, Credentials, Denial};
 use serde::Deserialize;
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "checker-plugin",
-});
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,8 +149,8 @@ fn today() -> u64 {
 
 struct Unix;
 
-impl Guest for Unix {
-    fn credential_kinds() -> Vec<CredentialKind> {
+impl Checker for Unix {
+    fn kinds() -> Vec<CredentialKind> {
         vec![CredentialKind::UsernamePassword]
     }
 
@@ -163,7 +158,7 @@ impl Guest for Unix {
         let Credentials::UsernamePassword(up) = credentials else {
             return Verdict::Denied(Denial::Unsupported);
         };
-        let config = match Config::parse(&portcullis::auth::host::config()) {
+        let config = match Config::parse(&portcullis_sdk::host::config()) {
             Ok(c) => c,
             Err(e) => return Verdict::Unavailable(format!("bad configuration: {e}")),
         };
@@ -190,13 +185,9 @@ impl Guest for Unix {
             &up.password,
         )
     }
-
-    fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
-        SecretAnswer::Denied(Denial::Unsupported)
-    }
 }
 
-export!(Unix);
+portcullis_sdk::export_checker!(Unix);
 
 #[cfg(test)]
 mod tests {

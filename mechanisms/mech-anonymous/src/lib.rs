@@ -5,15 +5,8 @@
 //! anonymous credentials, and the host offers the mechanism only when an
 //! anonymous checker is registered (`--auth anonymous`). No configuration.
 
-use std::sync::Mutex;
-
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::types::{CredentialKind, Credentials};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
+use portcullis_sdk::mechanism::{MechanismInfo, OneMessage, OneMessageMechanism, Step};
+use portcullis_sdk::types::{CredentialKind, Credentials};
 
 /// RFC 4505 §3: the trace is 1 to 255 UTF-8 characters; an empty message
 /// is also accepted, as most clients send one.
@@ -28,61 +21,22 @@ fn parse_trace(message: &[u8]) -> Result<String, &'static str> {
     Ok(trace.to_owned())
 }
 
-fn finish(message: &[u8]) -> StepResult {
-    match parse_trace(message) {
-        Ok(trace) => StepResult::Success(Success {
-            credentials: Credentials::Anonymous(trace),
-            additional_data: None,
-        }),
-        Err(why) => StepResult::Failure(format!("malformed ANONYMOUS message: {why}")),
-    }
-}
-
-static STARTED: Mutex<Option<bool>> = Mutex::new(None);
-
 struct Anonymous;
 
-impl Guest for Anonymous {
+impl OneMessage for Anonymous {
     fn info() -> MechanismInfo {
-        MechanismInfo {
-            name: "ANONYMOUS".into(),
-            plaintext: false,
-            credential_kinds: vec![CredentialKind::Anonymous],
-        }
+        MechanismInfo::new("ANONYMOUS", [CredentialKind::Anonymous])
     }
 
-    fn start(initial_response: Option<Vec<u8>>) -> StepResult {
-        let mut awaiting = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-        if awaiting.is_some() {
-            return StepResult::Failure("start called twice".into());
+    fn finish(message: &[u8]) -> Step {
+        match parse_trace(message) {
+            Ok(trace) => Step::success(Credentials::Anonymous(trace)),
+            Err(why) => Step::failure(format!("malformed ANONYMOUS message: {why}")),
         }
-        match initial_response {
-            Some(message) => {
-                *awaiting = Some(false);
-                finish(&message)
-            }
-            None => {
-                *awaiting = Some(true);
-                StepResult::Challenge(Vec::new())
-            }
-        }
-    }
-
-    fn step(response: Vec<u8>) -> StepResult {
-        let mut awaiting = STARTED.lock().unwrap_or_else(|e| e.into_inner());
-        if *awaiting != Some(true) {
-            return StepResult::Failure("no response was expected".into());
-        }
-        *awaiting = Some(false);
-        finish(&response)
-    }
-
-    fn denied() -> Option<Vec<u8>> {
-        None
     }
 }
 
-export!(Anonymous);
+portcullis_sdk::export_mechanism!(OneMessageMechanism<Anonymous>);
 
 #[cfg(test)]
 mod tests {

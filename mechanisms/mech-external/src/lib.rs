@@ -7,16 +7,9 @@
 //! verified certificate the exchange fails. No configuration; offered only
 //! when a checker serves `external` credentials (`--auth external`).
 
-use std::sync::Mutex;
-
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::session;
-use portcullis::auth::types::{CredentialKind, Credentials, ExternalIdentity};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
+use portcullis_sdk::mechanism::{MechanismInfo, OneMessage, OneMessageMechanism, Step};
+use portcullis_sdk::session;
+use portcullis_sdk::types::{CredentialKind, Credentials, ExternalIdentity};
 
 /// The authzid in the client's message: `None` when empty.
 fn parse_authzid(message: &[u8]) -> Result<Option<String>, &'static str> {
@@ -27,65 +20,32 @@ fn parse_authzid(message: &[u8]) -> Result<Option<String>, &'static str> {
     Ok(Some(authzid.to_owned()).filter(|a| !a.is_empty()))
 }
 
-fn finish(message: &[u8], identity: Option<String>) -> StepResult {
+fn finish(message: &[u8], identity: Option<String>) -> Step {
     let Some(identity) = identity else {
-        return StepResult::Failure("no verified client certificate on this connection".into());
+        return Step::failure("no verified client certificate on this connection");
     };
     match parse_authzid(message) {
-        Ok(authzid) => StepResult::Success(Success {
-            credentials: Credentials::External(ExternalIdentity { authzid, identity }),
-            additional_data: None,
-        }),
-        Err(why) => StepResult::Failure(format!("malformed EXTERNAL message: {why}")),
+        Ok(authzid) => Step::success(Credentials::External(ExternalIdentity {
+            authzid,
+            identity,
+        })),
+        Err(why) => Step::failure(format!("malformed EXTERNAL message: {why}")),
     }
 }
-
-/// `Some(true)` while the client's message is awaited.
-static AWAITING: Mutex<Option<bool>> = Mutex::new(None);
 
 struct External;
 
-impl Guest for External {
+impl OneMessage for External {
     fn info() -> MechanismInfo {
-        MechanismInfo {
-            name: "EXTERNAL".into(),
-            plaintext: false,
-            credential_kinds: vec![CredentialKind::External],
-        }
+        MechanismInfo::new("EXTERNAL", [CredentialKind::External])
     }
 
-    fn start(initial_response: Option<Vec<u8>>) -> StepResult {
-        let mut awaiting = AWAITING.lock().unwrap_or_else(|e| e.into_inner());
-        if awaiting.is_some() {
-            return StepResult::Failure("start called twice".into());
-        }
-        match initial_response {
-            Some(message) => {
-                *awaiting = Some(false);
-                finish(&message, session::external_identity())
-            }
-            None => {
-                *awaiting = Some(true);
-                StepResult::Challenge(Vec::new())
-            }
-        }
-    }
-
-    fn step(response: Vec<u8>) -> StepResult {
-        let mut awaiting = AWAITING.lock().unwrap_or_else(|e| e.into_inner());
-        if *awaiting != Some(true) {
-            return StepResult::Failure("no response was expected".into());
-        }
-        *awaiting = Some(false);
-        finish(&response, session::external_identity())
-    }
-
-    fn denied() -> Option<Vec<u8>> {
-        None
+    fn finish(message: &[u8]) -> Step {
+        finish(message, session::external_identity())
     }
 }
 
-export!(External);
+portcullis_sdk::export_mechanism!(OneMessageMechanism<External>);
 
 #[cfg(test)]
 mod tests {
@@ -94,11 +54,11 @@ mod tests {
     #[test]
     fn messages() {
         let ok = |m: &[u8], id: Option<&str>| match finish(m, id.map(Into::into)) {
-            StepResult::Success(Success {
+            Step::Success {
                 credentials: Credentials::External(e),
                 ..
-            }) => Ok((e.authzid, e.identity)),
-            StepResult::Failure(why) => Err(why),
+            } => Ok((e.authzid, e.identity)),
+            Step::Failure(why) => Err(why),
             _ => Err("other".into()),
         };
         assert_eq!(ok(b"", Some("alice")), Ok((None, "alice".into())));

@@ -8,131 +8,91 @@
 //! be non-empty UTF-8; the outcome is username-password credentials with no
 //! authzid, for the portal's checker to decide.
 
-use std::sync::Mutex;
-
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::types::{CredentialKind, Credentials, UsernamePassword};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
+use portcullis_sdk::mechanism::{Mechanism, MechanismInfo, Step};
+use portcullis_sdk::types::{CredentialKind, Credentials, UsernamePassword};
 
 const USERNAME_CHALLENGE: &[u8] = b"Username:";
 const PASSWORD_CHALLENGE: &[u8] = b"Password:";
 
-/// Where the exchange stands. A fresh instance serves each exchange.
+/// Where the exchange stands; the SDK handles calls out of order.
 #[derive(Debug, PartialEq, Eq)]
-enum State {
-    New,
+enum Login {
     AwaitingUsername,
     AwaitingPassword(String),
-    Done,
 }
 
-/// What the host called.
-#[derive(Clone, Debug)]
-enum Call {
-    Start(Option<Vec<u8>>),
-    Step(Vec<u8>),
-}
-
-static STATE: Mutex<State> = Mutex::new(State::New);
-
-/// One transition of the exchange: a pure function of state and call.
-/// Failure texts never include what the client sent.
-fn advance(state: State, call: Call) -> (State, StepResult) {
-    let failure = |why: &str| (State::Done, StepResult::Failure(why.into()));
-    match (state, call) {
-        (State::New, Call::Start(None)) => (
-            State::AwaitingUsername,
-            StepResult::Challenge(USERNAME_CHALLENGE.to_vec()),
-        ),
-        (State::New, Call::Start(Some(name))) if name.is_empty() => (
-            State::AwaitingUsername,
-            StepResult::Challenge(USERNAME_CHALLENGE.to_vec()),
-        ),
-        (State::New, Call::Start(Some(name))) | (State::AwaitingUsername, Call::Step(name)) => {
-            match String::from_utf8(name) {
-                Ok(name) if name.is_empty() => failure("empty user name"),
-                Ok(name) if name.contains('\0') => failure("user name contains NUL"),
-                Ok(name) => (
-                    State::AwaitingPassword(name),
-                    StepResult::Challenge(PASSWORD_CHALLENGE.to_vec()),
-                ),
-                Err(_) => failure("user name is not UTF-8"),
+impl Login {
+    /// The user name arrived. Failure texts never include what the client
+    /// sent.
+    fn username(&mut self, name: Vec<u8>) -> Step {
+        match String::from_utf8(name) {
+            Ok(name) if name.is_empty() => Step::failure("empty user name"),
+            Ok(name) if name.contains('\0') => Step::failure("user name contains NUL"),
+            Ok(name) => {
+                *self = Login::AwaitingPassword(name);
+                Step::Challenge(PASSWORD_CHALLENGE.to_vec())
             }
+            Err(_) => Step::failure("user name is not UTF-8"),
         }
-        (State::AwaitingPassword(username), Call::Step(password)) => {
-            match String::from_utf8(password) {
-                Ok(password) if password.is_empty() => failure("empty password"),
-                Ok(password) => (
-                    State::Done,
-                    StepResult::Success(Success {
-                        credentials: Credentials::UsernamePassword(UsernamePassword {
-                            authzid: None,
-                            username,
-                            password,
-                        }),
-                        additional_data: None,
-                    }),
-                ),
-                Err(_) => failure("password is not UTF-8"),
-            }
-        }
-        (_, Call::Start(_)) => failure("start called twice"),
-        (_, Call::Step(_)) => failure("no response was expected"),
     }
 }
 
-fn drive(call: Call) -> StepResult {
-    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    let state = std::mem::replace(&mut *guard, State::Done);
-    let (next, result) = advance(state, call);
-    *guard = next;
-    result
-}
-
-struct Login;
-
-impl Guest for Login {
+impl Mechanism for Login {
     fn info() -> MechanismInfo {
-        MechanismInfo {
-            name: "LOGIN".into(),
-            plaintext: true,
-            credential_kinds: vec![CredentialKind::UsernamePassword],
+        MechanismInfo::new("LOGIN", [CredentialKind::UsernamePassword]).plaintext()
+    }
+
+    fn new() -> Self {
+        Login::AwaitingUsername
+    }
+
+    fn start(&mut self, initial_response: Option<Vec<u8>>) -> Step {
+        match initial_response {
+            Some(name) if !name.is_empty() => self.username(name),
+            _ => Step::Challenge(USERNAME_CHALLENGE.to_vec()),
         }
     }
 
-    fn start(initial_response: Option<Vec<u8>>) -> StepResult {
-        drive(Call::Start(initial_response))
-    }
-
-    fn step(response: Vec<u8>) -> StepResult {
-        drive(Call::Step(response))
-    }
-
-    fn denied() -> Option<Vec<u8>> {
-        None
+    fn step(&mut self, response: Vec<u8>) -> Step {
+        match std::mem::replace(self, Login::AwaitingUsername) {
+            Login::AwaitingUsername => self.username(response),
+            Login::AwaitingPassword(username) => match String::from_utf8(response) {
+                Ok(password) if password.is_empty() => Step::failure("empty password"),
+                Ok(password) => Step::success(Credentials::UsernamePassword(UsernamePassword {
+                    authzid: None,
+                    username,
+                    password,
+                })),
+                Err(_) => Step::failure("password is not UTF-8"),
+            },
+        }
     }
 }
 
-export!(Login);
+portcullis_sdk::export_mechanism!(Login);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_sdk::mechanism::Exchange;
+
+    /// What the host called.
+    #[derive(Clone, Debug)]
+    enum Call {
+        Start(Option<Vec<u8>>),
+        Step(Vec<u8>),
+    }
 
     /// A step's outcome in a comparable form.
-    fn show(result: &StepResult) -> String {
+    fn show(result: &Step) -> String {
         match result {
-            StepResult::Challenge(c) => format!("challenge {}", String::from_utf8_lossy(c)),
-            StepResult::Success(Success {
+            Step::Challenge(c) => format!("challenge {}", String::from_utf8_lossy(c)),
+            Step::Success {
                 credentials: Credentials::UsernamePassword(up),
                 additional_data: None,
-            }) => format!("ok {:?} {} {}", up.authzid, up.username, up.password),
-            StepResult::Success(_) => "unexpected success".into(),
-            StepResult::Failure(why) => format!("failure {why}"),
+            } => format!("ok {:?} {} {}", up.authzid, up.username, up.password),
+            Step::Success { .. } => "unexpected success".into(),
+            Step::Failure(why) => format!("failure {why}"),
         }
     }
 
@@ -199,13 +159,16 @@ mod tests {
             (&[step(b"guest")], &["failure no response was expected"]),
         ];
         for (calls, want) in cases {
-            let mut state = State::New;
-            let mut got = Vec::new();
-            for call in calls.iter() {
-                let (next, result) = advance(state, call.clone());
-                state = next;
-                got.push(show(&result));
-            }
+            let mut exchange = Exchange::<Login>::new();
+            let got: Vec<String> = calls
+                .iter()
+                .map(|call| {
+                    show(&match call.clone() {
+                        Call::Start(r) => exchange.start(r),
+                        Call::Step(r) => exchange.step(r),
+                    })
+                })
+                .collect();
             assert_eq!(&got, want, "{calls:?}");
         }
     }

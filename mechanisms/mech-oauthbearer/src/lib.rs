@@ -20,16 +20,9 @@
 //! plaintext: a bearer token is a password in effect, so hosts offer
 //! OAUTHBEARER only over TLS.
 
-use std::sync::Mutex;
-
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::types::{BearerToken, CredentialKind, Credentials};
+use portcullis_sdk::mechanism::{MechanismInfo, OneMessage, OneMessageMechanism, Step};
+use portcullis_sdk::types::{BearerToken, CredentialKind, Credentials};
 use scram_core::gs2::{self, ChannelBinding};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
 
 /// The error challenge sent after a denial (RFC 7628 §3.2.2).
 const ERROR_CHALLENGE: &[u8] = br#"{"status":"invalid_token","schemes":"bearer"}"#;
@@ -105,66 +98,20 @@ fn parse(message: &[u8]) -> Result<Message<'_>, String> {
     })
 }
 
-/// Where the exchange stands. A fresh instance serves each exchange.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    New,
-    AwaitingMessage,
-    Done,
-}
-
-/// What the host called.
-#[derive(Clone, Debug)]
-enum Call {
-    Start(Option<Vec<u8>>),
-    Step(Vec<u8>),
-}
-
-static STATE: Mutex<State> = Mutex::new(State::New);
-
-/// One transition of the exchange: a pure function of state and call.
-fn advance(state: State, call: Call) -> (State, StepResult) {
-    match (state, call) {
-        (State::New, Call::Start(None)) => {
-            (State::AwaitingMessage, StepResult::Challenge(Vec::new()))
-        }
-        (State::New, Call::Start(Some(message)))
-        | (State::AwaitingMessage, Call::Step(message)) => (State::Done, finish(&message)),
-        (_, Call::Start(_)) => (
-            State::Done,
-            StepResult::Failure("start called twice".into()),
-        ),
-        (_, Call::Step(_)) => (
-            State::Done,
-            StepResult::Failure("no response was expected".into()),
-        ),
-    }
-}
-
-fn finish(message: &[u8]) -> StepResult {
+fn finish(message: &[u8]) -> Step {
     match parse(message) {
-        Ok(m) => StepResult::Success(Success {
-            credentials: Credentials::BearerToken(BearerToken {
-                authzid: None,
-                username: m.user,
-                token: m.token.to_owned(),
-            }),
-            additional_data: None,
-        }),
-        Err(why) => StepResult::Failure(format!("malformed OAUTHBEARER message: {why}")),
+        Ok(m) => Step::success(Credentials::BearerToken(BearerToken {
+            authzid: None,
+            username: m.user,
+            token: m.token.to_owned(),
+        })),
+        Err(why) => Step::Failure(format!("malformed OAUTHBEARER message: {why}")),
     }
-}
-
-fn drive(call: Call) -> StepResult {
-    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    let (next, result) = advance(*state, call);
-    *state = next;
-    result
 }
 
 struct OauthBearer;
 
-impl Guest for OauthBearer {
+impl OneMessage for OauthBearer {
     fn info() -> MechanismInfo {
         MechanismInfo {
             name: "OAUTHBEARER".into(),
@@ -173,12 +120,8 @@ impl Guest for OauthBearer {
         }
     }
 
-    fn start(initial_response: Option<Vec<u8>>) -> StepResult {
-        drive(Call::Start(initial_response))
-    }
-
-    fn step(response: Vec<u8>) -> StepResult {
-        drive(Call::Step(response))
+    fn finish(message: &[u8]) -> Step {
+        finish(message)
     }
 
     fn denied() -> Option<Vec<u8>> {
@@ -186,25 +129,47 @@ impl Guest for OauthBearer {
     }
 }
 
-export!(OauthBearer);
+portcullis_sdk::export_mechanism!(OneMessageMechanism<OauthBearer>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_sdk::mechanism::Exchange;
+
+    /// What the host called.
+    #[derive(Clone, Debug)]
+    enum Call {
+        Start(Option<Vec<u8>>),
+        Step(Vec<u8>),
+    }
+
+    /// Drives one exchange through the SDK's call-order rules.
+    fn run(calls: &[Call]) -> Vec<String> {
+        let mut exchange = Exchange::<OneMessageMechanism<OauthBearer>>::new();
+        calls
+            .iter()
+            .map(|call| {
+                show(&match call.clone() {
+                    Call::Start(r) => exchange.start(r),
+                    Call::Step(r) => exchange.step(r),
+                })
+            })
+            .collect()
+    }
 
     /// RFC 7628 §4.1's example.
     const RFC_EXAMPLE: &[u8] = b"n,a=user@example.com,\x01host=server.example.com\x01port=143\x01\
                                  auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01";
 
-    fn show(result: &StepResult) -> String {
+    fn show(result: &Step) -> String {
         match result {
-            StepResult::Challenge(c) => format!("challenge {c:?}"),
-            StepResult::Success(Success {
+            Step::Challenge(c) => format!("challenge {c:?}"),
+            Step::Success {
                 credentials: Credentials::BearerToken(t),
                 additional_data: None,
-            }) => format!("ok {:?} {:?} {}", t.authzid, t.username, t.token),
-            StepResult::Success(_) => "unexpected success".into(),
-            StepResult::Failure(why) => format!("failure {why}"),
+            } => format!("ok {:?} {:?} {}", t.authzid, t.username, t.token),
+            Step::Success { .. } => "unexpected success".into(),
+            Step::Failure(why) => format!("failure {why}"),
         }
     }
 
@@ -319,13 +284,7 @@ mod tests {
             ),
         ];
         for (calls, want) in cases {
-            let mut state = State::New;
-            let mut got = Vec::new();
-            for call in calls.iter() {
-                let (next, result) = advance(state, call.clone());
-                state = next;
-                got.push(show(&result));
-            }
+            let got = run(&calls);
             assert_eq!(got, want, "{calls:?}");
         }
     }
@@ -338,8 +297,7 @@ mod tests {
             b"n,,\x01auth=Bearer hunter 2\x01\x01",
             b"n,a=hunter2=,\x01auth=Bearer t\x01\x01",
         ] {
-            let (_, result) = advance(State::New, Call::Start(Some(message.to_vec())));
-            let text = show(&result);
+            let text = run(&[Call::Start(Some(message.to_vec()))]).remove(0);
             assert!(
                 text.starts_with("failure") && !text.contains("hunter"),
                 "{text}"
@@ -349,9 +307,9 @@ mod tests {
 
     #[test]
     fn denial_sends_the_rfc_error() {
-        let json = OauthBearer::denied().unwrap();
+        let json = <OauthBearer as OneMessage>::denied().unwrap();
         assert_eq!(json, br#"{"status":"invalid_token","schemes":"bearer"}"#);
-        let info = OauthBearer::info();
+        let info = <OauthBearer as OneMessage>::info();
         assert!(info.plaintext);
         assert_eq!(info.credential_kinds, [CredentialKind::BearerToken]);
     }

@@ -10,116 +10,69 @@
 
 mod message;
 
-use std::sync::Mutex;
-
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::types::{CredentialKind, Credentials, UsernamePassword};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
-
-/// Where the exchange stands. A fresh instance serves each exchange.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    New,
-    AwaitingMessage,
-    Done,
-}
-
-/// What the host called.
-#[derive(Clone, Debug)]
-enum Call {
-    Start(Option<Vec<u8>>),
-    Step(Vec<u8>),
-}
-
-static STATE: Mutex<State> = Mutex::new(State::New);
-
-/// One transition of the exchange: a pure function of state and call.
-fn advance(state: State, call: Call) -> (State, StepResult) {
-    match (state, call) {
-        (State::New, Call::Start(None)) => {
-            (State::AwaitingMessage, StepResult::Challenge(Vec::new()))
-        }
-        (State::New, Call::Start(Some(message)))
-        | (State::AwaitingMessage, Call::Step(message)) => (State::Done, finish(&message)),
-        (_, Call::Start(_)) => (
-            State::Done,
-            StepResult::Failure("start called twice".into()),
-        ),
-        (_, Call::Step(_)) => (
-            State::Done,
-            StepResult::Failure("no response was expected".into()),
-        ),
-    }
-}
-
-fn drive(call: Call) -> StepResult {
-    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    let (next, result) = advance(*state, call);
-    *state = next;
-    result
-}
+use portcullis_sdk::mechanism::{MechanismInfo, OneMessage, OneMessageMechanism, Step};
+use portcullis_sdk::types::{CredentialKind, Credentials, UsernamePassword};
 
 struct Plain;
 
-impl Guest for Plain {
+impl OneMessage for Plain {
     fn info() -> MechanismInfo {
-        MechanismInfo {
-            name: "PLAIN".into(),
-            plaintext: true,
-            credential_kinds: vec![CredentialKind::UsernamePassword],
-        }
+        MechanismInfo::new("PLAIN", [CredentialKind::UsernamePassword]).plaintext()
     }
 
-    fn start(initial_response: Option<Vec<u8>>) -> StepResult {
-        drive(Call::Start(initial_response))
-    }
-
-    fn step(response: Vec<u8>) -> StepResult {
-        drive(Call::Step(response))
-    }
-
-    fn denied() -> Option<Vec<u8>> {
-        None
-    }
-}
-
-/// The outcome for a complete message. The failure text names what is
-/// wrong with the message, never its contents.
-fn finish(message: &[u8]) -> StepResult {
-    match message::parse(message) {
-        Ok(m) => StepResult::Success(Success {
-            credentials: Credentials::UsernamePassword(UsernamePassword {
+    /// The outcome for a complete message. The failure text names what is
+    /// wrong with the message, never its contents.
+    fn finish(message: &[u8]) -> Step {
+        match message::parse(message) {
+            Ok(m) => Step::success(Credentials::UsernamePassword(UsernamePassword {
                 authzid: m.authzid.map(str::to_owned),
                 username: m.authcid.to_owned(),
                 password: m.password.to_owned(),
-            }),
-            additional_data: None,
-        }),
-        Err(e) => StepResult::Failure(format!("malformed PLAIN message: {e}")),
+            })),
+            Err(e) => Step::failure(format!("malformed PLAIN message: {e}")),
+        }
     }
 }
 
-export!(Plain);
+portcullis_sdk::export_mechanism!(OneMessageMechanism<Plain>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_sdk::mechanism::Exchange;
+
+    /// What the host called.
+    #[derive(Clone, Debug)]
+    enum Call {
+        Start(Option<Vec<u8>>),
+        Step(Vec<u8>),
+    }
 
     /// A step's outcome in a comparable form.
-    fn show(result: &StepResult) -> String {
+    fn show(result: &Step) -> String {
         match result {
-            StepResult::Challenge(c) => format!("challenge {c:?}"),
-            StepResult::Success(Success {
+            Step::Challenge(c) => format!("challenge {c:?}"),
+            Step::Success {
                 credentials: Credentials::UsernamePassword(up),
                 additional_data: None,
-            }) => format!("ok {:?} {} {}", up.authzid, up.username, up.password),
-            StepResult::Success(_) => "unexpected success".into(),
-            StepResult::Failure(why) => format!("failure {why}"),
+            } => format!("ok {:?} {} {}", up.authzid, up.username, up.password),
+            Step::Success { .. } => "unexpected success".into(),
+            Step::Failure(why) => format!("failure {why}"),
         }
+    }
+
+    /// Drives one exchange through the SDK's call-order rules.
+    fn run(calls: &[Call]) -> Vec<String> {
+        let mut exchange = Exchange::<OneMessageMechanism<Plain>>::new();
+        calls
+            .iter()
+            .map(|call| {
+                show(&match call.clone() {
+                    Call::Start(r) => exchange.start(r),
+                    Call::Step(r) => exchange.step(r),
+                })
+            })
+            .collect()
     }
 
     #[test]
@@ -166,14 +119,7 @@ mod tests {
             ),
         ];
         for (calls, want) in cases {
-            let mut state = State::New;
-            let mut got = Vec::new();
-            for call in calls.iter() {
-                let (next, result) = advance(state, call.clone());
-                state = next;
-                got.push(show(&result));
-            }
-            assert_eq!(&got, want);
+            assert_eq!(&run(calls), want);
         }
     }
 
@@ -185,8 +131,7 @@ mod tests {
             b"\0\0hunter2",
             b"\0tim\0hunter2\xff",
         ] {
-            let (_, result) = advance(State::New, Call::Start(Some(message.to_vec())));
-            let text = show(&result);
+            let text = run(&[Call::Start(Some(message.to_vec()))]).remove(0);
             assert!(
                 text.starts_with("failure") && !text.contains("hunter2"),
                 "{text}"

@@ -14,15 +14,8 @@
 //! answer it with an empty line). Flagged plaintext: a bearer token is a
 //! password in effect, so hosts offer XOAUTH2 only over TLS.
 
-use std::sync::Mutex;
-
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::types::{BearerToken, CredentialKind, Credentials};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
+use portcullis_sdk::mechanism::{MechanismInfo, OneMessage, OneMessageMechanism, Step};
+use portcullis_sdk::types::{BearerToken, CredentialKind, Credentials};
 
 /// The error challenge sent after a denial, as Google's servers send it.
 const ERROR_CHALLENGE: &[u8] =
@@ -72,66 +65,20 @@ fn parse(message: &[u8]) -> Result<Message<'_>, &'static str> {
     Ok(Message { user, token })
 }
 
-/// Where the exchange stands. A fresh instance serves each exchange.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    New,
-    AwaitingMessage,
-    Done,
-}
-
-/// What the host called.
-#[derive(Clone, Debug)]
-enum Call {
-    Start(Option<Vec<u8>>),
-    Step(Vec<u8>),
-}
-
-static STATE: Mutex<State> = Mutex::new(State::New);
-
-/// One transition of the exchange: a pure function of state and call.
-fn advance(state: State, call: Call) -> (State, StepResult) {
-    match (state, call) {
-        (State::New, Call::Start(None)) => {
-            (State::AwaitingMessage, StepResult::Challenge(Vec::new()))
-        }
-        (State::New, Call::Start(Some(message)))
-        | (State::AwaitingMessage, Call::Step(message)) => (State::Done, finish(&message)),
-        (_, Call::Start(_)) => (
-            State::Done,
-            StepResult::Failure("start called twice".into()),
-        ),
-        (_, Call::Step(_)) => (
-            State::Done,
-            StepResult::Failure("no response was expected".into()),
-        ),
-    }
-}
-
-fn finish(message: &[u8]) -> StepResult {
+fn finish(message: &[u8]) -> Step {
     match parse(message) {
-        Ok(m) => StepResult::Success(Success {
-            credentials: Credentials::BearerToken(BearerToken {
-                authzid: None,
-                username: Some(m.user.to_owned()),
-                token: m.token.to_owned(),
-            }),
-            additional_data: None,
-        }),
-        Err(why) => StepResult::Failure(format!("malformed XOAUTH2 message: {why}")),
+        Ok(m) => Step::success(Credentials::BearerToken(BearerToken {
+            authzid: None,
+            username: Some(m.user.to_owned()),
+            token: m.token.to_owned(),
+        })),
+        Err(why) => Step::Failure(format!("malformed XOAUTH2 message: {why}")),
     }
-}
-
-fn drive(call: Call) -> StepResult {
-    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    let (next, result) = advance(*state, call);
-    *state = next;
-    result
 }
 
 struct Xoauth2;
 
-impl Guest for Xoauth2 {
+impl OneMessage for Xoauth2 {
     fn info() -> MechanismInfo {
         MechanismInfo {
             name: "XOAUTH2".into(),
@@ -140,12 +87,8 @@ impl Guest for Xoauth2 {
         }
     }
 
-    fn start(initial_response: Option<Vec<u8>>) -> StepResult {
-        drive(Call::Start(initial_response))
-    }
-
-    fn step(response: Vec<u8>) -> StepResult {
-        drive(Call::Step(response))
+    fn finish(message: &[u8]) -> Step {
+        finish(message)
     }
 
     fn denied() -> Option<Vec<u8>> {
@@ -153,25 +96,47 @@ impl Guest for Xoauth2 {
     }
 }
 
-export!(Xoauth2);
+portcullis_sdk::export_mechanism!(OneMessageMechanism<Xoauth2>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_sdk::mechanism::Exchange;
+
+    /// What the host called.
+    #[derive(Clone, Debug)]
+    enum Call {
+        Start(Option<Vec<u8>>),
+        Step(Vec<u8>),
+    }
+
+    /// Drives one exchange through the SDK's call-order rules.
+    fn run(calls: &[Call]) -> Vec<String> {
+        let mut exchange = Exchange::<OneMessageMechanism<Xoauth2>>::new();
+        calls
+            .iter()
+            .map(|call| {
+                show(&match call.clone() {
+                    Call::Start(r) => exchange.start(r),
+                    Call::Step(r) => exchange.step(r),
+                })
+            })
+            .collect()
+    }
 
     /// Google's documented example, base64-decoded.
     const GOOGLE_EXAMPLE: &[u8] =
         b"user=someuser@example.com\x01auth=Bearer ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg\x01\x01";
 
-    fn show(result: &StepResult) -> String {
+    fn show(result: &Step) -> String {
         match result {
-            StepResult::Challenge(c) => format!("challenge {c:?}"),
-            StepResult::Success(Success {
+            Step::Challenge(c) => format!("challenge {c:?}"),
+            Step::Success {
                 credentials: Credentials::BearerToken(t),
                 additional_data: None,
-            }) => format!("ok {:?} {:?} {}", t.authzid, t.username, t.token),
-            StepResult::Success(_) => "unexpected success".into(),
-            StepResult::Failure(why) => format!("failure {why}"),
+            } => format!("ok {:?} {:?} {}", t.authzid, t.username, t.token),
+            Step::Success { .. } => "unexpected success".into(),
+            Step::Failure(why) => format!("failure {why}"),
         }
     }
 
@@ -265,13 +230,7 @@ mod tests {
             ),
         ];
         for (calls, want) in cases {
-            let mut state = State::New;
-            let mut got = Vec::new();
-            for call in calls.iter() {
-                let (next, result) = advance(state, call.clone());
-                state = next;
-                got.push(show(&result));
-            }
+            let got = run(&calls);
             assert_eq!(got, want, "{calls:?}");
         }
     }
@@ -284,8 +243,7 @@ mod tests {
             b"user=u\x01auth=Bearer hunter 2\x01\x01",
             b"hunter2\x01\x01",
         ] {
-            let (_, result) = advance(State::New, Call::Start(Some(message.to_vec())));
-            let text = show(&result);
+            let text = run(&[Call::Start(Some(message.to_vec()))]).remove(0);
             assert!(
                 text.starts_with("failure") && !text.contains("hunter"),
                 "{text}"
@@ -296,10 +254,10 @@ mod tests {
     #[test]
     fn denial_sends_googles_json_error() {
         assert_eq!(
-            Xoauth2::denied().as_deref(),
+            <Xoauth2 as OneMessage>::denied().as_deref(),
             Some(&br#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#[..])
         );
-        let info = Xoauth2::info();
+        let info = <Xoauth2 as OneMessage>::info();
         assert!(info.plaintext);
         assert_eq!(info.credential_kinds, [CredentialKind::BearerToken]);
     }

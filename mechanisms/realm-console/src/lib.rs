@@ -5,16 +5,11 @@
 
 use std::io::Write;
 
-use exports::portcullis::auth::realm::{
-    Avatar, AvatarInterface, DeliveryAvatar, EchoReply, Guest, GuestDeliveryAvatar,
-    GuestEchoAvatar, Mind, ReceivedInfo, Rejection,
+use portcullis_sdk::realm::{
+    Avatar, AvatarInterface, DeliveryAvatar, Mind, NoAvatar, Realm as SdkRealm, ReceivedInfo,
+    Rejection,
 };
-use portcullis::auth::types::Denial;
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "realm-plugin",
-});
+use portcullis_sdk::types::Denial;
 
 /// Whether a recipient is the console user: local part `console`, any
 /// domain, ASCII case-insensitive.
@@ -26,7 +21,7 @@ fn is_console(recipient: &str) -> bool {
 
 struct Console;
 
-impl GuestDeliveryAvatar for Console {
+impl DeliveryAvatar for Console {
     fn validate_from(&self, _helo: String, _sender: String) -> Result<(), Rejection> {
         Ok(())
     }
@@ -63,36 +58,25 @@ impl GuestDeliveryAvatar for Console {
     }
 }
 
-/// This realm has no echo avatar: the type has no values.
-enum NoEcho {}
-
-impl GuestEchoAvatar for NoEcho {
-    fn line(&self, _line: String) -> EchoReply {
-        match *self {}
-    }
-}
-
 struct Realm;
 
-impl Guest for Realm {
-    type EchoAvatar = NoEcho;
-    type DeliveryAvatar = Console;
+impl SdkRealm for Realm {
+    type Echo = NoAvatar;
+    type Delivery = Console;
 
     fn request_avatar(
         _avatar_id: Option<String>,
         interface: AvatarInterface,
         _mind: Mind,
-    ) -> Result<Avatar, Denial> {
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial> {
         match interface {
-            AvatarInterface::MessageDelivery => {
-                Ok(Avatar::MessageDelivery(DeliveryAvatar::new(Console)))
-            }
+            AvatarInterface::MessageDelivery => Ok(Avatar::MessageDelivery(Console)),
             AvatarInterface::Echo => Err(Denial::Unsupported),
         }
     }
 }
 
-export!(Realm);
+portcullis_sdk::export_realm!(Realm);
 
 #[cfg(test)]
 mod tests {

@@ -6,17 +6,11 @@
 //! logout (the avatar's drop) are logged at info level. The realm offers
 //! no message-delivery avatar and answers such requests `unsupported`.
 
-use exports::portcullis::auth::realm::{
-    Avatar, AvatarInterface, EchoAvatar, EchoReply, Guest, GuestDeliveryAvatar, GuestEchoAvatar,
-    Mind, ReceivedInfo, Rejection,
+use portcullis_sdk::host::log;
+use portcullis_sdk::realm::{
+    Avatar, AvatarInterface, EchoAvatar, EchoReply, Mind, NoAvatar, Realm as SdkRealm,
 };
-use portcullis::auth::host::log;
-use portcullis::auth::types::{Denial, LogLevel};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "realm-plugin",
-});
+use portcullis_sdk::types::{Denial, LogLevel};
 
 /// The reply to one line: the line itself.
 fn echo(line: String) -> EchoReply {
@@ -36,7 +30,7 @@ struct Echo {
     who: String,
 }
 
-impl GuestEchoAvatar for Echo {
+impl EchoAvatar for Echo {
     fn line(&self, line: String) -> EchoReply {
         echo(line)
     }
@@ -52,47 +46,29 @@ impl Drop for Echo {
     }
 }
 
-/// This realm has no delivery avatar: the type has no values.
-enum NoDelivery {}
-
-impl GuestDeliveryAvatar for NoDelivery {
-    fn validate_from(&self, _helo: String, _sender: String) -> Result<(), Rejection> {
-        match *self {}
-    }
-    fn validate_to(&self, _recipient: String) -> Result<(), Rejection> {
-        match *self {}
-    }
-    fn received_header(&self, _info: ReceivedInfo) -> Option<String> {
-        match *self {}
-    }
-    fn deliver(&self, _info: ReceivedInfo, _message: Vec<u8>) -> Result<(), Rejection> {
-        match *self {}
-    }
-}
-
 struct Realm;
 
-impl Guest for Realm {
-    type EchoAvatar = Echo;
-    type DeliveryAvatar = NoDelivery;
+impl SdkRealm for Realm {
+    type Echo = Echo;
+    type Delivery = NoAvatar;
 
     fn request_avatar(
         avatar_id: Option<String>,
         interface: AvatarInterface,
         _mind: Mind,
-    ) -> Result<Avatar, Denial> {
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial> {
         match interface {
             AvatarInterface::Echo => {
                 let who = who(avatar_id);
                 log(LogLevel::Info, &format!("avatar for {who} logged in"));
-                Ok(Avatar::Echo(EchoAvatar::new(Echo { who })))
+                Ok(Avatar::Echo(Echo { who }))
             }
             AvatarInterface::MessageDelivery => Err(Denial::Unsupported),
         }
     }
 }
 
-export!(Realm);
+portcullis_sdk::export_realm!(Realm);
 
 #[cfg(test)]
 mod tests {

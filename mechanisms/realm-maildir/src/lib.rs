@@ -31,16 +31,11 @@ mod maildir;
 
 use std::path::PathBuf;
 
-use exports::portcullis::auth::realm::{
-    Avatar, AvatarInterface, DeliveryAvatar, EchoReply, Guest, GuestDeliveryAvatar,
-    GuestEchoAvatar, Mind, ReceivedInfo, Rejection,
+use portcullis_sdk::realm::{
+    Avatar, AvatarInterface, DeliveryAvatar, Mind, NoAvatar, Realm as SdkRealm, ReceivedInfo,
+    Rejection,
 };
-use portcullis::auth::types::{Denial, LogLevel};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "realm-plugin",
-});
+use portcullis_sdk::types::{Denial, LogLevel};
 
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,7 +71,7 @@ fn refuse(permanent: bool, text: impl Into<String>) -> Rejection {
     }
 }
 
-impl GuestDeliveryAvatar for Mailbox {
+impl DeliveryAvatar for Mailbox {
     fn validate_from(&self, _helo: String, _sender: String) -> Result<(), Rejection> {
         Ok(())
     }
@@ -110,12 +105,12 @@ impl GuestDeliveryAvatar for Mailbox {
         match spool.deliver(&users, &message, unique_part) {
             Ok(names) => {
                 let text = format!("message {} stored as {}", info.id, names.join(", "));
-                portcullis::auth::host::log(LogLevel::Debug, &text);
+                portcullis_sdk::host::log(LogLevel::Debug, &text);
                 Ok(())
             }
             Err(e) => {
                 let text = format!("message {} not stored: {e}", info.id);
-                portcullis::auth::host::log(LogLevel::Warn, &text);
+                portcullis_sdk::host::log(LogLevel::Warn, &text);
                 Err(refuse(false, "Mailbox temporarily unavailable"))
             }
         }
@@ -132,35 +127,24 @@ fn unique_part() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// This realm has no echo avatar: the type has no values.
-enum NoEcho {}
-
-impl GuestEchoAvatar for NoEcho {
-    fn line(&self, _line: String) -> EchoReply {
-        match *self {}
-    }
-}
-
 struct Realm;
 
-impl Guest for Realm {
-    type EchoAvatar = NoEcho;
-    type DeliveryAvatar = Mailbox;
+impl SdkRealm for Realm {
+    type Echo = NoAvatar;
+    type Delivery = Mailbox;
 
     fn request_avatar(
         _avatar_id: Option<String>,
         interface: AvatarInterface,
         _mind: Mind,
-    ) -> Result<Avatar, Denial> {
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial> {
         if interface == AvatarInterface::Echo {
             return Err(Denial::Unsupported);
         }
-        let config: Config = serde_json::from_str(&portcullis::auth::host::config())
+        let config: Config = serde_json::from_str(&portcullis_sdk::host::config())
             .map_err(|e| Denial::Other(format!("bad configuration: {e}")))?;
-        Ok(Avatar::MessageDelivery(DeliveryAvatar::new(Mailbox {
-            config,
-        })))
+        Ok(Avatar::MessageDelivery(Mailbox { config }))
     }
 }
 
-export!(Realm);
+portcullis_sdk::export_realm!(Realm);

@@ -114,22 +114,22 @@ pub fn keys_for(stored: &str, username: &str, algorithm: Algorithm) -> Result<Ke
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// A Dovecot-style entry for `password`, as `doveadm pw` would write it
+/// with this salt.
+pub fn entry(algorithm: Algorithm, password: &str, salt: &[u8], iterations: u32) -> String {
+    let keys = Keys::derive(algorithm, password, salt, iterations);
+    format!(
+        "{{{}}}{iterations},{},{},{}",
+        algorithm.mechanism_name(),
+        STANDARD.encode(&keys.salt),
+        STANDARD.encode(&keys.stored_key),
+        STANDARD.encode(&keys.server_key)
+    )
+}
 
-    /// A Dovecot-style entry for `password`, as `doveadm pw` would write
-    /// it with this salt.
-    pub fn entry(algorithm: Algorithm, password: &str, salt: &[u8], iterations: u32) -> String {
-        let keys = Keys::derive(algorithm, password, salt, iterations);
-        format!(
-            "{{{}}}{iterations},{},{},{}",
-            algorithm.mechanism_name(),
-            STANDARD.encode(&keys.salt),
-            STANDARD.encode(&keys.stored_key),
-            STANDARD.encode(&keys.server_key)
-        )
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn rfc_7677_entry() {

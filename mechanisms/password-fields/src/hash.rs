@@ -273,8 +273,8 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(sha512.starts_with("$6$") && sha256.starts_with("$5$"));
-        let scram256 = crate::scram::tests::entry(Algorithm::Sha256, "hunter2", salt, 4096);
-        let scram1 = crate::scram::tests::entry(Algorithm::Sha1, "hunter2", salt, 4096);
+        let scram256 = crate::scram::entry(Algorithm::Sha256, "hunter2", salt, 4096);
+        let scram1 = crate::scram::entry(Algorithm::Sha1, "hunter2", salt, 4096);
 
         for stored in [&argon, &bcrypt, &sha512, &sha256, &scram256, &scram1] {
             assert_eq!(verify("hunter2", stored), Ok(true), "{stored}");

@@ -1,0 +1,56 @@
+//! The generated bindings: one `generate!` per world, over the repository's
+//! top-level `wit/` (the contract the host speaks). The checker and realm
+//! worlds reuse the mechanism world's `types` and `host` modules, so one
+//! Rust type stands for each WIT type.
+//!
+//! Each world's export macro is public and looks for its bindings in this
+//! crate (`default_bindings_module`), which is what lets the SDK's own
+//! `export_*!` macros expand in the plugin author's crate.
+
+/// `world mechanism-plugin`.
+pub mod mechanism {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "mechanism-plugin",
+        pub_export_macro: true,
+        default_bindings_module: "::portcullis_sdk::__bindings::mechanism",
+        export_macro_name: "export_mechanism_world",
+        // So plugin authors can compare credentials and denials in tests.
+        additional_derives: [PartialEq, Eq],
+        runtime_path: "::portcullis_sdk::__wit_bindgen::rt",
+    });
+}
+
+/// `world sql-checker-plugin`, used for every checker: wit-component drops
+/// the `sql` import from a component that never calls it, so a checker
+/// that does not query SQL asks for no SQL grant.
+pub mod checker {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "sql-checker-plugin",
+        pub_export_macro: true,
+        default_bindings_module: "::portcullis_sdk::__bindings::checker",
+        export_macro_name: "export_checker_world",
+        runtime_path: "::portcullis_sdk::__wit_bindgen::rt",
+        with: {
+            "portcullis:auth/types@0.1.0": crate::bindings::mechanism::portcullis::auth::types,
+            "portcullis:auth/host@0.1.0": crate::bindings::mechanism::portcullis::auth::host,
+        },
+    });
+}
+
+/// `world realm-plugin`.
+pub mod realm {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "realm-plugin",
+        pub_export_macro: true,
+        default_bindings_module: "::portcullis_sdk::__bindings::realm",
+        export_macro_name: "export_realm_world",
+        runtime_path: "::portcullis_sdk::__wit_bindgen::rt",
+        with: {
+            "portcullis:auth/types@0.1.0": crate::bindings::mechanism::portcullis::auth::types,
+            "portcullis:auth/host@0.1.0": crate::bindings::mechanism::portcullis::auth::host,
+        },
+    });
+}
