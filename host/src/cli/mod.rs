@@ -272,6 +272,8 @@ pub struct ReloadArgs {
     pub control_socket: Option<PathBuf>,
 }
 
+// Parsed once per run: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
     /// Show which world and WIT version a plugin implements, what it
