@@ -17,8 +17,12 @@
 //!   realm avatars.
 //! - [`sql`]: named queries granted to checker plugins (SQLite, PostgreSQL).
 //! - [`tls`]: rustls configuration, from files or generated.
+//! - `bench_native` (feature `bench-native`, off by default): a native
+//!   PLAIN and memory checker the benchmark compares the sandbox with.
 
 pub mod app;
+#[cfg(feature = "bench-native")]
+pub mod bench_native;
 pub mod cli;
 pub mod echo;
 pub mod metrics;

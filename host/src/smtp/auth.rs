@@ -76,6 +76,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             }
         };
         let started = Instant::now();
+        #[cfg(feature = "bench-native")]
+        if let (true, Some(message)) = (name.as_str() == "PLAIN", &initial)
+            && let Some(outcome) = crate::bench_native::plain(message)
+        {
+            return self.finish(session, outcome, name, started).await;
+        }
         let channel = ChannelInfo {
             server_name: config.server_name.clone(),
             secure: session.secure,
