@@ -526,6 +526,28 @@ fn metrics_count_sessions_outcomes_faults_and_deliveries() {
         assert!(page.contains(want), "{want} missing from\n{page}");
     }
     assert!(!page.contains("secret-pw"));
+    // Each AUTH made a checker instance and called it (start-up may have
+    // too), and the delivery avatar's realm instance is timed as well.
+    for (series, at_least) in [
+        (
+            "portcullis_plugin_instantiate_seconds_count{plugin=\"trap_checker\",kind=\"checker\"}",
+            3,
+        ),
+        (
+            "portcullis_plugin_call_seconds_count{plugin=\"trap_checker\",kind=\"checker\"}",
+            3,
+        ),
+    ] {
+        let count: u64 = page
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from\n{page}"));
+        assert!(count >= at_least, "{series} is {count}");
+    }
+    assert!(
+        page.contains("portcullis_plugin_instantiate_seconds_count{plugin=")
+            && page.contains("kind=\"realm\"")
+    );
     c.cmd("QUIT").expect(221, Some("2.0.0"));
     c.expect_closed();
     // Back to no sessions and, once the avatar is gone, no instances.

@@ -4,11 +4,14 @@
 //!
 //! One process-wide registry: the services record into [`METRICS`]; the
 //! labels are few (protocol, mechanism, outcome, plugin, fault kind).
+//! Plugin instantiation and guest-call times are recorded on every
+//! exchange, so they go into [`PluginTimes`], lock-free histograms each
+//! plugin holds, rather than through the registry's lock.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +20,12 @@ use tokio::net::TcpListener;
 /// Upper bounds of the authentication latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+/// Upper bounds of the plugin instantiation and call histograms, in
+/// seconds: both take microseconds when all is well.
+const PHASE_BUCKETS: [f64; 11] = [
+    0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.01, 0.1, 1.0,
 ];
 
 /// Labels of a counter, in order.
@@ -29,10 +38,58 @@ struct Histogram {
     count: u64,
 }
 
+/// A histogram updated with atomics only; `counts` are per bucket (not
+/// cumulative), the last one past the largest bound.
+#[derive(Default)]
+pub struct PhaseHistogram {
+    counts: [AtomicU64; PHASE_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl PhaseHistogram {
+    pub fn record(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let slot = PHASE_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(PHASE_BUCKETS.len());
+        self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &Labels) {
+        let mut cumulative = 0;
+        for (i, bound) in PHASE_BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let le = render_labels(labels, Some(&bound.to_string()));
+            let _ = writeln!(out, "{name}_bucket{le} {cumulative}");
+        }
+        cumulative += self.counts[PHASE_BUCKETS.len()].load(Ordering::Relaxed);
+        let inf = render_labels(labels, Some("+Inf"));
+        let plain = render_labels(labels, None);
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_bucket{inf} {cumulative}");
+        let _ = writeln!(out, "{name}_sum{plain} {sum}");
+        let _ = writeln!(out, "{name}_count{plain} {cumulative}");
+    }
+}
+
+/// Where one plugin's time goes: making a fresh store and instance, and
+/// calls into the guest (including any host imports they make, such as a
+/// mechanism's secret lookup, which instantiates a checker in turn).
+#[derive(Default)]
+pub struct PluginTimes {
+    pub instantiate: PhaseHistogram,
+    pub call: PhaseHistogram,
+}
+
 /// Everything counted.
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
     histograms: Mutex<BTreeMap<Labels, Histogram>>,
+    /// By plugin name and kind; kept across reloads so counts only grow.
+    plugin_times: Mutex<BTreeMap<(String, &'static str), Arc<PluginTimes>>>,
     sessions_active: [AtomicI64; 2],
     instances_live: AtomicI64,
     instances_total: AtomicU64,
@@ -43,6 +100,7 @@ pub struct Metrics {
 pub static METRICS: Metrics = Metrics {
     counters: Mutex::new(BTreeMap::new()),
     histograms: Mutex::new(BTreeMap::new()),
+    plugin_times: Mutex::new(BTreeMap::new()),
     sessions_active: [AtomicI64::new(0), AtomicI64::new(0)],
     instances_live: AtomicI64::new(0),
     instances_total: AtomicU64::new(0),
@@ -128,6 +186,13 @@ impl Metrics {
     /// ... and no slot came free in time.
     pub fn pool_timeout(&self) {
         self.pool_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The timing histograms of a plugin, made on first use; a plugin
+    /// loaded again (a reload) gets the same ones.
+    pub fn plugin_times(&self, plugin: &str, kind: &'static str) -> Arc<PluginTimes> {
+        let mut times = self.plugin_times.lock().unwrap_or_else(|e| e.into_inner());
+        times.entry((plugin.to_owned(), kind)).or_default().clone()
     }
 
     /// The exposition text.
@@ -231,6 +296,25 @@ impl Metrics {
             help(&mut out, name, "counter", text);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        let times = self.plugin_times.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, text, phase) in [
+            (
+                "portcullis_plugin_instantiate_seconds",
+                "Time to make a fresh store and plugin instance.",
+                (|t: &PluginTimes| &t.instantiate) as fn(&PluginTimes) -> &PhaseHistogram,
+            ),
+            (
+                "portcullis_plugin_call_seconds",
+                "Time in calls into a plugin, host imports they make included.",
+                |t: &PluginTimes| &t.call,
+            ),
+        ] {
+            help(&mut out, name, "histogram", text);
+            for ((plugin, kind), t) in times.iter() {
+                let labels: Labels = vec![("plugin", plugin.clone()), ("kind", (*kind).into())];
+                phase(t).render(&mut out, name, &labels);
+            }
+        }
         out
     }
 }
@@ -305,6 +389,7 @@ mod tests {
         let m = Metrics {
             counters: Mutex::new(BTreeMap::new()),
             histograms: Mutex::new(BTreeMap::new()),
+            plugin_times: Mutex::new(BTreeMap::new()),
             sessions_active: [AtomicI64::new(0), AtomicI64::new(0)],
             instances_live: AtomicI64::new(0),
             instances_total: AtomicU64::new(0),
@@ -316,6 +401,14 @@ mod tests {
         m.auth("smtp", "PLAIN", "success", Duration::from_micros(300));
         m.auth("smtp", "PLAIN", "denied", Duration::from_millis(3));
         m.fault("trap-\"checker\"", "trap");
+        let times = m.plugin_times("mech-plain", "mechanism");
+        times.instantiate.record(Duration::from_micros(20));
+        times.call.record(Duration::from_micros(3));
+        times.call.record(Duration::from_secs(2));
+        assert!(Arc::ptr_eq(
+            &times,
+            &m.plugin_times("mech-plain", "mechanism")
+        ));
         let text = m.render(1000);
         for want in [
             "portcullis_sessions_total{protocol=\"smtp\"} 1",
@@ -328,6 +421,13 @@ mod tests {
             "portcullis_plugin_pool_size 1000",
             "portcullis_plugin_pool_waits_total 1",
             "portcullis_plugin_pool_timeouts_total 0",
+            "portcullis_plugin_instantiate_seconds_bucket{plugin=\"mech-plain\",kind=\"mechanism\",le=\"0.00001\"} 0",
+            "portcullis_plugin_instantiate_seconds_bucket{plugin=\"mech-plain\",kind=\"mechanism\",le=\"0.000025\"} 1",
+            "portcullis_plugin_instantiate_seconds_sum{plugin=\"mech-plain\",kind=\"mechanism\"} 0.00002",
+            "portcullis_plugin_call_seconds_bucket{plugin=\"mech-plain\",kind=\"mechanism\",le=\"0.000005\"} 1",
+            "portcullis_plugin_call_seconds_bucket{plugin=\"mech-plain\",kind=\"mechanism\",le=\"1\"} 1",
+            "portcullis_plugin_call_seconds_bucket{plugin=\"mech-plain\",kind=\"mechanism\",le=\"+Inf\"} 2",
+            "portcullis_plugin_call_seconds_count{plugin=\"mech-plain\",kind=\"mechanism\"} 2",
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");
         }

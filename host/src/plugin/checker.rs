@@ -20,6 +20,7 @@ impl Plugin {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+        self.instantiated(&store);
         self.arm(&mut store);
         Ok((store, bindings))
     }

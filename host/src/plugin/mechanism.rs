@@ -50,6 +50,7 @@ impl Plugin {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+        self.instantiated(&store);
         Ok((store, bindings))
     }
 

@@ -231,8 +231,10 @@ impl Runtime {
                     )
                 })?;
         }
+        let times = crate::metrics::METRICS.plugin_times(&spec.name, kind.as_str());
         Ok(Arc::new(Plugin {
             runtime: self.clone(),
+            times,
             name: spec.name.into(),
             kind,
             config: spec.config.into(),
@@ -400,6 +402,8 @@ pub struct Plugin {
     /// The interfaces the component imports (what it may ask for).
     imports: Vec<String>,
     pre: PluginPre,
+    /// Instantiation and call times, for the metrics page.
+    times: Arc<crate::metrics::PluginTimes>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -456,6 +460,9 @@ impl Plugin {
     /// sockets, stdio discarded. Waits for a free slot in the pool first.
     async fn new_store(&self) -> Result<PooledStore, Fault> {
         let slot = self.slot().await?;
+        // Instantiation is timed from here: a wait for a slot is not part
+        // of it (portcullis_plugin_pool_waits_total counts those).
+        let created = Instant::now();
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
@@ -511,7 +518,11 @@ impl Plugin {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        Ok(PooledStore { store, _slot: slot })
+        Ok(PooledStore {
+            store,
+            created,
+            _slot: slot,
+        })
     }
 
     /// Starts the clock for one call into the guest.
@@ -528,10 +539,19 @@ impl Plugin {
         call: impl std::future::Future<Output = wasmtime::Result<T>>,
     ) -> wasmtime::Result<T> {
         let grace = Duration::from_millis(100);
-        match tokio::time::timeout(self.limits.call_time + grace, call).await {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.limits.call_time + grace, call).await {
             Ok(result) => result,
             Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
-        }
+        };
+        self.times.call.record(started.elapsed());
+        result
+    }
+
+    /// Records one instantiation (a fresh store and instance, done now),
+    /// for the metrics page.
+    fn instantiated(&self, store: &PooledStore) {
+        self.times.instantiate.record(store.created.elapsed());
     }
 
     pub(crate) fn fault(&self, kind: FaultKind, detail: impl Into<String>) -> Fault {
@@ -571,6 +591,8 @@ impl Plugin {
 /// woken by the permit always finds the slot free.
 pub(crate) struct PooledStore {
     store: Store<PluginState>,
+    /// When the slot was had and the store began, for the metrics.
+    created: Instant,
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 

@@ -107,6 +107,7 @@ impl Plugin {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+        self.instantiated(&store);
         self.arm(&mut store);
         let wit_interface = match interface {
             AvatarInterface::Echo => wit::AvatarInterface::Echo,
