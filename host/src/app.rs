@@ -59,6 +59,7 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
     // Take over SIGHUP and SIGTERM first: their default is to end the
     // process, and an init system may send them while plugins load.
     let signals = Signals::new()?;
+    raise_open_files(args.max_sessions);
     let runtime = runtime_for(&args)?;
     if args.auth.is_empty() && args.extra.checkers.is_empty() {
         let (user, pass) = DEFAULT_USER;
@@ -464,6 +465,31 @@ fn drop_privileges(user: &str, group: Option<&str>) -> anyhow::Result<String> {
         bail!("--user {user}: root privileges could be regained after switching; refusing to run");
     }
     Ok(format!("{} (uid {}, gid {})", found.name, found.uid, gid))
+}
+
+/// Raises the soft open-file limit to the hard one: every session holds a
+/// socket, and the usual soft limit (1024) is far below --max-sessions.
+/// Warns when even the hard limit cannot hold them all.
+fn raise_open_files(max_sessions: u32) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    // Room for the listeners, the plugin cache, metrics and control sockets.
+    let spare = 64;
+    if limit < u64::from(max_sessions) + spare {
+        tracing::warn!(
+            open_files = limit,
+            max_sessions,
+            "the open-file limit is below --max-sessions: raise it (ulimit -n, systemd's \
+             LimitNOFILE=) or lower --max-sessions, or sessions past it will fail to start"
+        );
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
