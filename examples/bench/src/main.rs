@@ -1,0 +1,147 @@
+//! portcullis-bench: the load generator and harness that measures
+//! portcullis against its peers and its own ceiling (see README.md).
+//!
+//! - [`run`]: `portcullis-bench all`, every measurement in one run.
+//! - [`report`]: the Markdown report.
+//! - [`smtp`] and [`scram`]: SMTP logins with AUTH PLAIN and SCRAM-SHA-256.
+//! - [`echo`]: echo logins and lines, and the bare tokio echo (the ceiling).
+//! - [`stats`]: bounded concurrent loads, rates and percentiles.
+//! - [`metrics`]: the plugin instantiation and call times portcullis's
+//!   metrics page reports, which give the sandbox's cost per exchange.
+//! - [`idle`], [`startup`]: memory with idle sessions, start-up time.
+//! - [`servers`]: building portcullis and starting the servers under test.
+
+mod echo;
+mod idle;
+mod metrics;
+mod report;
+mod run;
+mod scram;
+mod servers;
+mod smtp;
+mod startup;
+mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis-bench",
+    about = "Benchmarks for portcullis and its peers"
+)]
+enum Command {
+    /// Build portcullis (under `cargo run`), start every server, run every
+    /// measurement, print the Markdown report.
+    #[command(alias = "run")]
+    All(run::Options),
+    /// Serve the bare tokio line echo (no authentication) until killed.
+    BareEcho {
+        #[arg(long, default_value = "127.0.0.1:8001")]
+        listen: SocketAddr,
+    },
+    /// SMTP login load against one server.
+    Smtp {
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        addr: SocketAddr,
+        /// plain or scram-sha-256.
+        #[arg(long, default_value = "plain")]
+        mech: String,
+        #[arg(long, default_value = "guest")]
+        user: String,
+        #[arg(long, default_value = "password")]
+        pass: String,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 40_000)]
+        max_count: u64,
+    },
+    /// Echo login load against one server.
+    EchoLogins {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: SocketAddr,
+        #[arg(long, default_value = "guest")]
+        user: String,
+        #[arg(long, default_value = "password")]
+        pass: String,
+        /// The server is the bare echo: the login line comes back as is.
+        #[arg(long)]
+        bare: bool,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Command::parse() {
+        Command::All(opts) => {
+            if !opts.no_build {
+                servers::build_portcullis()?;
+            }
+            run::run(opts).await
+        }
+        Command::BareEcho { listen } => {
+            servers::raise_nofile();
+            echo::bare_server(tokio::net::TcpListener::bind(listen).await?).await
+        }
+        Command::Smtp {
+            addr,
+            mech,
+            user,
+            pass,
+            clients,
+            seconds,
+            max_count,
+        } => {
+            let mech = match mech.as_str() {
+                "plain" => smtp::Mech::Plain { user, pass },
+                "scram-sha-256" => {
+                    smtp::Mech::Scram(Arc::new(scram::ScramClient::new(&user, &pass)))
+                }
+                other => anyhow::bail!("--mech {other}: plain or scram-sha-256"),
+            };
+            let bounds = stats::Bounds {
+                clients,
+                duration: Duration::from_secs_f64(seconds),
+                max_count,
+            };
+            let rate = stats::run(bounds, move || {
+                let mech = mech.clone();
+                async move { smtp::login(addr, &mech).await }
+            })
+            .await;
+            println!("{}", rate.summary());
+            Ok(())
+        }
+        Command::EchoLogins {
+            addr,
+            user,
+            pass,
+            bare,
+            clients,
+            seconds,
+        } => {
+            let bounds = stats::Bounds {
+                clients,
+                duration: Duration::from_secs_f64(seconds),
+                max_count: u64::MAX,
+            };
+            let (user, pass) = (Arc::new(user), Arc::new(pass));
+            let rate = stats::run(bounds, move || {
+                let (user, pass) = (user.clone(), pass.clone());
+                async move { echo::Echo::login(addr, &user, &pass, bare).await.map(drop) }
+            })
+            .await;
+            println!("{}", rate.summary());
+            Ok(())
+        }
+    }
+}

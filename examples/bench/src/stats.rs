@@ -1,0 +1,121 @@
+//! Running a bounded load: `clients` tasks repeat one operation until a
+//! time limit or a total count is reached; successes, failures and each
+//! success's latency are recorded.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long and how much.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    pub clients: usize,
+    pub duration: Duration,
+    /// Operations started in all, at most.
+    pub max_count: u64,
+}
+
+/// What a load run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Rate {
+    pub ok: u64,
+    pub failed: u64,
+    pub elapsed: Duration,
+    /// Latencies of the successful operations, sorted.
+    pub latencies: Vec<Duration>,
+    /// The first failure, for the report.
+    pub first_error: Option<String>,
+}
+
+impl Rate {
+    pub fn per_second(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i]
+    }
+
+    /// `12345/s (p50 1.2 ms, p99 3.4 ms)`, plus the failures if any.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{:.0}/s (n={}, p50 {}, p99 {})",
+            self.per_second(),
+            self.ok,
+            ms(self.percentile(0.5)),
+            ms(self.percentile(0.99))
+        );
+        if self.failed > 0 {
+            s += &format!(
+                ", {} FAILED: {}",
+                self.failed,
+                self.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        s
+    }
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Runs `op` from `bounds.clients` tasks at once until the time or the
+/// count runs out.
+pub async fn run<F, Fut>(bounds: Bounds, op: F) -> Rate
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let started = Arc::new(AtomicU64::new(0));
+    let begin = Instant::now();
+    let deadline = begin + bounds.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..bounds.clients {
+        let (op, started) = (op.clone(), started.clone());
+        tasks.spawn(async move {
+            let mut rate = Rate::default();
+            while Instant::now() < deadline
+                && started.fetch_add(1, Ordering::Relaxed) < bounds.max_count
+            {
+                let t = Instant::now();
+                // An operation that hangs past the deadline counts as failed.
+                let left = deadline.saturating_duration_since(t) + Duration::from_secs(2);
+                match tokio::time::timeout(left, op()).await {
+                    Ok(Ok(())) => {
+                        rate.ok += 1;
+                        rate.latencies.push(t.elapsed());
+                    }
+                    Ok(Err(e)) => {
+                        rate.failed += 1;
+                        rate.first_error.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                    Err(_) => {
+                        rate.failed += 1;
+                        rate.first_error.get_or_insert_with(|| "timed out".into());
+                    }
+                }
+            }
+            rate
+        });
+    }
+    let mut total = Rate::default();
+    while let Some(done) = tasks.join_next().await {
+        let rate = done.expect("a load task panicked");
+        total.ok += rate.ok;
+        total.failed += rate.failed;
+        total.latencies.extend(rate.latencies);
+        if total.first_error.is_none() {
+            total.first_error = rate.first_error;
+        }
+    }
+    total.elapsed = begin.elapsed();
+    total.latencies.sort_unstable();
+    total
+}
