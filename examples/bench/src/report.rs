@@ -39,19 +39,22 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
             plan.max_count
         ),
     );
+    if !r.missing.is_empty() {
+        w(o, "\n");
+    }
     for (server, why) in &r.missing {
-        w(o, &format!("\n- {server}: {why}"));
+        w(o, &format!("- {server}: {why}\n"));
     }
     if let Some(problem) = &r.native_problem {
         w(
             o,
-            &format!("\n\n**The native column is not the native path**: {problem}."),
+            &format!("\n**The native column is not the native path**: {problem}.\n"),
         );
     }
 
     w(
         o,
-        "\n\n## SMTP logins: `connect → EHLO → AUTH → QUIT`\n\nLogins per second (latency p50 / p99).\n\n",
+        "\n## SMTP logins: `connect → EHLO → AUTH → QUIT`\n\nLogins per second (latency p50 / p99).\n\n",
     );
     let smtp = [WASM, NATIVE, SINK, TWISTED, AIOSMTPD];
     header(o, "load", &smtp);
