@@ -17,38 +17,19 @@
 //! digest offline, and the checker must keep the password itself: prefer
 //! SCRAM where the client supports it.
 
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::types::{ChallengeResponse, CredentialKind, Credentials};
+use portcullis_sdk::mechanism::{Mechanism, MechanismInfo, Step};
+use portcullis_sdk::types::{ChallengeResponse, CredentialKind, Credentials};
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
-
-/// Where the exchange stands. A fresh instance serves each exchange.
+/// Where the exchange stands; the SDK handles calls out of order (a second
+/// `start`, a `step` after the outcome).
 #[derive(Debug, PartialEq, Eq)]
-enum State {
+enum CramMd5 {
     New,
     /// The challenge was sent; the client's answer is next.
     AwaitingResponse(Vec<u8>),
-    Done,
 }
-
-/// What the host called. `Start` carries the challenge the glue made for
-/// this exchange (or why it could not), so `advance` stays pure.
-#[derive(Clone, Debug)]
-enum Call {
-    Start {
-        initial_response: Option<Vec<u8>>,
-        challenge: Result<Vec<u8>, String>,
-    },
-    Step(Vec<u8>),
-}
-
-static STATE: Mutex<State> = Mutex::new(State::New);
 
 /// The challenge for one exchange (RFC 2195 §2 suggests exactly this form).
 fn challenge(random: u64, timestamp: u64, server_name: &str) -> Vec<u8> {
@@ -86,95 +67,73 @@ fn parse_response(response: &[u8]) -> Result<Response, &'static str> {
     })
 }
 
-/// One transition of the exchange: a pure function of state and call.
-fn advance(state: State, call: Call) -> (State, StepResult) {
-    let failure = |why: String| (State::Done, StepResult::Failure(why));
-    match (state, call) {
-        (
-            State::New,
-            Call::Start {
-                initial_response,
-                challenge,
-            },
-        ) => {
-            if initial_response.is_some_and(|r| !r.is_empty()) {
-                return failure("CRAM-MD5 takes no initial response".into());
-            }
-            match challenge {
-                Ok(c) => (State::AwaitingResponse(c.clone()), StepResult::Challenge(c)),
-                Err(why) => failure(why),
-            }
-        }
-        (State::AwaitingResponse(challenge), Call::Step(response)) => {
-            match parse_response(&response) {
-                Ok(r) => (
-                    State::Done,
-                    StepResult::Success(Success {
-                        credentials: Credentials::ChallengeResponse(ChallengeResponse {
-                            authzid: None,
-                            username: r.username,
-                            method: "hmac-md5".into(),
-                            challenge,
-                            response: r.digest.into_bytes(),
-                        }),
-                        additional_data: None,
-                    }),
-                ),
-                Err(why) => failure(format!("malformed CRAM-MD5 response: {why}")),
-            }
-        }
-        (_, Call::Start { .. }) => failure("start called twice".into()),
-        (_, Call::Step(_)) => failure("no response was expected".into()),
-    }
-}
-
 /// A fresh challenge from the host's name, the clock and the random source.
 fn make_challenge() -> Result<Vec<u8>, String> {
     let random = getrandom::u64().map_err(|e| format!("no randomness for the challenge: {e}"))?;
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let server_name = portcullis::auth::session::server_name();
+    let server_name = portcullis_sdk::session::server_name();
     Ok(challenge(random, timestamp, &server_name))
 }
 
-fn drive(call: Call) -> StepResult {
-    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    let state = std::mem::replace(&mut *guard, State::Done);
-    let (next, result) = advance(state, call);
-    *guard = next;
-    result
-}
-
-struct CramMd5;
-
-impl Guest for CramMd5 {
-    fn info() -> MechanismInfo {
-        MechanismInfo {
-            name: "CRAM-MD5".into(),
-            plaintext: false,
-            credential_kinds: vec![CredentialKind::ChallengeResponse],
+impl CramMd5 {
+    /// The exchange begins with `challenge` (made by the caller, so this
+    /// stays pure and testable natively).
+    fn begin(
+        &mut self,
+        initial_response: Option<Vec<u8>>,
+        challenge: Result<Vec<u8>, String>,
+    ) -> Step {
+        if initial_response.is_some_and(|r| !r.is_empty()) {
+            return Step::failure("CRAM-MD5 takes no initial response");
+        }
+        match challenge {
+            Ok(c) => {
+                *self = CramMd5::AwaitingResponse(c.clone());
+                Step::Challenge(c)
+            }
+            Err(why) => Step::Failure(why),
         }
     }
 
-    fn start(initial_response: Option<Vec<u8>>) -> StepResult {
-        let challenge = make_challenge();
-        drive(Call::Start {
-            initial_response,
-            challenge,
-        })
-    }
-
-    fn step(response: Vec<u8>) -> StepResult {
-        drive(Call::Step(response))
-    }
-
-    fn denied() -> Option<Vec<u8>> {
-        None
+    /// The client's answer to the challenge.
+    fn answer(&mut self, response: &[u8]) -> Step {
+        let CramMd5::AwaitingResponse(challenge) = std::mem::replace(self, CramMd5::New) else {
+            return Step::failure("no response was expected");
+        };
+        match parse_response(response) {
+            Ok(r) => Step::success(Credentials::ChallengeResponse(ChallengeResponse {
+                authzid: None,
+                username: r.username,
+                method: "hmac-md5".into(),
+                challenge,
+                response: r.digest.into_bytes(),
+            })),
+            Err(why) => Step::failure(format!("malformed CRAM-MD5 response: {why}")),
+        }
     }
 }
 
-export!(CramMd5);
+impl Mechanism for CramMd5 {
+    fn info() -> MechanismInfo {
+        MechanismInfo::new("CRAM-MD5", [CredentialKind::ChallengeResponse])
+    }
+
+    fn new() -> Self {
+        CramMd5::New
+    }
+
+    fn start(&mut self, initial_response: Option<Vec<u8>>) -> Step {
+        self.begin(initial_response, make_challenge())
+    }
+
+    fn step(&mut self, response: Vec<u8>) -> Step {
+        self.answer(&response)
+    }
+}
+
+portcullis_sdk::export_mechanism!(CramMd5);
 
 #[cfg(test)]
 mod tests {
@@ -184,14 +143,36 @@ mod tests {
 
     const RFC_CHALLENGE: &[u8] = b"<1896.697170952@postoffice.reston.mci.net>";
 
+    /// What the host called; `Start` carries the challenge the exchange
+    /// would have made. (Calls out of order are the SDK's, tested there.)
+    #[derive(Clone, Debug)]
+    enum Call {
+        Start {
+            initial_response: Option<Vec<u8>>,
+            challenge: Result<Vec<u8>, String>,
+        },
+        Step(Vec<u8>),
+    }
+
+    fn advance(mut state: CramMd5, call: Call) -> (CramMd5, Step) {
+        let result = match call {
+            Call::Start {
+                initial_response,
+                challenge,
+            } => state.begin(initial_response, challenge),
+            Call::Step(response) => state.answer(&response),
+        };
+        (state, result)
+    }
+
     /// A step's outcome in a comparable form.
-    fn show(result: &StepResult) -> String {
+    fn show(result: &Step) -> String {
         match result {
-            StepResult::Challenge(c) => format!("challenge {}", String::from_utf8_lossy(c)),
-            StepResult::Success(Success {
+            Step::Challenge(c) => format!("challenge {}", String::from_utf8_lossy(c)),
+            Step::Success {
                 credentials: Credentials::ChallengeResponse(cr),
                 additional_data: None,
-            }) => format!(
+            } => format!(
                 "ok {:?} {} {} {} {}",
                 cr.authzid,
                 cr.username,
@@ -199,8 +180,8 @@ mod tests {
                 String::from_utf8_lossy(&cr.challenge),
                 String::from_utf8_lossy(&cr.response)
             ),
-            StepResult::Success(_) => "unexpected success".into(),
-            StepResult::Failure(why) => format!("failure {why}"),
+            Step::Success { .. } => "unexpected success".into(),
+            Step::Failure(why) => format!("failure {why}"),
         }
     }
 
@@ -229,7 +210,7 @@ mod tests {
         let response = format!("tim {digest}");
         assert_eq!(response, "tim b913a602c7eda7a495b4e6e7334d3890");
 
-        let (state, first) = advance(State::New, start(None));
+        let (state, first) = advance(CramMd5::New, start(None));
         assert_eq!(
             show(&first),
             "challenge <1896.697170952@postoffice.reston.mci.net>"
@@ -328,10 +309,6 @@ mod tests {
                 ],
                 &[challenge, ok, "failure no response was expected"],
             ),
-            (
-                &[start(None), start(None)],
-                &[challenge, "failure start called twice"],
-            ),
             (&[step(b"tim x")], &["failure no response was expected"]),
             (
                 &[Call::Start {
@@ -342,7 +319,7 @@ mod tests {
             ),
         ];
         for (calls, want) in cases {
-            let mut state = State::New;
+            let mut state = CramMd5::New;
             let mut got = Vec::new();
             for call in calls.iter() {
                 let (next, result) = advance(state, call.clone());
@@ -369,7 +346,7 @@ mod tests {
             b" hunter2",
             b"hunter2\xff x",
         ] {
-            let (state, _) = advance(State::New, start(None));
+            let (state, _) = advance(CramMd5::New, start(None));
             let (_, result) = advance(state, step(response));
             let text = show(&result);
             assert!(

@@ -2,8 +2,8 @@
 //! configuration.
 //!
 //! The exchange itself is [`scram_core::exchange`] (whose docs cover
-//! channel binding, unknown users and wrong proofs), shared with
-//! `mech-scram-sha-256`; this crate binds it to the host:
+//! channel binding, unknown users and wrong proofs) and its binding to the
+//! host is [`scram_core::plugin`], both shared with `mech-scram-sha-256`:
 //!
 //! - the user's keys come from `session.lookup-secret(user, scram-sha1)`,
 //!   so the mechanism never sees a password or the checker's data;
@@ -18,27 +18,28 @@
 //! Not plaintext: neither the password nor anything that replays it
 //! crosses the wire.
 
-use std::sync::Mutex;
+use portcullis_sdk::types::CredentialKind;
+use scram_core::Algorithm;
+use scram_core::plugin::{Scram, Variant};
 
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::session::{self, LookupError};
-use portcullis::auth::types::{CredentialKind, Credentials, Denial, StoredSecret, VerifiedSecret};
-use scram_core::{Algorithm, Call, Env, Keys, Lookup, Outcome, State};
+/// SCRAM with SHA-1, looking up `scram-sha1` keys.
+pub struct Sha1;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
+impl Variant for Sha1 {
+    const ALGORITHM: Algorithm = Algorithm::Sha1;
+    const KIND: CredentialKind = CredentialKind::ScramSha1;
+}
 
-const ALGORITHM: Algorithm = Algorithm::Sha1;
-const KIND: CredentialKind = CredentialKind::ScramSha1;
-
-include!("../../mech-scram-sha-256/src/binding.rs");
+portcullis_sdk::export_mechanism!(Scram<Sha1>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis::auth::types::ScramKeys;
+    use portcullis_sdk::mechanism::{Mechanism as _, Step};
+    use portcullis_sdk::session::LookupError;
+    use portcullis_sdk::types::{Credentials, Denial, ScramKeys, StoredSecret};
+    use scram_core::plugin::lookup;
+    use scram_core::{Call, Env, Keys, Lookup};
 
     /// The RFC 5802 example's keys (user `user`, password `pencil`) and
     /// server nonce, answered as the host would.
@@ -50,8 +51,8 @@ mod tests {
             let salt = [
                 0x41, 0x25, 0xc2, 0x47, 0xe4, 0x3a, 0xb1, 0xe9, 0x3c, 0x6d, 0xff, 0x76,
             ];
-            let keys = Keys::derive(ALGORITHM, "pencil", &salt, 4096);
-            lookup_from_wit(Ok(StoredSecret::Scram(ScramKeys {
+            let keys = Keys::derive(Sha1::ALGORITHM, "pencil", &salt, 4096);
+            lookup::<Sha1>(Ok(StoredSecret::Scram(ScramKeys {
                 salt: keys.salt,
                 iterations: keys.iterations,
                 stored_key: keys.stored_key,
@@ -66,32 +67,29 @@ mod tests {
 
     #[test]
     fn rfc_5802_exchange_through_the_bindings() {
-        let (state, first) = scram_core::advance(
-            ALGORITHM,
-            State::New,
+        let mut scram = Scram::<Sha1>::new();
+        let first = scram.drive(
             Call::Start(Some(b"n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL".to_vec())),
             &mut Rfc5802,
         );
-        let StepResult::Challenge(server_first) = step_result(first) else {
+        let Step::Challenge(server_first) = first else {
             panic!("expected the server-first message");
         };
         assert_eq!(
             server_first,
             b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096"
         );
-        let (_, last) = scram_core::advance(
-            ALGORITHM,
-            state,
+        let last = scram.drive(
             Call::Step(
                 b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
                     .to_vec(),
             ),
             &mut Rfc5802,
         );
-        let StepResult::Success(Success {
+        let Step::Success {
             credentials: Credentials::VerifiedSecret(verified),
             additional_data,
-        }) = step_result(last)
+        } = last
         else {
             panic!("expected verified-secret credentials");
         };
@@ -125,13 +123,13 @@ mod tests {
             ),
         ];
         for (answer, want) in cases {
-            assert_eq!(lookup_from_wit(answer), want);
+            assert_eq!(lookup::<Sha1>(answer), want);
         }
     }
 
     #[test]
     fn info() {
-        let info = Scram::info();
+        let info = Scram::<Sha1>::info();
         assert_eq!(info.name, "SCRAM-SHA-1");
         assert!(!info.plaintext);
         assert_eq!(info.credential_kinds, [CredentialKind::ScramSha1]);

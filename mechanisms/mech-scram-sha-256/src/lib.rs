@@ -2,8 +2,8 @@
 //! configuration.
 //!
 //! The exchange itself is [`scram_core::exchange`] (whose docs cover
-//! channel binding, unknown users and wrong proofs), shared with
-//! `mech-scram-sha-1`; this crate binds it to the host:
+//! channel binding, unknown users and wrong proofs) and its binding to the
+//! host is [`scram_core::plugin`], both shared with `mech-scram-sha-1`:
 //!
 //! - the user's keys come from `session.lookup-secret(user, scram-sha256)`,
 //!   so the mechanism never sees a password or the checker's data;
@@ -18,27 +18,28 @@
 //! Not plaintext: neither the password nor anything that replays it
 //! crosses the wire.
 
-use std::sync::Mutex;
+use portcullis_sdk::types::CredentialKind;
+use scram_core::Algorithm;
+use scram_core::plugin::{Scram, Variant};
 
-use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::session::{self, LookupError};
-use portcullis::auth::types::{CredentialKind, Credentials, Denial, StoredSecret, VerifiedSecret};
-use scram_core::{Algorithm, Call, Env, Keys, Lookup, Outcome, State};
+/// SCRAM with SHA-256, looking up `scram-sha256` keys.
+pub struct Sha256;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "mechanism-plugin",
-});
+impl Variant for Sha256 {
+    const ALGORITHM: Algorithm = Algorithm::Sha256;
+    const KIND: CredentialKind = CredentialKind::ScramSha256;
+}
 
-const ALGORITHM: Algorithm = Algorithm::Sha256;
-const KIND: CredentialKind = CredentialKind::ScramSha256;
-
-include!("../../mech-scram-sha-256/src/binding.rs");
+portcullis_sdk::export_mechanism!(Scram<Sha256>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis::auth::types::ScramKeys;
+    use portcullis_sdk::mechanism::{Mechanism as _, Step};
+    use portcullis_sdk::session::LookupError;
+    use portcullis_sdk::types::{Credentials, Denial, ScramKeys, StoredSecret};
+    use scram_core::plugin::lookup;
+    use scram_core::{Call, Env, Keys, Lookup};
 
     /// The RFC 7677 example's keys (user `user`, password `pencil`) and
     /// server nonce, answered as the host would.
@@ -51,8 +52,8 @@ mod tests {
                 0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e, 0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36,
                 0xfa, 0x81,
             ];
-            let keys = Keys::derive(ALGORITHM, "pencil", &salt, 4096);
-            lookup_from_wit(Ok(StoredSecret::Scram(ScramKeys {
+            let keys = Keys::derive(Sha256::ALGORITHM, "pencil", &salt, 4096);
+            lookup::<Sha256>(Ok(StoredSecret::Scram(ScramKeys {
                 salt: keys.salt,
                 iterations: keys.iterations,
                 stored_key: keys.stored_key,
@@ -67,22 +68,19 @@ mod tests {
 
     #[test]
     fn rfc_7677_exchange_through_the_bindings() {
-        let (state, first) = scram_core::advance(
-            ALGORITHM,
-            State::New,
+        let mut scram = Scram::<Sha256>::new();
+        let first = scram.drive(
             Call::Start(Some(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO".to_vec())),
             &mut Rfc7677,
         );
-        let StepResult::Challenge(server_first) = step_result(first) else {
+        let Step::Challenge(server_first) = first else {
             panic!("expected the server-first message");
         };
         assert_eq!(
             server_first,
             b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
         );
-        let (_, last) = scram_core::advance(
-            ALGORITHM,
-            state,
+        let last = scram.drive(
             Call::Step(
                 b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
                   p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
@@ -90,10 +88,10 @@ mod tests {
             ),
             &mut Rfc7677,
         );
-        let StepResult::Success(Success {
+        let Step::Success {
             credentials: Credentials::VerifiedSecret(verified),
             additional_data,
-        }) = step_result(last)
+        } = last
         else {
             panic!("expected verified-secret credentials");
         };
@@ -127,13 +125,13 @@ mod tests {
             ),
         ];
         for (answer, want) in cases {
-            assert_eq!(lookup_from_wit(answer), want);
+            assert_eq!(lookup::<Sha256>(answer), want);
         }
     }
 
     #[test]
     fn info() {
-        let info = Scram::info();
+        let info = Scram::<Sha256>::info();
         assert_eq!(info.name, "SCRAM-SHA-256");
         assert!(!info.plaintext);
         assert_eq!(info.credential_kinds, [CredentialKind::ScramSha256]);

@@ -16,6 +16,8 @@
 //!   `advance(algorithm, state, call, env) -> (state, outcome)`. The
 //!   environment (secret lookup, nonce) is a trait, so tests inject the RFC
 //!   vectors' nonces and salts.
+//! - `plugin` (feature `sdk`): the mechanism over the plugin SDK, generic
+//!   in its variant, which the mechanism crates export.
 //!
 //! Decisions worth knowing, all in [`exchange`]: no channel binding (we
 //! offer no `-PLUS` variant, so `p=` is refused and `y` accepted); an
@@ -29,6 +31,8 @@ pub mod algorithm;
 pub mod exchange;
 pub mod gs2;
 pub mod message;
+#[cfg(feature = "sdk")]
+pub mod plugin;
 
 pub use algorithm::{Algorithm, DEFAULT_ITERATIONS, Keys, derived_salt};
 pub use exchange::{Call, Env, Lookup, Outcome, State, Verified, advance, random_nonce};
