@@ -185,6 +185,29 @@ fn a_plugins_own_limits_win_over_the_global_ones() {
     );
 }
 
+/// The wasm stack is the engine's, one size for every plugin: the same
+/// bounded recursion fits 8M and traps in 64K (454, the log naming it).
+#[test]
+fn the_wasm_stack_size_is_the_operators() {
+    let spec = trap_checker("");
+    let roomy = Server::start(&["--auth", &spec, "--plugin-wasm-stack", "8M"]);
+    assert_eq!(roomy.connect().ask("deep:50000 pw"), LOGIN_OK);
+    let tight = Server::start(&["--auth", &spec, "--plugin-wasm-stack", "64K"]);
+    assert_eq!(tight.connect().ask("deep:50000 pw"), TEMPORARY);
+    tight.wait_for_log("call stack exhausted");
+    // Logins that need little stack are unaffected.
+    assert_eq!(tight.connect().ask("ok pw"), LOGIN_OK);
+
+    let failure = Server::try_start(&["--auth", &spec, "--plugin-wasm-stack", "16K"]).unwrap_err();
+    assert!(
+        failure
+            .stderr
+            .contains("wasm-stack 16K is out of range; write a size from 64K to 8M"),
+        "{}",
+        failure.stderr
+    );
+}
+
 /// With one instance slot, a logged-in echo session holds it (its avatar);
 /// the next login waits for it instead of failing, and fails cleanly only
 /// when no slot comes free within the plugin's call time.

@@ -246,8 +246,10 @@ fn runtime_for(args: &Args) -> anyhow::Result<Arc<Runtime>> {
     };
     Runtime::new(&RuntimeConfig {
         max_instances: args.max_instances,
+        max_wasm_stack: args
+            .plugin_wasm_stack
+            .unwrap_or(crate::plugin::Limits::WASM_STACK),
         cache_dir,
-        ..RuntimeConfig::default()
     })
 }
 

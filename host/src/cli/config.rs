@@ -21,7 +21,7 @@ use toml::Spanned;
 
 use super::plugin_arg::{GrantArg, PluginArg, RealmArg};
 use super::plugin_options::{
-    LimitArgs, PluginOptions, parse_call_time, parse_max_output, parse_memory,
+    LimitArgs, PluginOptions, parse_call_time, parse_max_output, parse_memory, parse_wasm_stack,
 };
 use super::{Args, AuthSpec, LogFormat, Networks, parse_duration, parse_size};
 use crate::plugin::Sha256Pin;
@@ -212,6 +212,7 @@ struct PluginsTable {
     memory: Option<Spanned<Size>>,
     call_time: Option<Spanned<String>>,
     max_output: Option<Spanned<Size>>,
+    wasm_stack: Option<Spanned<Size>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1077,6 +1078,12 @@ impl ConfigFile {
             set!(plugin_memory, limits.memory.map(Some));
             set!(plugin_call_time, limits.call_time.map(Some));
             set!(plugin_max_output, limits.max_output.map(Some));
+            let wasm_stack = p
+                .wasm_stack
+                .as_ref()
+                .map(|v| self.size_with(v, parse_wasm_stack))
+                .transpose()?;
+            set!(plugin_wasm_stack, wasm_stack.map(Some));
         }
 
         if let Some(l) = &f.log {

@@ -200,6 +200,12 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = plugin_options::parse_max_output)]
     pub plugin_max_output: Option<usize>,
 
+    /// The wasm stack each call into a plugin may use (e.g. 1M; default
+    /// 512K). wasmtime sets it for the whole engine, so it applies to every
+    /// plugin; a guest that recurses past it traps (454).
+    #[arg(long, value_name = "SIZE", value_parser = plugin_options::parse_wasm_stack)]
+    pub plugin_wasm_stack: Option<usize>,
+
     /// After binding the listeners, switch to this user (by name or uid);
     /// needs root. Plugins are loaded and the TLS files read before.
     #[arg(long, value_name = "USER")]

@@ -80,6 +80,16 @@ pub fn parse_max_output(text: &str) -> Result<usize, String> {
     )
 }
 
+/// The wasm stack of every plugin call: 64K to 8M.
+pub fn parse_wasm_stack(text: &str) -> Result<usize, String> {
+    size_within(
+        "wasm-stack",
+        text,
+        Limits::MIN_WASM_STACK..=Limits::MAX_WASM_STACK,
+        "from 64K to 8M, e.g. 1M",
+    )
+}
+
 /// A plugin's time per call: 10ms to 5m.
 pub fn parse_call_time(text: &str) -> Result<Duration, String> {
     let time = parse_duration(text).map_err(|e| format!("call-time: {e}"))?;

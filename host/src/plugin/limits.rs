@@ -37,6 +37,13 @@ impl Limits {
     /// the bottom, at most 16 MiB copied out of a guest per answer.
     pub const MIN_OUTPUT: usize = 256;
     pub const MAX_OUTPUT: usize = 16 << 20;
+    /// The wasm stack of every call (an engine setting in wasmtime, so one
+    /// value for all plugins), its default and the range an override may
+    /// give. Rust guests keep most frames on a shadow stack in linear
+    /// memory; this bounds the native frames of compiled wasm.
+    pub const WASM_STACK: usize = 512 << 10;
+    pub const MIN_WASM_STACK: usize = 64 << 10;
+    pub const MAX_WASM_STACK: usize = 8 << 20;
 }
 
 impl Default for Limits {

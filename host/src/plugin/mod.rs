@@ -79,7 +79,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             max_instances: 1000,
-            max_wasm_stack: 512 << 10,
+            max_wasm_stack: Limits::WASM_STACK,
             cache_dir: None,
         }
     }

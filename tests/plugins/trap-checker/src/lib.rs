@@ -73,6 +73,11 @@ impl Guest for Trap {
             }
             return Verdict::Accepted(format!("call {calls}"));
         }
+        if let Some(depth) = up.username.strip_prefix("deep:") {
+            // Bounded: fits a big enough wasm stack, traps on a small one.
+            let depth = depth.parse().unwrap_or(0);
+            return Verdict::Accepted(format!("depth {depth}: {}", deep(depth)));
+        }
         if let Some(name) = up.username.strip_prefix("sql:") {
             return match sql::query(name, &[sql::Value::Text("x".into())]) {
                 Ok(rows) => Verdict::Accepted(format!("{} rows", rows.len())),
