@@ -105,7 +105,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         LineReader {
             inner,
             buffer: LineBuffer::new(max),
-            chunk: vec![0; 8192].into_boxed_slice(),
+            chunk: vec![0; super::READ_CHUNK].into_boxed_slice(),
         }
     }
 

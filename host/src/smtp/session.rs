@@ -213,7 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         let (read, write) = tokio::io::split(stream);
         let mut conn = Connection {
             reader: LineReader::new(read, config.limits.max_auth_line),
-            writer: BufWriter::new(write),
+            writer: BufWriter::with_capacity(crate::proto::WRITE_BUFFER, write),
             config,
             peer,
             shutdown,
