@@ -97,7 +97,7 @@ where
     let (read, write) = tokio::io::split(stream);
     let mut conn = Connection {
         reader: LineReader::new(read, config.max_line),
-        writer: BufWriter::with_capacity(crate::proto::WRITE_BUFFER, write),
+        writer: BufWriter::new(write),
         config,
         peer,
         shutdown,

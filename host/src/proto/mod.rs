@@ -7,6 +7,7 @@ pub mod line;
 /// logins/s under load.)
 pub const READ_CHUNK: usize = 8192;
 
-/// The write buffer of a session: replies are short, and a longer write
-/// (a big echoed line) goes past the buffer straight to the socket.
+/// The write buffer of an SMTP session, which writes only replies (the
+/// echo service keeps tokio's 8 KiB: it writes back whole batches of
+/// lines).
 pub const WRITE_BUFFER: usize = 1024;
