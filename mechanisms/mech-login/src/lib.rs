@@ -74,14 +74,7 @@ portcullis_sdk::export_mechanism!(Login);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_sdk::mechanism::Exchange;
-
-    /// What the host called.
-    #[derive(Clone, Debug)]
-    enum Call {
-        Start(Option<Vec<u8>>),
-        Step(Vec<u8>),
-    }
+    use portcullis_sdk::mechanism::{Call, Exchange};
 
     /// A step's outcome in a comparable form.
     fn show(result: &Step) -> String {
@@ -159,16 +152,7 @@ mod tests {
             (&[step(b"guest")], &["failure no response was expected"]),
         ];
         for (calls, want) in cases {
-            let mut exchange = Exchange::<Login>::new();
-            let got: Vec<String> = calls
-                .iter()
-                .map(|call| {
-                    show(&match call.clone() {
-                        Call::Start(r) => exchange.start(r),
-                        Call::Step(r) => exchange.step(r),
-                    })
-                })
-                .collect();
+            let got: Vec<String> = Exchange::<Login>::run(calls).iter().map(show).collect();
             assert_eq!(&got, want, "{calls:?}");
         }
     }

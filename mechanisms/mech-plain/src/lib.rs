@@ -39,14 +39,7 @@ portcullis_sdk::export_mechanism!(OneMessageMechanism<Plain>);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_sdk::mechanism::Exchange;
-
-    /// What the host called.
-    #[derive(Clone, Debug)]
-    enum Call {
-        Start(Option<Vec<u8>>),
-        Step(Vec<u8>),
-    }
+    use portcullis_sdk::mechanism::{Call, Exchange};
 
     /// A step's outcome in a comparable form.
     fn show(result: &Step) -> String {
@@ -63,15 +56,9 @@ mod tests {
 
     /// Drives one exchange through the SDK's call-order rules.
     fn run(calls: &[Call]) -> Vec<String> {
-        let mut exchange = Exchange::<OneMessageMechanism<Plain>>::new();
-        calls
+        Exchange::<OneMessageMechanism<Plain>>::run(calls)
             .iter()
-            .map(|call| {
-                show(&match call.clone() {
-                    Call::Start(r) => exchange.start(r),
-                    Call::Step(r) => exchange.step(r),
-                })
-            })
+            .map(show)
             .collect()
     }
 

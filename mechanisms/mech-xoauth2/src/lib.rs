@@ -101,26 +101,13 @@ portcullis_sdk::export_mechanism!(OneMessageMechanism<Xoauth2>);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portcullis_sdk::mechanism::Exchange;
-
-    /// What the host called.
-    #[derive(Clone, Debug)]
-    enum Call {
-        Start(Option<Vec<u8>>),
-        Step(Vec<u8>),
-    }
+    use portcullis_sdk::mechanism::{Call, Exchange};
 
     /// Drives one exchange through the SDK's call-order rules.
     fn run(calls: &[Call]) -> Vec<String> {
-        let mut exchange = Exchange::<OneMessageMechanism<Xoauth2>>::new();
-        calls
+        Exchange::<OneMessageMechanism<Xoauth2>>::run(calls)
             .iter()
-            .map(|call| {
-                show(&match call.clone() {
-                    Call::Start(r) => exchange.start(r),
-                    Call::Step(r) => exchange.step(r),
-                })
-            })
+            .map(show)
             .collect()
     }
 

@@ -215,6 +215,14 @@ enum Phase<M> {
     Over,
 }
 
+/// A call the host makes into a mechanism, for driving an [`Exchange`]
+/// in unit tests with [`Exchange::run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Start(Option<Vec<u8>>),
+    Step(Vec<u8>),
+}
+
 /// One exchange of a [`Mechanism`], keeping the call-order rules. The
 /// export macro keeps one in a static (the host instantiates the plugin
 /// afresh for every exchange); in unit tests, make your own.
@@ -260,6 +268,18 @@ impl<M: Mechanism> Exchange<M> {
             }
             _ => Step::failure(NOT_EXPECTED),
         }
+    }
+
+    /// Runs `calls` in order through a fresh exchange: each call's step.
+    pub fn run(calls: &[Call]) -> Vec<Step> {
+        let mut exchange = Self::new();
+        calls
+            .iter()
+            .map(|call| match call.clone() {
+                Call::Start(r) => exchange.start(r),
+                Call::Step(r) => exchange.step(r),
+            })
+            .collect()
     }
 
     pub fn denied(&mut self) -> Option<Vec<u8>> {
