@@ -194,20 +194,26 @@ fn x_totp(server: &Server, login: &[u8], code: &str) -> String {
     c.ask(&b64(code.as_bytes()))
 }
 
-#[test]
-fn x_totp_needs_the_password_and_the_current_code() {
+/// The built x-totp plugin as a `--mechanism` argument, with bob's secret
+/// in `dir` granted to it.
+fn x_totp_spec(dir: &Path) -> String {
     let wasm = build("x-totp");
-    let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.path().join("totp.json"),
+        dir.join("totp.json"),
         format!(r#"{{"bob": "{SECRET_B32}"}}"#),
     )
     .unwrap();
-    let mechanism = format!(
+    format!(
         r#"{}:grant={}:{{"secrets": "/grant/totp.json"}}"#,
         wasm.display(),
-        dir.path().display()
-    );
+        dir.display()
+    )
+}
+
+#[test]
+fn x_totp_needs_the_password_and_the_current_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mechanism = x_totp_spec(dir.path());
     let server = Server::start(&[
         "--auth",
         "memory:bob:hunter2:alice:wonderland",
@@ -242,18 +248,8 @@ fn x_totp_needs_the_password_and_the_current_code() {
 
 #[test]
 fn x_totp_passes_the_conformance_kit() {
-    let wasm = build("x-totp");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("totp.json"),
-        format!(r#"{{"bob": "{SECRET_B32}"}}"#),
-    )
-    .unwrap();
-    let spec = format!(
-        r#"{}:grant={}:{{"secrets": "/grant/totp.json"}}"#,
-        wasm.display(),
-        dir.path().display()
-    );
+    let spec = x_totp_spec(dir.path());
     let (code, out) = plugin_test(&spec, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(
