@@ -214,7 +214,7 @@ fn the_wasm_stack_size_is_the_operators() {
 #[test]
 fn a_full_instance_pool_makes_exchanges_wait() {
     let server = Server::start(&[
-        "--max-instances",
+        "--max-avatars",
         "1",
         "--plugin-call-time",
         "2s",

@@ -23,7 +23,7 @@ use crate::plugin::{
 use crate::portal::Portal;
 use crate::sasl::{Mechanisms, Mechname};
 use crate::server::Sessions;
-use crate::smtp::{AuthPolicy, SessionLimits, SmtpConfig, reply};
+use crate::smtp::{AuthPolicy, SessionLimits, SmtpConfig};
 use crate::tls::{self, Tls};
 
 /// Everything a protocol needs to authenticate users.
@@ -77,7 +77,12 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
         args.auth_penalty_trusted.0.clone(),
     ));
     let (stop, shutdown) = watch::channel(false);
-    let sessions = Sessions::new(args.max_sessions, shutdown);
+    let clients = crate::limits::ClientLimits::new(
+        args.max_connections_per_address,
+        args.max_exchanges_per_address,
+        args.client_limit_exempt.0.clone(),
+    );
+    let sessions = Sessions::with_limits(args.max_sessions, shutdown, clients.clone());
     let smtp_config = |tls: Option<Tls>| {
         Arc::new(SmtpConfig {
             services: live.clone(),
@@ -96,6 +101,8 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
                 ..SessionLimits::default()
             },
             penalty: penalty.clone(),
+            clients: clients.clone(),
+            step_timeout: args.auth_step_timeout,
         })
     };
     let smtp_tls = smtp_config(Some(tls));
@@ -104,6 +111,8 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
     echo.server_name = args.server_name.clone();
     echo.idle_timeout = args.idle_timeout;
     echo.penalty = penalty;
+    echo.clients = clients.clone();
+    echo.step_timeout = args.auth_step_timeout;
     let echo = Arc::new(echo);
 
     // Bind everything first: a port that is taken stops the start before
@@ -136,7 +145,7 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
             "portcullis: metrics listening on http://{}/metrics",
             listener.local_addr()?
         );
-        tasks.spawn(crate::metrics::serve(listener, args.max_instances));
+        tasks.spawn(crate::metrics::serve(listener, runtime.budgets().total()));
     }
     let offered = offered(&live.get());
     for (listener, socket) in bound {
@@ -168,7 +177,7 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
                         socket,
                         sessions,
                         "echo",
-                        b"Error: too many connections, try again later.\r\n",
+                        crate::echo::refuse,
                         move |stream, peer| {
                             crate::echo::serve(stream, peer, echo.clone(), shutdown.clone())
                         },
@@ -245,7 +254,12 @@ fn runtime_for(args: &Args) -> anyhow::Result<Arc<Runtime>> {
         args.cache_dir.clone().or_else(default_cache_dir)
     };
     Runtime::new(&RuntimeConfig {
-        max_instances: args.max_instances,
+        budgets: crate::plugin::Budgets {
+            exchanges: args.max_exchanges,
+            checks: args.max_checks,
+            avatars: args.max_avatars.unwrap_or(args.max_sessions),
+        },
+        max_lookups: args.max_lookups,
         max_wasm_stack: args
             .plugin_wasm_stack
             .unwrap_or(crate::plugin::Limits::WASM_STACK),
@@ -517,11 +531,12 @@ async fn smtp_listener(
 ) {
     let shutdown = sessions.shutdown();
     let protocol = if implicit_tls { "smtps" } else { "smtp" };
+    let refusing = config.clone();
     crate::server::accept_loop(
         listener,
         sessions,
         protocol,
-        reply::TOO_BUSY_WIRE,
+        move |stream, why| crate::smtp::refuse(stream, refusing.clone(), implicit_tls, why),
         move |stream, peer| {
             crate::smtp::serve(stream, peer, config.clone(), shutdown.clone(), implicit_tls)
         },
@@ -554,7 +569,7 @@ impl Services {
             };
             let mut spec = spec.map_err(|e| from.wrap_as(e, "checker"))?;
             apply_options(&mut spec, defaults, &entry.options);
-            let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
+            let plugin = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Checker, "--auth wasm:").map_err(|e| from.wrap(e))?;
             portal
                 .register_checker_for(plugin, entry.kinds.as_deref())
@@ -564,13 +579,13 @@ impl Services {
 
         portal.register_realm(
             AvatarInterface::Echo,
-            load_builtin(runtime, defaults, "realm-echo", json!({}))?,
+            load_builtin(runtime, defaults, "realm-echo", json!({})).await?,
         );
         // The console realm of seeds/000 prints messages on our stdout.
         let mut console = builtin_spec("realm-console", json!({}))?;
         console.stdout = true;
         apply_options(&mut console, defaults, &PluginOptions::default());
-        portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(console)?);
+        portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(console).await?);
         if let Some(dir) = &args.maildir {
             std::fs::create_dir_all(dir).with_context(|| {
                 format!("--maildir {}: cannot create the folder", dir.display())
@@ -582,12 +597,12 @@ impl Services {
                 writable: true,
             });
             apply_options(&mut maildir, defaults, &PluginOptions::default());
-            portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(maildir)?);
+            portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(maildir).await?);
         }
         for realm in &args.realms {
             let mut spec = plugin_spec(&realm.plugin)?;
             apply_options(&mut spec, defaults, &realm.plugin.options);
-            let plugin = runtime.load(spec)?;
+            let plugin = runtime.load(spec).await?;
             expect_kind(&plugin, PluginKind::Realm, "--realm")?;
             portal.register_realm(realm.interface, plugin);
         }
@@ -595,7 +610,7 @@ impl Services {
             let from = file_line(args, entry.line);
             let mut spec = plugin_spec(&entry.plugin).map_err(|e| from.wrap(e))?;
             apply_options(&mut spec, defaults, &entry.plugin.options);
-            let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
+            let plugin = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Realm, "realm").map_err(|e| from.wrap(e))?;
             portal.register_realm(*interface, plugin);
         }
@@ -604,13 +619,13 @@ impl Services {
         let mut mechanisms = Mechanisms::default();
         for name in builtin::names().filter(|n| n.starts_with("mech-")) {
             mechanisms
-                .register(load_builtin(runtime, defaults, name, json!({}))?)
+                .register(load_builtin(runtime, defaults, name, json!({})).await?)
                 .await?;
         }
         for arg in &args.mechanisms {
             let mut spec = plugin_spec(arg)?;
             apply_options(&mut spec, defaults, &arg.options);
-            let plugin = runtime.load(spec)?;
+            let plugin = runtime.load(spec).await?;
             expect_kind(&plugin, PluginKind::Mechanism, "--mechanism")?;
             mechanisms.register(plugin).await?;
         }
@@ -618,7 +633,7 @@ impl Services {
             let from = file_line(args, entry.line);
             let mut spec = plugin_spec(&entry.plugin).map_err(|e| from.wrap(e))?;
             apply_options(&mut spec, defaults, &entry.plugin.options);
-            let plugin = runtime.load(spec).map_err(|e| from.wrap(e))?;
+            let plugin = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Mechanism, "mechanism").map_err(|e| from.wrap(e))?;
             mechanisms.register(plugin).await?;
         }
@@ -694,6 +709,7 @@ fn file_line(args: &Args, line: usize) -> Origin {
 fn apply_options(spec: &mut PluginSpec, defaults: &LimitArgs, own: &PluginOptions) {
     spec.limits = own.limits.apply(defaults.apply(Limits::default()));
     spec.sha256 = own.sha256;
+    spec.lookup_secrets |= own.lookup_secrets;
 }
 
 /// `$XDG_CACHE_HOME/portcullis`, or `~/.cache/portcullis`.
@@ -716,7 +732,7 @@ fn expect_kind(plugin: &Plugin, kind: PluginKind, flag: &str) -> anyhow::Result<
     Ok(())
 }
 
-fn load_builtin(
+async fn load_builtin(
     runtime: &Arc<Runtime>,
     defaults: &LimitArgs,
     name: &str,
@@ -724,13 +740,15 @@ fn load_builtin(
 ) -> anyhow::Result<Arc<Plugin>> {
     let mut spec = builtin_spec(name, config)?;
     apply_options(&mut spec, defaults, &PluginOptions::default());
-    runtime.load(spec)
+    runtime.load(spec).await
 }
 
 fn builtin_spec(name: &str, config: Value) -> anyhow::Result<PluginSpec> {
     let wasm = builtin::get(name).with_context(|| format!("built-in plugin {name} is missing"))?;
     let mut spec = PluginSpec::new(name, wasm);
     spec.config = config.to_string();
+    // The built-in SCRAM and CRAM-MD5 look secrets up; they are ours.
+    spec.lookup_secrets = name.starts_with("mech-");
     Ok(spec)
 }
 

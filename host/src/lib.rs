@@ -9,6 +9,9 @@
 //!   shared by every protocol.
 //! - [`proto`]: line framing with limits.
 //! - [`echo`]: the authenticating echo service (seeds/001, Example 9-1).
+//! - [`limits`]: per-client-address limits on connections and exchanges
+//!   (Postfix's anvil).
+//! - [`logtext`]: escaping of client and plugin text in log lines.
 //! - [`metrics`]: Prometheus counters and the opt-in metrics listener.
 //! - [`penalty`]: per-address brute-force penalty (Dovecot's).
 //! - [`cli`] and [`app`]: the command line, and assembling a server from it.
@@ -25,6 +28,8 @@ pub mod app;
 pub mod bench_native;
 pub mod cli;
 pub mod echo;
+pub mod limits;
+pub mod logtext;
 pub mod metrics;
 pub mod penalty;
 pub mod plugin;

@@ -139,7 +139,11 @@ fn init_logging(args: &Args) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match args.log_format {
-        LogFormat::Human => builder.init(),
+        // Text from clients and plugins cannot forge lines: every field
+        // is escaped (JSON escapes by itself).
+        LogFormat::Human => builder
+            .fmt_fields(portcullis::logtext::EscapedFields::default())
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

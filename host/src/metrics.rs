@@ -164,6 +164,22 @@ impl Metrics {
         );
     }
 
+    /// A client address went over a per-address limit.
+    pub fn client_limit_refused(&self, limit: &str) {
+        self.count(
+            "portcullis_client_limit_refusals_total",
+            vec![("limit", limit.into())],
+        );
+    }
+
+    /// An exchange waited too long for the client and was cancelled.
+    pub fn auth_step_timeout(&self, protocol: &str) {
+        self.count(
+            "portcullis_auth_step_timeouts_total",
+            vec![("protocol", protocol.into())],
+        );
+    }
+
     pub fn message_delivered(&self) {
         self.count("portcullis_messages_delivered_total", Vec::new());
     }
@@ -216,6 +232,14 @@ impl Metrics {
             (
                 "portcullis_messages_delivered_total",
                 "Messages accepted for delivery.",
+            ),
+            (
+                "portcullis_client_limit_refusals_total",
+                "Connections and exchanges refused by a per-address limit.",
+            ),
+            (
+                "portcullis_auth_step_timeouts_total",
+                "SASL exchanges cancelled while waiting for the client.",
             ),
         ];
         for (name, text) in texts {

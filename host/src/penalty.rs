@@ -77,7 +77,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The key an address is counted under.
-fn key(ip: IpAddr) -> IpAddr {
+pub(crate) fn key(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);

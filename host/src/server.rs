@@ -1,14 +1,31 @@
 //! Listeners: accept connections and run each in its own task, under a cap
-//! on concurrent sessions shared by every listener, until shutdown.
+//! on concurrent sessions shared by every listener and a cap per client
+//! address, until shutdown.
+//!
+//! A refused connection is answered by its protocol (SMTP's 421 after the
+//! TLS handshake on an implicit-TLS port, the echo service's busy line) in
+//! a task of its own, at most [`MAX_REFUSALS`] at once: past that a
+//! refused connection is just closed, so a flood of refusals cannot hold
+//! more than a bounded number of tasks and descriptors.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+
+use crate::limits::{ClientLimits, Counted, Held};
+
+/// Refusals being written at once, all listeners together.
+pub const MAX_REFUSALS: usize = 256;
+/// How long a refusal may take (a TLS handshake included).
+pub const REFUSAL_TIME: Duration = Duration::from_secs(5);
+/// The longest pause after a failed accept (out of descriptors).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Accept failures are logged at most this often.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What every listener shares.
 #[derive(Clone)]
@@ -16,14 +33,35 @@ pub struct Sessions {
     permits: Arc<Semaphore>,
     max: u32,
     shutdown: watch::Receiver<bool>,
+    clients: Arc<ClientLimits>,
+    refusals: Arc<Semaphore>,
+}
+
+/// Why a connection is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every session permit is taken.
+    SessionCap,
+    /// This client address holds all the connections it may.
+    PerAddress,
 }
 
 impl Sessions {
     pub fn new(max: u32, shutdown: watch::Receiver<bool>) -> Sessions {
+        Sessions::with_limits(max, shutdown, ClientLimits::unlimited())
+    }
+
+    pub fn with_limits(
+        max: u32,
+        shutdown: watch::Receiver<bool>,
+        clients: Arc<ClientLimits>,
+    ) -> Sessions {
         Sessions {
             permits: Arc::new(Semaphore::new(max as usize)),
             max,
             shutdown,
+            clients,
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
         }
     }
 
@@ -41,41 +79,52 @@ impl Sessions {
     }
 }
 
-/// Accepts connections on `listener` until shutdown; `handle` serves one.
-/// A connection over the cap gets `busy` (a protocol's "try later" line)
-/// and is closed at once.
-pub async fn accept_loop<F, Fut>(
+/// Accepts connections on `listener` until shutdown; `handle` serves one
+/// (holding its per-address share for as long as it runs), `refuse`
+/// answers one over a limit.
+pub async fn accept_loop<F, Fut, R, RFut>(
     listener: TcpListener,
     sessions: Sessions,
     protocol: &'static str,
-    busy: &'static [u8],
+    refuse: R,
     handle: F,
 ) where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    R: Fn(TcpStream, Refusal) -> RFut,
+    RFut: Future<Output = ()> + Send + 'static,
 {
     let mut shutdown = sessions.shutdown.clone();
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|down| *down) => return,
             accepted = listener.accept() => accepted,
         };
-        let (mut stream, peer) = match accepted {
-            Ok(conn) => conn,
+        let (stream, peer) = match accepted {
+            Ok(conn) => {
+                backoff.reset();
+                conn
+            }
             Err(e) => {
-                // Out of file descriptors and the like: back off, go on.
-                tracing::warn!(protocol, "accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+                // Out of file descriptors and the like: back off, keep
+                // serving the sessions already running, try again.
+                let pause = backoff.failed(protocol, &e);
+                tokio::select! {
+                    _ = shutdown.wait_for(|down| *down) => return,
+                    _ = tokio::time::sleep(pause) => continue,
+                }
             }
         };
         let _ = stream.set_nodelay(true);
+        let Some(share) = sessions.clients.acquire(peer.ip(), Counted::Connections) else {
+            tracing::info!(protocol, %peer, "too many connections from this address; refusing");
+            send_refusal(&sessions, stream, Refusal::PerAddress, &refuse);
+            continue;
+        };
         let Ok(permit) = sessions.permits.clone().try_acquire_owned() else {
             tracing::warn!(protocol, %peer, "session limit reached; refusing connection");
-            tokio::spawn(async move {
-                let _ = stream.write_all(busy).await;
-                let _ = stream.shutdown().await;
-            });
+            send_refusal(&sessions, stream, Refusal::SessionCap, &refuse);
             continue;
         };
         let session = handle(stream, peer);
@@ -86,6 +135,73 @@ pub async fn accept_loop<F, Fut>(
             }
             crate::metrics::METRICS.session_ended(protocol);
             drop(permit);
+            drop::<Held>(share);
         });
+    }
+}
+
+/// Answers a refused connection in a task of its own, if fewer than
+/// [`MAX_REFUSALS`] are being answered; otherwise closes it at once.
+fn send_refusal<R, RFut>(sessions: &Sessions, stream: TcpStream, why: Refusal, refuse: &R)
+where
+    R: Fn(TcpStream, Refusal) -> RFut,
+    RFut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(permit) = sessions.refusals.clone().try_acquire_owned() else {
+        return;
+    };
+    let answer = refuse(stream, why);
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(REFUSAL_TIME, answer).await;
+        drop(permit);
+    });
+}
+
+/// Pauses after failed accepts: doubling from 10 ms to a second, logged
+/// at most once per [`ACCEPT_LOG_INTERVAL`] with a count of the rest.
+#[derive(Default)]
+struct AcceptBackoff {
+    pause: Duration,
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+impl AcceptBackoff {
+    fn failed(&mut self, protocol: &'static str, e: &std::io::Error) -> Duration {
+        self.pause = (self.pause * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= ACCEPT_LOG_INTERVAL)
+        {
+            tracing::warn!(protocol, suppressed = self.unlogged,
+                "accept failed: {e}; backing off up to {} ms", MAX_ACCEPT_BACKOFF.as_millis());
+            self.last_log = Some(now);
+            self.unlogged = 0;
+        } else {
+            self.unlogged += 1;
+        }
+        self.pause
+    }
+
+    fn reset(&mut self) {
+        self.pause = Duration::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_to_a_cap_and_logs_seldom() {
+        let mut b = AcceptBackoff::default();
+        let e = std::io::Error::other("Too many open files");
+        let pauses: Vec<u128> = (0..10).map(|_| b.failed("t", &e).as_millis()).collect();
+        assert_eq!(pauses[..4], [10, 20, 40, 80]);
+        assert_eq!(*pauses.last().unwrap(), 1000);
+        assert_eq!(b.unlogged, 9, "one line for ten failures");
+        b.reset();
+        assert_eq!(b.failed("t", &e).as_millis(), 10);
     }
 }

@@ -21,7 +21,8 @@ use toml::Spanned;
 
 use super::plugin_arg::{GrantArg, PluginArg, RealmArg};
 use super::plugin_options::{
-    LimitArgs, PluginOptions, parse_call_time, parse_max_output, parse_memory, parse_wasm_stack,
+    LimitArgs, PluginOptions, parse_call_time, parse_max_output, parse_max_resources, parse_memory,
+    parse_wasm_stack,
 };
 use super::{Args, AuthSpec, LogFormat, Networks, parse_duration, parse_size};
 use crate::plugin::Sha256Pin;
@@ -184,6 +185,8 @@ struct AuthTable {
     penalty: Option<Spanned<String>>,
     penalty_cap: Option<Spanned<String>>,
     penalty_trusted: Option<Spanned<Vec<String>>>,
+    step_timeout: Option<Spanned<String>>,
+    max_lookups: Option<Spanned<u32>>,
 }
 
 /// `tls-only = "auto"`, or a boolean.
@@ -198,6 +201,9 @@ enum TlsOnlyValue {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct SessionsTable {
     max: Option<u32>,
+    max_per_address: Option<u32>,
+    max_exchanges_per_address: Option<u32>,
+    limit_exempt: Option<Spanned<Vec<String>>>,
     idle_timeout: Option<Spanned<String>>,
     session_timeout: Option<Spanned<String>>,
     max_message_size: Option<Spanned<Size>>,
@@ -206,7 +212,10 @@ struct SessionsTable {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct PluginsTable {
-    max_instances: Option<Spanned<u32>>,
+    max_exchanges: Option<Spanned<u32>>,
+    max_checks: Option<Spanned<u32>>,
+    max_avatars: Option<Spanned<u32>>,
+    max_resources: Option<Spanned<Size>>,
     cache_dir: Option<PathBuf>,
     cache: Option<bool>,
     memory: Option<Spanned<Size>>,
@@ -221,6 +230,7 @@ struct LimitsTable {
     memory: Option<Spanned<Size>>,
     call_time: Option<Spanned<String>>,
     max_output: Option<Spanned<Size>>,
+    max_resources: Option<Spanned<Size>>,
 }
 
 /// A size in bytes: a number, or text with K, M or G (powers of 1024).
@@ -252,6 +262,8 @@ struct PluginTable {
     grants: Vec<GrantTable>,
     config: Option<Value>,
     limits: Option<LimitsTable>,
+    /// A mechanism the operator lets call `lookup-secret`.
+    lookup_secrets: Option<bool>,
 }
 
 /// The plugin fields of a mechanism, checker or realm table. (Not
@@ -470,8 +482,18 @@ impl ConfigFile {
         memory: Option<&Spanned<Size>>,
         call_time: Option<&Spanned<String>>,
         max_output: Option<&Spanned<Size>>,
+        max_resources: Option<&Spanned<Size>>,
     ) -> Result<LimitArgs, ConfigError> {
         Ok(LimitArgs {
+            max_resources: max_resources
+                .map(|v| {
+                    let text = match v.get_ref() {
+                        Size::Bytes(n) => n.to_string(),
+                        Size::Text(t) => t.clone(),
+                    };
+                    self.at(&Spanned::new(v.span(), text), parse_max_resources)
+                })
+                .transpose()?,
             memory: memory
                 .map(|v| self.size_with(v, parse_memory))
                 .transpose()?,
@@ -493,6 +515,7 @@ impl ConfigFile {
                 t.memory.as_ref(),
                 t.call_time.as_ref(),
                 t.max_output.as_ref(),
+                t.max_resources.as_ref(),
             )?,
             None => LimitArgs::default(),
         };
@@ -501,6 +524,7 @@ impl ConfigFile {
                 .map(|pin| self.at(pin, str::parse::<Sha256Pin>))
                 .transpose()?,
             limits,
+            lookup_secrets: false,
         })
     }
 
@@ -1019,6 +1043,25 @@ impl ConfigFile {
                 )),
             };
             set!(auth_penalty_trusted, trusted);
+            set!(
+                auth_step_timeout,
+                a.step_timeout
+                    .as_ref()
+                    .map(|d| self.duration(d))
+                    .transpose()?
+            );
+            let lookups = a
+                .max_lookups
+                .as_ref()
+                .map(|n| match *n.get_ref() {
+                    n @ 1..=64 => Ok(n),
+                    other => Err(self.error(
+                        n.span().start,
+                        format!("max-lookups = {other} is out of range; write 1 to 64"),
+                    )),
+                })
+                .transpose()?;
+            set!(max_lookups, lookups);
             if !given("exclude_mechanisms") && !a.exclude_mechanisms.is_empty() {
                 args.exclude_mechanisms = a.exclude_mechanisms.clone();
             }
@@ -1026,6 +1069,22 @@ impl ConfigFile {
 
         if let Some(s) = &f.sessions {
             set!(max_sessions, s.max);
+            set!(max_connections_per_address, s.max_per_address);
+            set!(max_exchanges_per_address, s.max_exchanges_per_address);
+            let exempt = match &s.limit_exempt {
+                None => None,
+                Some(nets) => Some(Networks(
+                    nets.get_ref()
+                        .iter()
+                        .map(|n| {
+                            n.parse().map_err(|e: String| {
+                                self.error(nets.span().start, format!("limit-exempt: {e}"))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                )),
+            };
+            set!(client_limit_exempt, exempt);
             set!(
                 idle_timeout,
                 s.idle_timeout
@@ -1050,18 +1109,22 @@ impl ConfigFile {
         }
 
         if let Some(p) = &f.plugins {
-            let max_instances = p
-                .max_instances
-                .as_ref()
-                .map(|n| match *n.get_ref() {
+            let budget = |n: Option<&Spanned<u32>>, key: &str| {
+                n.map(|n| match *n.get_ref() {
                     n @ 1..=100_000 => Ok(n),
                     other => Err(self.error(
                         n.span().start,
-                        format!("max-instances = {other} is out of range; write 1 to 100000"),
+                        format!("{key} = {other} is out of range; write 1 to 100000"),
                     )),
                 })
-                .transpose()?;
-            set!(max_instances, max_instances);
+                .transpose()
+            };
+            set!(max_exchanges, budget(p.max_exchanges.as_ref(), "max-exchanges")?);
+            set!(max_checks, budget(p.max_checks.as_ref(), "max-checks")?);
+            set!(
+                max_avatars,
+                budget(p.max_avatars.as_ref(), "max-avatars")?.map(Some)
+            );
             if !given("cache_dir") && !given("no_cache") {
                 if p.cache == Some(false) {
                     args.no_cache = true;
@@ -1074,7 +1137,9 @@ impl ConfigFile {
                 p.memory.as_ref(),
                 p.call_time.as_ref(),
                 p.max_output.as_ref(),
+                p.max_resources.as_ref(),
             )?;
+            set!(plugin_max_resources, limits.max_resources.map(Some));
             set!(plugin_memory, limits.memory.map(Some));
             set!(plugin_call_time, limits.call_time.map(Some));
             set!(plugin_max_output, limits.max_output.map(Some));
@@ -1135,11 +1200,9 @@ impl ConfigFile {
             extra.checkers.clear();
         }
         for m in &f.mechanism {
-            extra.mechanisms.push(self.plugin(
-                m.get_ref().fields(),
-                m.span().start,
-                "a mechanism",
-            )?);
+            let mut entry = self.plugin(m.get_ref().fields(), m.span().start, "a mechanism")?;
+            entry.plugin.options.lookup_secrets = m.get_ref().lookup_secrets.unwrap_or(false);
+            extra.mechanisms.push(entry);
         }
         if given("mechanisms") {
             extra.mechanisms.clear();
@@ -1366,8 +1429,8 @@ maildir = "mail"
                 ":3: memory 1024 is out of range",
             ),
             (
-                "[plugins]\nmax-instances = 0\n",
-                ":2: max-instances = 0 is out of range; write 1 to 100000",
+                "[plugins]\nmax-exchanges = 0\n",
+                ":2: max-exchanges = 0 is out of range; write 1 to 100000",
             ),
             (
                 "[[mechanism]]\nplugin = \"m.wasm\"\nlimits = { call-time = \"1h\" }\n",

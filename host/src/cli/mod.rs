@@ -180,10 +180,45 @@ pub struct Args {
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
 
-    /// Plugin instances alive at once (the pooling allocator's size). An
-    /// exchange that finds none free waits up to its plugin's call time.
+    /// Mechanism instances alive at once: SASL exchanges in flight, all
+    /// clients together. An exchange that finds none free waits up to its
+    /// plugin's call time, then fails 454.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub max_instances: u32,
+    pub max_exchanges: u32,
+
+    /// Checker instances alive at once (each lives for one check or
+    /// secret lookup).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_checks: u32,
+
+    /// Realm avatar instances alive at once, one per logged-in session
+    /// [default: --max-sessions, so every session can hold one].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_avatars: Option<u32>,
+
+    /// `lookup-secret` calls one SASL exchange may make (SCRAM makes one).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_lookups: u32,
+
+    /// How long a SASL exchange may wait for the client's next response;
+    /// then it is cancelled (SMTP 501) and its instance freed.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub auth_step_timeout: Duration,
+
+    /// Concurrent connections from one client address (IPv6: one /64),
+    /// all listeners together; more get 421 4.7.0. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_connections_per_address: u32,
+
+    /// SASL exchanges in flight from one client address (IPv6: one /64);
+    /// more get 421 4.7.0. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_exchanges_per_address: u32,
+
+    /// Networks exempt from the per-address limits, comma-separated
+    /// ADDR/PREFIX, or `none` (e.g. a proxy or an MTA you run).
+    #[arg(long, value_name = "NETS", default_value = "none", value_parser = parse_networks)]
+    pub client_limit_exempt: Networks,
 
     /// Linear memory each plugin may use (e.g. 64M; default 96M); a
     /// plugin's own memory=SIZE wins.
@@ -199,6 +234,11 @@ pub struct Args {
     /// (e.g. 16K; default 64K); a plugin's own max-output=SIZE wins.
     #[arg(long, value_name = "SIZE", value_parser = plugin_options::parse_max_output)]
     pub plugin_max_output: Option<usize>,
+
+    /// WASI resources (open files, streams) each plugin instance may hold
+    /// at once (8-4096; default 64); a plugin's own max-resources=N wins.
+    #[arg(long, value_name = "N", value_parser = plugin_options::parse_max_resources)]
+    pub plugin_max_resources: Option<usize>,
 
     /// The wasm stack each call into a plugin may use (e.g. 1M; default
     /// 512K). wasmtime sets it for the whole engine, so it applies to every
@@ -244,6 +284,7 @@ impl Args {
             memory: self.plugin_memory,
             call_time: self.plugin_call_time,
             max_output: self.plugin_max_output,
+            max_resources: self.plugin_max_resources,
         }
     }
 }

@@ -11,7 +11,8 @@ use super::plugin_options::PluginOptions;
 
 /// The options a plugin argument takes, for error messages.
 const OPTIONS: &str = "grant=DIR[@GUESTPATH] (read-only), grant-rw=DIR[@GUESTPATH], \
-                       sha256=HEX, memory=SIZE, call-time=DURATION or max-output=SIZE";
+                       sha256=HEX, memory=SIZE, call-time=DURATION, max-output=SIZE, \
+                       max-resources=N or lookup-secrets";
 
 /// `grant=DIR[@GUESTPATH]` or `grant-rw=DIR[@GUESTPATH]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +98,7 @@ impl FromStr for PluginArg {
                     return Err("a plugin takes one sha256= pin".into());
                 }
                 "sha256" => plugin.options.sha256 = Some(value.parse()?),
+                "lookup-secrets" if value.is_empty() => plugin.options.lookup_secrets = true,
                 _ if plugin.options.limits.set(key, value)? => {}
                 _ => {
                     return Err(format!(

@@ -19,6 +19,9 @@ pub struct PluginOptions {
     pub sha256: Option<Sha256Pin>,
     /// Its own limits, over the global ones.
     pub limits: LimitArgs,
+    /// A mechanism the operator lets call `lookup-secret`
+    /// (`:lookup-secrets`, `lookup-secrets = true`).
+    pub lookup_secrets: bool,
 }
 
 /// Resource limits an operator sets, for one plugin (`memory=64M`,
@@ -34,6 +37,8 @@ pub struct LimitArgs {
     pub call_time: Option<Duration>,
     /// Largest answer accepted from the guest, bytes.
     pub max_output: Option<usize>,
+    /// WASI resources one instance may hold.
+    pub max_resources: Option<usize>,
 }
 
 impl LimitArgs {
@@ -44,6 +49,7 @@ impl LimitArgs {
             "memory" => self.memory = Some(parse_memory(value)?),
             "call-time" => self.call_time = Some(parse_call_time(value)?),
             "max-output" => self.max_output = Some(parse_max_output(value)?),
+            "max-resources" => self.max_resources = Some(parse_max_resources(value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -55,6 +61,7 @@ impl LimitArgs {
             memory: self.memory.unwrap_or(base.memory),
             call_time: self.call_time.unwrap_or(base.call_time),
             max_output: self.max_output.unwrap_or(base.max_output),
+            max_resources: self.max_resources.unwrap_or(base.max_resources),
             ..base
         }
     }
@@ -78,6 +85,17 @@ pub fn parse_max_output(text: &str) -> Result<usize, String> {
         Limits::MIN_OUTPUT..=Limits::MAX_OUTPUT,
         "from 256 to 16M, e.g. 64K",
     )
+}
+
+/// WASI resources one plugin instance may hold: 8 to 4096.
+pub fn parse_max_resources(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (Limits::MIN_RESOURCES..=Limits::MAX_RESOURCES).contains(n))
+        .ok_or_else(|| {
+            format!("max-resources {text} is out of range; write a number from 8 to 4096, e.g. 64")
+        })
 }
 
 /// The wasm stack of every plugin call: 64K to 8M.
@@ -130,6 +148,7 @@ mod tests {
                 memory: Some(64 << 20),
                 call_time: Some(Duration::from_millis(500)),
                 max_output: Some(16 << 10),
+                max_resources: None,
             }
         );
         assert_eq!(p.grants.len(), 1);

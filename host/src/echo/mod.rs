@@ -9,3 +9,12 @@ pub mod replies;
 pub mod session;
 
 pub use session::{EchoConfig, serve};
+
+/// Answers a connection refused at accept with the busy line.
+pub async fn refuse(mut stream: tokio::net::TcpStream, _why: crate::server::Refusal) {
+    use tokio::io::AsyncWriteExt as _;
+    let _ = stream
+        .write_all(format!("{}\r\n", replies::BUSY).as_bytes())
+        .await;
+    let _ = stream.shutdown().await;
+}

@@ -31,6 +31,10 @@ pub struct EchoConfig {
     pub max_errors: u32,
     /// Failed logins per client address, shared with SMTP.
     pub penalty: Arc<crate::penalty::Penalty>,
+    /// Exchanges in flight per client address, shared with SMTP.
+    pub clients: Arc<crate::limits::ClientLimits>,
+    /// How long an exchange waits for the client's next response.
+    pub step_timeout: Duration,
 }
 
 impl EchoConfig {
@@ -46,6 +50,8 @@ impl EchoConfig {
                 Duration::ZERO,
                 Vec::new(),
             )),
+            clients: crate::limits::ClientLimits::unlimited(),
+            step_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -61,7 +67,11 @@ enum State {
 }
 
 struct SaslState {
-    auth: Authenticator,
+    /// `None` once the outcome is settled: the instance is freed while
+    /// the client acknowledges it.
+    auth: Option<Authenticator>,
+    /// This exchange's share of its address's limit.
+    _share: crate::limits::Held,
     mechanism: Mechname,
     started: Instant,
     /// The exchange is over; the client's next line only acknowledges the
@@ -119,11 +129,17 @@ where
 impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
     async fn run(&mut self, state: &mut State) -> std::io::Result<()> {
         loop {
+            let in_exchange = matches!(state, State::Sasl(_));
+            let wait = if in_exchange {
+                self.config.idle_timeout.min(self.config.step_timeout)
+            } else {
+                self.config.idle_timeout
+            };
             let shutdown = &mut self.shutdown;
             let read = tokio::select! {
                 biased;
                 Ok(_) = shutdown.wait_for(|down| *down) => None,
-                read = tokio::time::timeout(self.config.idle_timeout, self.reader.next()) => {
+                read = tokio::time::timeout(wait, self.reader.next()) => {
                     Some(read)
                 }
             };
@@ -131,6 +147,17 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 Some(Ok(Ok(Some(frame)))) => frame,
                 Some(Ok(Ok(None))) => return Ok(()),
                 Some(Ok(Err(e))) => return Err(e),
+                Some(Err(_)) if in_exchange && wait < self.config.idle_timeout => {
+                    // The exchange waited long enough: cancel it and free
+                    // its instance; the connection may try again.
+                    crate::metrics::METRICS.auth_step_timeout("echo");
+                    tracing::info!(protocol = "echo", peer = %self.peer,
+                        "SASL exchange timed out waiting for the client; cancelled");
+                    *state = State::Login { errors: 1 };
+                    self.send(replies::STEP_TIMEOUT).await?;
+                    self.writer.flush().await?;
+                    continue;
+                }
                 Some(Err(_)) => {
                     self.send(replies::IDLE).await?;
                     return self.writer.flush().await;
@@ -261,6 +288,15 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 return self.count_error(errors).await;
             }
         };
+        let Some(share) = config
+            .clients
+            .acquire(self.peer.ip(), crate::limits::Counted::Exchanges)
+        else {
+            tracing::info!(protocol = "echo", peer = %self.peer,
+                "too many exchanges from this address; closing");
+            self.send(replies::TOO_MANY_EXCHANGES).await?;
+            return Ok(Flow::Close);
+        };
         let started = Instant::now();
         let channel = ChannelInfo {
             server_name: config.server_name.clone(),
@@ -278,7 +314,8 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         };
         let progress = auth.start(initial.as_deref()).await;
         *state = State::Sasl(Box::new(SaslState {
-            auth,
+            auth: Some(auth),
+            _share: share,
             mechanism: name,
             started,
             settled: None,
@@ -309,7 +346,10 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 self.send(replies::BAD_BASE64).await?;
                 return Ok(Flow::Continue);
             }
-            Ok(Continuation::Data(bytes)) => sasl.auth.step(&bytes).await,
+            Ok(Continuation::Data(bytes)) => match &mut sasl.auth {
+                Some(auth) => auth.step(&bytes).await,
+                None => unreachable!("a settled exchange has its outcome"),
+            },
         };
         self.on_progress(state, progress).await
     }
@@ -341,6 +381,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                     Some(data) => {
                         self.send(&replies::challenge(&data)).await?;
                         sasl.settled = Some(outcome);
+                        sasl.auth = None;
                         Ok(Flow::Continue)
                     }
                     None => {

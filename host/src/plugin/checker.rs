@@ -16,10 +16,10 @@ impl Plugin {
             return Err(self.fault(FaultKind::Contract, "not a checker plugin"));
         };
         let mut store = self.new_store().await?;
-        let bindings = pre
-            .instantiate_async(&mut store)
+        let bindings = self
+            .bounded(pre.instantiate_async(&mut *store))
             .await
-            .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+            .map_err(|e| self.instantiate_fault(e))?;
         self.instantiated(&store);
         self.arm(&mut store);
         Ok((store, bindings))

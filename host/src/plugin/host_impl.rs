@@ -76,7 +76,19 @@ impl session::Host for PluginState {
         kind: types::CredentialKind,
     ) -> wasmtime::Result<Result<types::StoredSecret, session::LookupError>> {
         let kind = convert::kind_from_wit(kind);
-        let session = self.session_ctx()?;
+        let session = self.session_mut()?;
+        if !session.may_lookup || !session.declared.contains(&kind) {
+            tracing::debug!(plugin = %self.name, %kind,
+                "lookup-secret refused: not allowed for this mechanism or kind");
+            return Ok(Err(session::LookupError::Unsupported));
+        }
+        if session.lookups_left == 0 {
+            tracing::warn!(plugin = %self.name, "lookup-secret refused: too many in one exchange");
+            return Ok(Err(session::LookupError::Unavailable(
+                "too many secret lookups in one exchange".into(),
+            )));
+        }
+        session.lookups_left -= 1;
         let portal = session.portal.clone();
         match portal.lookup_secret(&username, kind).await {
             Ok(Ok(entry)) => {

@@ -20,6 +20,9 @@ pub struct Limits {
     pub max_output: usize,
     /// Table elements per table.
     pub table_elements: usize,
+    /// WASI resources (open descriptors, streams, pollables) one store may
+    /// hold at once; past it the guest's call fails, never the host.
+    pub max_resources: usize,
 }
 
 impl Limits {
@@ -44,6 +47,10 @@ impl Limits {
     pub const WASM_STACK: usize = 512 << 10;
     pub const MIN_WASM_STACK: usize = 64 << 10;
     pub const MAX_WASM_STACK: usize = 8 << 20;
+    /// The range of `max_resources` overrides: a guest needs a few for
+    /// its preopened grants and stdio.
+    pub const MIN_RESOURCES: usize = 8;
+    pub const MAX_RESOURCES: usize = 4096;
 }
 
 impl Default for Limits {
@@ -55,6 +62,7 @@ impl Default for Limits {
             call_time: Duration::from_secs(2),
             max_output: 64 << 10,
             table_elements: 20_000,
+            max_resources: 64,
         }
     }
 }

@@ -46,10 +46,10 @@ impl Plugin {
         };
         let mut store = self.new_store().await?;
         store.data_mut().session = session;
-        let bindings = pre
-            .instantiate_async(&mut store)
+        let bindings = self
+            .bounded(pre.instantiate_async(&mut *store))
             .await
-            .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+            .map_err(|e| self.instantiate_fault(e))?;
         self.instantiated(&store);
         Ok((store, bindings))
     }
@@ -86,15 +86,20 @@ impl Plugin {
         })
     }
 
-    /// Begins an exchange for a connection.
+    /// Begins an exchange for a connection. `declared` are the kinds the
+    /// mechanism's `info` named: the only ones it may look up.
     pub async fn exchange(
         self: &Arc<Self>,
         portal: Arc<Portal>,
         channel: ChannelInfo,
+        declared: &[CredentialKind],
     ) -> Result<Exchange, Fault> {
         let session = SessionContext {
             channel,
             portal,
+            declared: declared.to_vec(),
+            may_lookup: self.lookup_secrets,
+            lookups_left: self.runtime.max_lookups,
             secrets: Vec::new(),
             fault: None,
         };

@@ -11,10 +11,19 @@
 //! - [`limits`], [`pin`]: what one plugin may use, and the digest its file
 //!   must have.
 //!
-//! Instances come from a fixed pool (`RuntimeConfig::max_instances`). A
-//! semaphore with one permit per slot stands in front of it, so an exchange
-//! that finds the pool full waits for a slot (at most its plugin's call
-//! time) instead of failing at once.
+//! Instances come from a fixed pool, split into three budgets
+//! ([`Budgets`]): mechanism instances (exchanges in flight), checker
+//! instances (one call each) and realm instances (logged-in avatars). A
+//! semaphore per budget stands in front of the pool, so an exchange that
+//! finds its budget spent waits for a slot (at most its plugin's call
+//! time) instead of failing at once, and neither long-lived avatars nor
+//! exchanges can starve the other.
+//!
+//! Every store is bounded beyond time and memory: the bytes and list
+//! elements the host lifts out of one answer (`max_output`, as wasmtime's
+//! hostcall fuel, counted before anything is allocated), its WASI
+//! resources and open descriptors (`max_resources`), and its stderr (a
+//! ring that keeps the last few KiB and never fails a write).
 
 pub mod bindings;
 pub mod builtin;
@@ -26,6 +35,7 @@ pub mod mechanism;
 pub mod pin;
 pub mod realm;
 mod state;
+mod stderr;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,7 +48,6 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
     Trap, UpdateDeadline,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use limits::Limits;
@@ -52,9 +61,6 @@ pub const WIT_PACKAGE: &str = "portcullis:auth";
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";
 
-/// Bytes of a guest's stderr kept per instance.
-const STDERR_CAPACITY: usize = 4096;
-
 /// Bytes of a freed slot's linear memory reset in place and kept resident
 /// (see `Runtime::new`): what a Rust guest typically touches per call.
 const KEEP_RESIDENT: usize = 2 << 20;
@@ -62,25 +68,67 @@ const KEEP_RESIDENT: usize = 2 << 20;
 /// How often the engine's epoch advances; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// How many instances of each role may be alive at once. The pool holds
+/// their sum; each role draws only on its own budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budgets {
+    /// Mechanism instances: SASL exchanges in flight.
+    pub exchanges: u32,
+    /// Checker instances: one per check or secret lookup, each as long as
+    /// one call.
+    pub checks: u32,
+    /// Realm instances: one per logged-in session's avatar. Sized for
+    /// `--max-sessions` by default, so every session can hold one.
+    pub avatars: u32,
+}
+
+impl Budgets {
+    pub fn total(&self) -> u32 {
+        self.exchanges
+            .saturating_add(self.checks)
+            .saturating_add(self.avatars)
+    }
+
+    fn of(&self, kind: PluginKind) -> u32 {
+        match kind {
+            PluginKind::Mechanism => self.exchanges,
+            PluginKind::Checker => self.checks,
+            PluginKind::Realm => self.avatars,
+        }
+    }
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            exchanges: 1000,
+            checks: 1000,
+            avatars: 10_000,
+        }
+    }
+}
+
 /// Sizes the engine is built for.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
-    /// Component instances alive at once (exchanges in flight plus logged-in
-    /// avatars).
-    pub max_instances: u32,
+    /// Instances alive at once, per role.
+    pub budgets: Budgets,
     /// wasm stack per call, in bytes.
     pub max_wasm_stack: usize,
     /// Where compiled plugins are cached, keyed by their content and the
     /// engine's settings, so a restart skips compilation; `None`: no cache.
     pub cache_dir: Option<PathBuf>,
+    /// `lookup-secret` calls one exchange may make.
+    pub max_lookups: u32,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            max_instances: 1000,
+            budgets: Budgets::default(),
             max_wasm_stack: Limits::WASM_STACK,
             cache_dir: None,
+            max_lookups: 4,
         }
     }
 }
@@ -92,20 +140,27 @@ pub struct Runtime {
     checker_linker: Linker<PluginState>,
     realm_linker: Linker<PluginState>,
     ticker_stop: Arc<AtomicBool>,
-    /// One permit per instance slot in the pool.
-    slots: Arc<tokio::sync::Semaphore>,
+    /// One permit per instance slot of each budget, indexed by
+    /// [`PluginKind::index`].
+    slots: [Arc<tokio::sync::Semaphore>; 3],
+    budgets: Budgets,
+    max_lookups: u32,
 }
 
 impl Runtime {
     pub fn new(sizes: &RuntimeConfig) -> anyhow::Result<Arc<Runtime>> {
+        let total = sizes.budgets.total().max(1);
         let mut pool = PoolingAllocationConfig::new();
         // A Rust component holds a few core instances, one memory and a
-        // couple of tables.
-        pool.total_component_instances(sizes.max_instances)
-            .total_core_instances(sizes.max_instances * 8)
-            .total_memories(sizes.max_instances * 2)
-            .total_tables(sizes.max_instances * 4)
-            .total_stacks(sizes.max_instances)
+        // couple of tables. Every slot is address space reserved up front,
+        // not memory: what a slot costs in RSS is what its guest touches.
+        pool.total_component_instances(total)
+            .total_core_instances(total.saturating_mul(8))
+            .total_memories(total.saturating_mul(2))
+            .total_tables(total.saturating_mul(4))
+            // Stacks are held only while a call runs, never by an idle
+            // avatar; one per instance covers every call at once.
+            .total_stacks(total)
             .max_memory_size(Limits::MAX_MEMORY)
             // A login instantiates and drops two or three plugins. Reset a
             // freed slot's memory, tables and async stack with memset
@@ -120,6 +175,17 @@ impl Runtime {
 
         let mut config = Config::new();
         config
+            // Each memory slot reserves the plugin memory ceiling (plus
+            // wasmtime's guard), not the 4 GiB default, so a pool sized
+            // for 10,000 sessions reserves terabytes less address space.
+            // The price is an explicit bounds check per memory access.
+            .memory_reservation(Limits::MAX_MEMORY as u64)
+            .memory_reservation_for_growth(0)
+            // Compilation runs on one thread that is not serving (see
+            // `Runtime::load`), never on rayon threads beside the
+            // async workers: a reload that compiles for seconds must not
+            // slow logins down.
+            .parallel_compilation(false)
             .epoch_interruption(true)
             .max_wasm_stack(sizes.max_wasm_stack)
             .async_stack_size(sizes.max_wasm_stack + (256 << 10))
@@ -175,7 +241,14 @@ impl Runtime {
             checker_linker,
             realm_linker,
             ticker_stop,
-            slots: Arc::new(tokio::sync::Semaphore::new(sizes.max_instances as usize)),
+            slots: [
+                PluginKind::Mechanism,
+                PluginKind::Checker,
+                PluginKind::Realm,
+            ]
+            .map(|k| Arc::new(tokio::sync::Semaphore::new(sizes.budgets.of(k) as usize))),
+            budgets: sizes.budgets,
+            max_lookups: sizes.max_lookups,
         }))
     }
 
@@ -183,9 +256,37 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compiles a plugin and pre-instantiates it against the linker of the
-    /// world it implements.
-    pub fn load(self: &Arc<Self>, spec: PluginSpec) -> anyhow::Result<Arc<Plugin>> {
+    /// The instance budgets the pool was sized for.
+    pub fn budgets(&self) -> Budgets {
+        self.budgets
+    }
+
+    /// Compiles a plugin on a thread of its own (at low priority, so the
+    /// serving threads keep the CPU), pre-instantiates it against the
+    /// linker of the world it implements, and instantiates it once as a
+    /// trial: a plugin that can never be instantiated (a memory minimum
+    /// over its limit, say) is refused here, at start or reload, instead
+    /// of failing every login later.
+    pub async fn load(self: &Arc<Self>, spec: PluginSpec) -> anyhow::Result<Arc<Plugin>> {
+        let runtime = self.clone();
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("portcullis-compile".into())
+            .spawn(move || {
+                lower_thread_priority();
+                let _ = done.send(runtime.compile(spec));
+            })
+            .context("starting a compile thread")?;
+        let plugin = result
+            .await
+            .map_err(|_| anyhow::anyhow!("the compile thread died"))??;
+        plugin.trial().await?;
+        Ok(plugin)
+    }
+
+    /// Compiles and links a plugin (blocking: runs for as long as the
+    /// compiler needs).
+    fn compile(self: &Arc<Self>, spec: PluginSpec) -> anyhow::Result<Arc<Plugin>> {
         if let Some(expected) = spec.sha256 {
             let actual = Sha256Pin::of(&spec.wasm);
             if actual != expected {
@@ -256,6 +357,7 @@ impl Runtime {
             limits: spec.limits,
             stdout: spec.stdout,
             sql: spec.sql,
+            lookup_secrets: spec.lookup_secrets,
             imports,
             pre,
         }))
@@ -322,6 +424,24 @@ impl PluginKind {
         )
     }
 
+    /// This kind's budget in [`Runtime`]'s slots.
+    fn index(self) -> usize {
+        match self {
+            PluginKind::Mechanism => 0,
+            PluginKind::Checker => 1,
+            PluginKind::Realm => 2,
+        }
+    }
+
+    /// The option that sizes this kind's budget.
+    fn budget_flag(self) -> &'static str {
+        match self {
+            PluginKind::Mechanism => "exchanges",
+            PluginKind::Checker => "checks",
+            PluginKind::Realm => "avatars",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PluginKind::Mechanism => "mechanism",
@@ -369,6 +489,9 @@ pub struct PluginSpec {
     pub stdout: bool,
     /// Named SQL queries the guest may run (checkers only).
     pub sql: Option<Arc<crate::sql::SqlGrant>>,
+    /// A mechanism that may call `lookup-secret` (for the kinds it
+    /// declares): the operator trusts it to vouch for those kinds.
+    pub lookup_secrets: bool,
 }
 
 impl PluginSpec {
@@ -382,6 +505,7 @@ impl PluginSpec {
             sha256: None,
             stdout: false,
             sql: None,
+            lookup_secrets: false,
         }
     }
 
@@ -413,6 +537,8 @@ pub struct Plugin {
     limits: Limits,
     stdout: bool,
     sql: Option<Arc<crate::sql::SqlGrant>>,
+    /// May look secrets up (mechanisms only; see [`PluginSpec`]).
+    lookup_secrets: bool,
     /// The interfaces the component imports (what it may ask for).
     imports: Vec<String>,
     pre: PluginPre,
@@ -447,9 +573,40 @@ impl Plugin {
         &self.limits
     }
 
-    /// Waits for a free instance slot, at most this plugin's call time.
+    /// Instantiates the plugin once in a fresh store and drops it: the
+    /// check every plugin passes at load.
+    async fn trial(&self) -> anyhow::Result<()> {
+        let mut store = self.new_store().await.map_err(|f| {
+            anyhow::anyhow!("plugin {}: cannot be instantiated: {}", self.name, f.detail)
+        })?;
+        let instantiated = match &self.pre {
+            PluginPre::Mechanism(pre) => self
+                .bounded(pre.instance_pre().instantiate_async(&mut *store))
+                .await
+                .map(drop),
+            PluginPre::Checker(pre) => self
+                .bounded(pre.instance_pre().instantiate_async(&mut *store))
+                .await
+                .map(drop),
+            PluginPre::Realm(pre) => self
+                .bounded(pre.instance_pre().instantiate_async(&mut *store))
+                .await
+                .map(drop),
+        };
+        instantiated.map_err(|e| {
+            anyhow::anyhow!(
+                "plugin {}: cannot be instantiated under its limits ({}); \
+                 raise its memory limit or fix the plugin",
+                self.name,
+                printable(&format!("{e:#}"))
+            )
+        })
+    }
+
+    /// Waits for a free instance slot of this plugin's budget, at most its
+    /// call time.
     async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Fault> {
-        let slots = &self.runtime.slots;
+        let slots = &self.runtime.slots[self.kind.index()];
         if let Ok(permit) = slots.clone().try_acquire_owned() {
             return Ok(permit);
         }
@@ -461,8 +618,9 @@ impl Plugin {
                 Err(self.fault(
                     FaultKind::Busy,
                     format!(
-                        "no free instance slot within {} ms (all --max-instances are in use)",
-                        self.limits.call_time.as_millis()
+                        "no free instance slot within {} ms (all --max-{} are in use)",
+                        self.limits.call_time.as_millis(),
+                        self.kind.budget_flag()
                     ),
                 ))
             }
@@ -501,7 +659,7 @@ impl Plugin {
         if self.stdout {
             wasi.inherit_stdout();
         }
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let stderr = stderr::StderrRing::default();
         wasi.stderr(stderr.clone());
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory)
@@ -509,9 +667,14 @@ impl Plugin {
             .trap_on_grow_failure(true)
             .build();
         crate::metrics::METRICS.instance_created();
+        let mut table = ResourceTable::new();
+        // Every WASI descriptor, stream and pollable is an entry here: a
+        // guest that opens files without end gets an error at the cap,
+        // and the host never runs out of descriptors for it.
+        table.set_max_capacity(self.limits.max_resources);
         let state = PluginState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             limits,
             name: self.name.clone(),
             config: self.config.clone(),
@@ -524,6 +687,11 @@ impl Plugin {
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limits);
+        // What the host lifts out of the guest in one answer or import
+        // call: string bytes plus a fixed cost per list element, counted
+        // by wasmtime before it allocates anything.
+        store.set_hostcall_fuel(self.limits.max_output);
+        store.set_max_component_handles(self.limits.max_resources.saturating_mul(2));
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
@@ -541,7 +709,12 @@ impl Plugin {
 
     /// Starts the clock for one call into the guest.
     fn arm(&self, store: &mut Store<PluginState>) {
-        store.data_mut().deadline = Instant::now() + self.limits.call_time;
+        self.arm_for(store, self.limits.call_time);
+    }
+
+    /// Starts the clock for one call with another time limit.
+    pub(crate) fn arm_for(&self, store: &mut Store<PluginState>, limit: Duration) {
+        store.data_mut().deadline = Instant::now() + limit;
     }
 
     /// Runs one guest call under its time limit. The epoch deadline stops
@@ -552,9 +725,18 @@ impl Plugin {
         &self,
         call: impl std::future::Future<Output = wasmtime::Result<T>>,
     ) -> wasmtime::Result<T> {
+        self.bounded_for(self.limits.call_time, call).await
+    }
+
+    /// [`Plugin::bounded`] with another time limit (a realm's `deliver`).
+    pub(crate) async fn bounded_for<T>(
+        &self,
+        limit: Duration,
+        call: impl std::future::Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
         let grace = Duration::from_millis(100);
         let started = Instant::now();
-        let result = match tokio::time::timeout(self.limits.call_time + grace, call).await {
+        let result = match tokio::time::timeout(limit + grace, call).await {
             Ok(result) => result,
             Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
         };
@@ -566,6 +748,20 @@ impl Plugin {
     /// for the metrics page.
     fn instantiated(&self, store: &PooledStore) {
         self.times.instantiate.record(store.created.elapsed());
+    }
+
+    /// A failed instantiation, its text made printable.
+    pub(crate) fn instantiate_fault(&self, err: wasmtime::Error) -> Fault {
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => self.fault(
+                FaultKind::Timeout,
+                format!(
+                    "instantiation ran past its time limit of {} ms",
+                    self.limits.call_time.as_millis()
+                ),
+            ),
+            _ => self.fault(FaultKind::Instantiate, printable(&format!("{err:#}"))),
+        }
     }
 
     pub(crate) fn fault(&self, kind: FaultKind, detail: impl Into<String>) -> Fault {
@@ -584,6 +780,23 @@ impl Plugin {
                 ),
             ),
             Some(trap) => (FaultKind::Trap, trap.to_string()),
+            // wasmtime's hostcall fuel: the answer (or an import's
+            // arguments) would make the host copy more than max-output.
+            None if root.contains("fuel allocated for hostcalls") => (
+                FaultKind::Contract,
+                format!(
+                    "handed the host more than its max-output of {} bytes \
+                     (each list element counts)",
+                    self.limits.max_output
+                ),
+            ),
+            None if root.contains("resource table has no free keys") => (
+                FaultKind::Resources,
+                format!(
+                    "opened more than its max-resources of {} WASI descriptors and streams",
+                    self.limits.max_resources
+                ),
+            ),
             // The store's limiter refused to grow a memory or table.
             None if root.contains("memory") || root.contains("table") => (
                 FaultKind::Memory,
@@ -646,6 +859,22 @@ fn last_line(stderr: &[u8]) -> Option<String> {
         .rev()
         .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))?;
     Some(line.chars().filter(|c| !c.is_control()).take(300).collect())
+}
+
+/// Control characters made visible, for text from a guest in a message.
+fn printable(text: &str) -> String {
+    crate::logtext::escape(text).into_owned()
+}
+
+/// Lets the compile thread yield the CPU to the serving threads (Linux
+/// applies a nice value to one thread). Best effort: a failure changes
+/// only how fast a reload compiles.
+fn lower_thread_priority() {
+    // SAFETY: setpriority and gettid have no memory-safety preconditions.
+    unsafe {
+        let tid = nix::libc::syscall(nix::libc::SYS_gettid) as nix::libc::id_t;
+        nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid, 10);
+    }
 }
 
 /// wasmtime has its own error type; the edges of the host use anyhow.

@@ -1,6 +1,11 @@
 //! Avatars from a realm plugin. Each avatar lives in its own store;
 //! [`Avatar::logout`] drops the guest resource (the realm's logout) and then
 //! the store.
+//!
+//! Every call into the avatar, the logout included, runs under the plugin's
+//! deadline. A call that traps or is cut off leaves the store mid-call, so
+//! the avatar is then *poisoned*: it is never called again, and its logout
+//! only frees the instance.
 
 use std::sync::Arc;
 
@@ -89,7 +94,12 @@ pub struct Avatar {
     bindings: RealmPlugin,
     handle: Option<ResourceAny>,
     interface: AvatarInterface,
+    /// A call failed; the store must not be entered again.
+    poisoned: bool,
 }
+
+/// Lines an echo reply may have.
+pub const MAX_ECHO_LINES: usize = 256;
 
 impl Plugin {
     /// Asks the realm for an avatar (`avatar_id` `None`: anonymous).
@@ -103,10 +113,11 @@ impl Plugin {
             return Err(self.fault(FaultKind::Contract, "not a realm plugin"));
         };
         let mut store = self.new_store().await?;
-        let bindings = pre
-            .instantiate_async(&mut store)
+        self.arm(&mut store);
+        let bindings = self
+            .bounded(pre.instantiate_async(&mut *store))
             .await
-            .map_err(|e| self.fault(FaultKind::Instantiate, format!("{e:#}")))?;
+            .map_err(|e| self.instantiate_fault(e))?;
         self.instantiated(&store);
         self.arm(&mut store);
         let wit_interface = match interface {
@@ -152,6 +163,7 @@ impl Plugin {
             bindings,
             handle: Some(handle),
             interface,
+            poisoned: false,
         }))
     }
 }
@@ -167,13 +179,38 @@ impl Avatar {
     }
 
     fn handle(&self) -> Result<ResourceAny, Fault> {
+        if self.poisoned {
+            return Err(self.plugin.fault(
+                FaultKind::Contract,
+                "avatar used after one of its calls failed",
+            ));
+        }
         self.handle.ok_or_else(|| {
             self.plugin
                 .fault(FaultKind::Contract, "avatar used after logout")
         })
     }
 
-    /// One line from an echo client.
+    /// Whether a call into this avatar failed, so that it cannot be used
+    /// again (a session asks the realm for a fresh one, or ends).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// A failed call: the fault, and the avatar poisoned.
+    fn failed(&mut self, err: wasmtime::Error) -> Fault {
+        self.poisoned = true;
+        self.plugin.trap(&self.store, err)
+    }
+
+    /// A contract breach in an answer: the avatar stays usable.
+    fn breach(&self, detail: impl Into<String>) -> Fault {
+        self.plugin.fault(FaultKind::Contract, detail)
+    }
+
+    /// One line from an echo client. The reply's lines must be at most
+    /// [`MAX_ECHO_LINES`], each without CR or LF (what the host lifts is
+    /// bounded by `max-output` before it is copied at all).
     pub async fn echo_line(&mut self, line: &str) -> Result<EchoReply, Fault> {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
@@ -186,13 +223,21 @@ impl Avatar {
                     .call_line(&mut self.store, handle, line),
             )
             .await
-            .map_err(|e| self.plugin.trap(&self.store, e))?;
+            .map_err(|e| self.failed(e))?;
+        if reply.lines.len() > MAX_ECHO_LINES {
+            return Err(self.breach(format!(
+                "echo reply of {} lines (at most {MAX_ECHO_LINES})",
+                reply.lines.len()
+            )));
+        }
         let size: usize = reply.lines.iter().map(String::len).sum();
         if size > self.plugin.limits.max_output {
-            return Err(self.plugin.fault(
-                FaultKind::Contract,
-                format!("echo reply of {size} bytes is over the output limit"),
-            ));
+            return Err(self.breach(format!(
+                "echo reply of {size} bytes is over the output limit"
+            )));
+        }
+        if reply.lines.iter().any(|l| l.contains(['\r', '\n'])) {
+            return Err(self.breach("echo reply line contains CR or LF"));
         }
         Ok(EchoReply {
             lines: reply.lines,
@@ -217,7 +262,7 @@ impl Avatar {
                     .call_validate_from(&mut self.store, handle, helo, sender),
             )
             .await
-            .map_err(|e| self.plugin.trap(&self.store, e))?;
+            .map_err(|e| self.failed(e))?;
         Ok(answer.map_err(rejection))
     }
 
@@ -234,7 +279,7 @@ impl Avatar {
                     .call_validate_to(&mut self.store, handle, recipient),
             )
             .await
-            .map_err(|e| self.plugin.trap(&self.store, e))?;
+            .map_err(|e| self.failed(e))?;
         Ok(answer.map_err(rejection))
     }
 
@@ -251,7 +296,7 @@ impl Avatar {
                     .call_received_header(&mut self.store, handle, &info.to_wit()),
             )
             .await
-            .map_err(|e| self.plugin.trap(&self.store, e))?;
+            .map_err(|e| self.failed(e))?;
         match header {
             Some(h) if h.len() > 998 || h.contains(['\r', '\n']) => Err(self.plugin.fault(
                 FaultKind::Contract,
@@ -279,19 +324,31 @@ impl Avatar {
                     .call_deliver(&mut self.store, handle, &info.to_wit(), message),
             )
             .await
-            .map_err(|e| self.plugin.trap(&self.store, e))?;
+            .map_err(|e| self.failed(e))?;
         Ok(answer.map_err(rejection))
     }
 
-    /// Logs out: the realm's destructor runs, then the instance is freed. A
-    /// realm that traps while logging out is reported, not propagated.
+    /// Logs out: the realm's destructor runs (under the plugin's call
+    /// time, like any call), then the instance is freed. A destructor that
+    /// traps or overruns is reported and abandoned; a poisoned avatar is
+    /// not entered at all.
     pub async fn logout(mut self) {
-        if let Some(handle) = self.handle.take() {
-            self.plugin.arm(&mut self.store);
-            if let Err(e) = handle.resource_drop_async(&mut self.store).await {
-                let fault = self.plugin.trap(&self.store, e);
-                tracing::warn!(plugin = %fault.plugin, kind = %fault.kind, "logout failed: {}", fault.detail);
-            }
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
+        if self.poisoned {
+            tracing::debug!(plugin = %self.plugin.name(),
+                "avatar freed without logout: an earlier call failed");
+            return;
+        }
+        self.plugin.arm(&mut self.store);
+        let dropped = self
+            .plugin
+            .bounded(handle.resource_drop_async(&mut self.store))
+            .await;
+        if let Err(e) = dropped {
+            let fault = self.failed(e);
+            tracing::warn!(plugin = %fault.plugin, kind = %fault.kind, "logout failed: {}", fault.detail);
         }
     }
 }

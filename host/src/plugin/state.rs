@@ -24,7 +24,7 @@ pub struct PluginState {
     pub(crate) deadline: Instant,
     /// The guest's stderr, kept (bounded) so a trap can be explained by
     /// the guest's panic message.
-    pub(crate) stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+    pub(crate) stderr: super::stderr::StderrRing,
     /// Lines logged by this instance, to cap a chatty guest.
     pub(crate) logged: u32,
     /// Set for mechanism stores: what the `session` import answers from.
@@ -67,6 +67,12 @@ pub struct ChannelInfo {
 pub struct SessionContext {
     pub(crate) channel: ChannelInfo,
     pub(crate) portal: Arc<Portal>,
+    /// The kinds the mechanism declared: the only ones it may look up.
+    pub(crate) declared: Vec<CredentialKind>,
+    /// Whether the operator lets this mechanism look secrets up at all.
+    pub(crate) may_lookup: bool,
+    /// Lookups this exchange may still make.
+    pub(crate) lookups_left: u32,
     /// Secrets handed to the mechanism: the user name, the kind and the
     /// avatar id the checker vouched for.
     pub(crate) secrets: Vec<(String, CredentialKind, String)>,

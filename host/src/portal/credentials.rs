@@ -169,6 +169,8 @@ pub enum FaultKind {
     Instantiate,
     /// Every instance slot stayed busy for the whole wait.
     Busy,
+    /// The guest opened more WASI resources than its limit.
+    Resources,
 }
 
 impl fmt::Display for FaultKind {
@@ -181,6 +183,7 @@ impl fmt::Display for FaultKind {
             Self::Unavailable => "unavailable",
             Self::Instantiate => "instantiation failed",
             Self::Busy => "busy",
+            Self::Resources => "resource limit",
         })
     }
 }

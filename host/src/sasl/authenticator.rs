@@ -47,6 +47,8 @@ pub struct Authenticator {
     exchange: Exchange,
     portal: Arc<Portal>,
     external_identity: Option<String>,
+    /// The kinds the mechanism declared; it may vouch for no other.
+    declared: Vec<crate::portal::CredentialKind>,
 }
 
 impl Authenticator {
@@ -57,11 +59,15 @@ impl Authenticator {
         channel: ChannelInfo,
     ) -> Result<Authenticator, Fault> {
         let external_identity = channel.external_identity.clone();
-        let exchange = mechanism.plugin.exchange(portal.clone(), channel).await?;
+        let exchange = mechanism
+            .plugin
+            .exchange(portal.clone(), channel, &mechanism.info.kinds)
+            .await?;
         Ok(Authenticator {
             exchange,
             portal,
             external_identity,
+            declared: mechanism.info.kinds.clone(),
         })
     }
 
@@ -122,6 +128,18 @@ impl Authenticator {
         credentials: &Credentials,
     ) -> Result<Result<Option<String>, Denial>, Fault> {
         let plugin = self.exchange.plugin().clone();
+        // A mechanism vouches only for what it declared: the operator
+        // loaded it for those kinds, and SCRAM's `verified-secret` is
+        // believed without another check.
+        if !self.declared.contains(&credentials.kind()) {
+            return Err(plugin.fault(
+                FaultKind::Contract,
+                format!(
+                    "produced {} credentials, a kind it does not declare",
+                    credentials.kind()
+                ),
+            ));
+        }
         match credentials {
             Credentials::VerifiedSecret {
                 authzid,

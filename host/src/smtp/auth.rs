@@ -15,7 +15,11 @@ use crate::sasl::{self, Authenticator, Continuation, Mechname, Outcome, Progress
 
 /// An exchange in progress.
 pub(super) struct SaslState {
-    auth: Authenticator,
+    /// `None` once the outcome is settled: the instance is freed while
+    /// the client acknowledges it.
+    auth: Option<Authenticator>,
+    /// This exchange's share of its address's limit.
+    _share: crate::limits::Held,
     mechanism: Mechname,
     started: Instant,
     /// The outcome, held back until the client answers the data sent with
@@ -75,6 +79,15 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                 return Ok(Flow::Continue);
             }
         };
+        let Some(share) = config
+            .clients
+            .acquire(self.peer.ip(), crate::limits::Counted::Exchanges)
+        else {
+            tracing::info!(protocol = "smtp", peer = %self.peer,
+                "too many exchanges from this address; closing");
+            self.reply(&reply::TOO_MANY_EXCHANGES).await?;
+            return Ok(Flow::Close);
+        };
         let started = Instant::now();
         #[cfg(feature = "bench-native")]
         if let (true, Some(message)) = (name.as_str() == "PLAIN", &initial)
@@ -94,7 +107,8 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         };
         let progress = auth.start(initial.as_deref()).await;
         session.phase = Phase::Sasl(Box::new(SaslState {
-            auth,
+            auth: Some(auth),
+            _share: share,
             mechanism: name,
             started,
             settled: None,
@@ -123,7 +137,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             return self.finish(session, outcome, name, started).await;
         }
         let progress = match continuation {
-            Ok(Continuation::Data(bytes)) => sasl.auth.step(&bytes).await,
+            Ok(Continuation::Data(bytes)) => match &mut sasl.auth {
+                Some(auth) => auth.step(&bytes).await,
+                None => unreachable!("a settled exchange has its outcome"),
+            },
             Ok(Continuation::Cancel) => {
                 session.phase = Phase::Command;
                 self.reply(&reply::AUTH_CANCELLED).await?;
@@ -168,6 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             // by an empty line, before the final reply.
             self.reply(&challenge(data)).await?;
             sasl.settled = Some(outcome);
+            sasl.auth = None;
             return Ok(Flow::Continue);
         }
         self.finish(session, outcome, name, started).await
@@ -254,6 +272,18 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             detail = %fault.detail, "authentication failed: plugin fault");
         self.reply(&reply::AUTH_TEMPORARY).await?;
         Ok(Flow::Continue)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
+    /// The client kept an exchange waiting past the step timeout: cancel
+    /// it (freeing its instance) and carry on with commands.
+    pub(super) async fn auth_step_timed_out(&mut self, session: &mut Session) -> std::io::Result<()> {
+        session.phase = Phase::Command;
+        crate::metrics::METRICS.auth_step_timeout("smtp");
+        tracing::info!(protocol = "smtp", peer = %self.peer,
+            "SASL exchange timed out waiting for the client; cancelled");
+        self.reply(&reply::AUTH_STEP_TIMEOUT).await
     }
 }
 

@@ -83,6 +83,33 @@ where
     Ok(())
 }
 
+/// Answers a connection refused at accept: 421 in the clear, or on an
+/// implicit-TLS port after the handshake (a TLS client cannot read
+/// plaintext; it would report a protocol error instead of "try later").
+pub async fn refuse(
+    mut stream: tokio::net::TcpStream,
+    config: Arc<SmtpConfig>,
+    implicit_tls: bool,
+    why: crate::server::Refusal,
+) {
+    use tokio::io::AsyncWriteExt as _;
+    let answer = match why {
+        crate::server::Refusal::SessionCap => reply::TOO_BUSY,
+        crate::server::Refusal::PerAddress => reply::TOO_MANY_FROM_ADDRESS,
+    }
+    .to_wire();
+    if !implicit_tls {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let Some(tls) = &config.tls else { return };
+    if let Ok(mut stream) = tls.acceptor.accept(stream).await {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    }
+}
+
 async fn handshake<S>(
     config: &SmtpConfig,
     stream: S,

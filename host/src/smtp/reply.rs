@@ -80,6 +80,21 @@ pub const TOO_MANY_FAILURES: Reply = Reply::new(
 pub const TOO_BUSY: Reply = Reply::new(421, Some("4.3.2"), "Too many connections, try again later");
 /// [`TOO_BUSY`] as bytes, for a listener that will not start a session.
 pub const TOO_BUSY_WIRE: &[u8] = b"421 4.3.2 Too many connections, try again later\r\n";
+pub const TOO_MANY_FROM_ADDRESS: Reply = Reply::new(
+    421,
+    Some("4.7.0"),
+    "Too many connections from your address, try again later",
+);
+pub const TOO_MANY_EXCHANGES: Reply = Reply::new(
+    421,
+    Some("4.7.0"),
+    "Too many authentication exchanges from your address, closing connection",
+);
+pub const AUTH_STEP_TIMEOUT: Reply = Reply::new(
+    501,
+    Some("5.7.0"),
+    "Authentication exchange timed out waiting for your response; cancelled",
+);
 pub const AUTH_TEMPORARY: Reply =
     Reply::new(454, Some("4.7.0"), "Temporary authentication failure");
 pub const UNRECOGNIZED: Reply = Reply::new(500, Some("5.5.2"), "Command not recognized");

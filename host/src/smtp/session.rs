@@ -37,6 +37,10 @@ pub struct SmtpConfig {
     pub limits: SessionLimits,
     /// Failed logins per client address, shared with the echo service.
     pub penalty: Arc<crate::penalty::Penalty>,
+    /// Exchanges in flight per client address, shared with echo.
+    pub clients: Arc<crate::limits::ClientLimits>,
+    /// How long an AUTH exchange waits for the client's next response.
+    pub step_timeout: Duration,
 }
 
 /// The operator's AUTH switches.
@@ -253,7 +257,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         loop {
             let now = Instant::now();
             let session_left = self.deadline.saturating_duration_since(now);
-            let wait = self.config.limits.idle_timeout.min(session_left);
+            let mut wait = self.config.limits.idle_timeout.min(session_left);
+            let in_exchange = matches!(session.phase, Phase::Sasl(_));
+            let step_bound = in_exchange && self.config.step_timeout < wait;
+            if step_bound {
+                wait = self.config.step_timeout;
+            }
             let shutdown = &mut self.shutdown;
             let read = tokio::select! {
                 biased;
@@ -264,6 +273,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                 Some(Ok(Ok(Some(frame)))) => frame,
                 Some(Ok(Ok(None))) => return Ok(Flow::Close),
                 Some(Ok(Err(e))) => return Err(e),
+                Some(Err(_)) if step_bound => {
+                    self.auth_step_timed_out(session).await?;
+                    self.writer.flush().await?;
+                    continue;
+                }
                 Some(Err(_)) => {
                     let why = if wait < self.config.limits.idle_timeout {
                         reply::SESSION_TOO_LONG

@@ -58,7 +58,7 @@ async fn drive(
     response: &[u8],
 ) -> Result<(End, Option<Exchange>), Fault> {
     let mut exchange = plugin
-        .exchange(Arc::new(Portal::default()), channel())
+        .exchange(Arc::new(Portal::default()), channel(), &[])
         .await?;
     let mut step = exchange.start(first).await;
     for _ in 0..MAX_ROUNDS {
@@ -191,7 +191,7 @@ pub(super) async fn mechanism_rules(plugin: &Arc<Plugin>) -> Vec<RuleResult> {
 
 async fn start_twice(plugin: &Arc<Plugin>) -> Outcome {
     let mut exchange = match plugin
-        .exchange(Arc::new(Portal::default()), channel())
+        .exchange(Arc::new(Portal::default()), channel(), &[])
         .await
     {
         Ok(e) => e,
@@ -210,7 +210,7 @@ async fn start_twice(plugin: &Arc<Plugin>) -> Outcome {
 
 async fn step_before_start(plugin: &Arc<Plugin>) -> Outcome {
     let mut exchange = match plugin
-        .exchange(Arc::new(Portal::default()), channel())
+        .exchange(Arc::new(Portal::default()), channel(), &[])
         .await
     {
         Ok(e) => e,

@@ -104,7 +104,7 @@ impl Report {
 /// Loads the plugin and runs every rule of its kind.
 pub async fn run(args: &TestArgs) -> anyhow::Result<Report> {
     let runtime = Runtime::new(&RuntimeConfig {
-        max_instances: 16,
+        budgets: crate::plugin::Budgets { exchanges: 16, checks: 16, avatars: 16 },
         ..RuntimeConfig::default()
     })?;
     let mut spec = PluginSpec::from_file(&args.plugin.path)?;
@@ -132,7 +132,7 @@ pub async fn run(args: &TestArgs) -> anyhow::Result<Report> {
         })
         .collect();
     let folders: Vec<PathBuf> = spec.grants.iter().map(|g| g.host_path.clone()).collect();
-    let plugin = runtime.load(spec)?;
+    let plugin = runtime.load(spec).await?;
     let before = snapshot(&folders);
     let mut results = match plugin.kind() {
         PluginKind::Mechanism => mechanism::mechanism_rules(&plugin).await,
