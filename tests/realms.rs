@@ -9,11 +9,11 @@ use portcullis::plugin::realm::{AvatarInterface, Mind, ReceivedInfo};
 use portcullis::plugin::{PluginSpec, Runtime, RuntimeConfig};
 use portcullis::portal::{Denial, Portal};
 
-fn portal_with(realm: &str, interface: AvatarInterface) -> Arc<Portal> {
+async fn portal_with(realm: &str, interface: AvatarInterface) -> Arc<Portal> {
     let runtime = Runtime::new(&RuntimeConfig::default()).unwrap();
     let mut spec = PluginSpec::from_file(&common::guest_wasm(realm)).unwrap();
     spec.stdout = true;
-    let plugin = runtime.load(spec).unwrap();
+    let plugin = runtime.load(spec).await.unwrap();
     let mut portal = Portal::default();
     portal.register_realm(interface, plugin);
     Arc::new(portal)
@@ -30,7 +30,7 @@ fn mind() -> Mind {
 
 #[tokio::test]
 async fn console_realm_accepts_only_console_recipients() {
-    let portal = portal_with("realm-console", AvatarInterface::MessageDelivery);
+    let portal = portal_with("realm-console", AvatarInterface::MessageDelivery).await;
     let mut avatar = portal
         .request_avatar(Some("guest"), AvatarInterface::MessageDelivery, &mind())
         .await
@@ -74,14 +74,14 @@ async fn console_realm_accepts_only_console_recipients() {
 
 #[tokio::test]
 async fn echo_realm_offers_no_delivery_and_console_no_echo() {
-    let portal = portal_with("realm-echo", AvatarInterface::MessageDelivery);
+    let portal = portal_with("realm-echo", AvatarInterface::MessageDelivery).await;
     let denied = portal
         .request_avatar(Some("guest"), AvatarInterface::MessageDelivery, &mind())
         .await
         .unwrap();
     assert_eq!(denied.err(), Some(Denial::Unsupported));
 
-    let portal = portal_with("realm-console", AvatarInterface::Echo);
+    let portal = portal_with("realm-console", AvatarInterface::Echo).await;
     let denied = portal
         .request_avatar(Some("guest"), AvatarInterface::Echo, &mind())
         .await
@@ -89,7 +89,7 @@ async fn echo_realm_offers_no_delivery_and_console_no_echo() {
     assert_eq!(denied.err(), Some(Denial::Unsupported));
 }
 
-fn maildir_portal(spool: &std::path::Path, writable: bool, config: &str) -> Arc<Portal> {
+async fn maildir_portal(spool: &std::path::Path, writable: bool, config: &str) -> Arc<Portal> {
     let runtime = Runtime::new(&RuntimeConfig::default()).unwrap();
     let mut spec = PluginSpec::from_file(&common::guest_wasm("realm-maildir")).unwrap();
     spec.config = config.into();
@@ -101,7 +101,7 @@ fn maildir_portal(spool: &std::path::Path, writable: bool, config: &str) -> Arc<
     let mut portal = Portal::default();
     portal.register_realm(
         AvatarInterface::MessageDelivery,
-        runtime.load(spec).unwrap(),
+        runtime.load(spec).await.unwrap(),
     );
     Arc::new(portal)
 }
@@ -124,7 +124,7 @@ fn info_for(recipients: &[&str]) -> ReceivedInfo {
 async fn maildir_realm_delivers_through_tmp_into_new() {
     let spool = tempfile::tempdir().unwrap();
     let config = r#"{"spool": "/spool", "domains": ["example.com"]}"#;
-    let portal = maildir_portal(spool.path(), true, config);
+    let portal = maildir_portal(spool.path(), true, config).await;
     let mut avatar = portal
         .request_avatar(Some("guest"), AvatarInterface::MessageDelivery, &mind())
         .await
@@ -152,7 +152,7 @@ async fn maildir_realm_delivers_through_tmp_into_new() {
     avatar.logout().await;
 
     // With "create": false only existing mailboxes are recipients.
-    let portal = maildir_portal(spool.path(), true, r#"{"create": false}"#);
+    let portal = maildir_portal(spool.path(), true, r#"{"create": false}"#).await;
     let mut avatar = portal
         .request_avatar(None, AvatarInterface::MessageDelivery, &mind())
         .await
@@ -174,7 +174,7 @@ async fn maildir_realm_delivers_through_tmp_into_new() {
 #[tokio::test]
 async fn maildir_realm_on_a_read_only_grant_fails_temporarily() {
     let spool = tempfile::tempdir().unwrap();
-    let portal = maildir_portal(spool.path(), false, "{}");
+    let portal = maildir_portal(spool.path(), false, "{}").await;
     let mut avatar = portal
         .request_avatar(Some("guest"), AvatarInterface::MessageDelivery, &mind())
         .await

@@ -59,7 +59,7 @@ async fn portal(grant: &Path, config: Value) -> Portal {
     spec.config = config.to_string();
     let mut portal = Portal::default();
     portal
-        .register_checker(runtime.load(spec).unwrap())
+        .register_checker(runtime.load(spec).await.unwrap())
         .await
         .unwrap();
     portal
