@@ -183,7 +183,7 @@ impl Exchange {
         self.plugin.fault(
             FaultKind::Contract,
             format!(
-                "returned {len} bytes, more than its limit of {}",
+                "returned {len} bytes, more than its max-output of {} bytes",
                 self.plugin.limits.max_output
             ),
         )

@@ -65,6 +65,10 @@ pub const WIT_VERSION: &str = "0.1.0";
 /// (see `Runtime::new`): what a Rust guest typically touches per call.
 const KEEP_RESIDENT: usize = 2 << 20;
 
+/// The least hostcall fuel a store gets: a WASI file write carries up to
+/// 64 KiB (wasmtime-wasi's write capacity), plus room for the call.
+const MIN_HOSTCALL_FUEL: usize = (64 << 10) + 4096;
+
 /// How often the engine's epoch advances; the granularity of time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -145,10 +149,24 @@ pub struct Runtime {
     slots: [Arc<tokio::sync::Semaphore>; 3],
     budgets: Budgets,
     max_lookups: u32,
+    /// Calls into avatars running at once (each needs a stack).
+    realm_calls: Arc<tokio::sync::Semaphore>,
+}
+
+/// Calls into avatars (realm instances) running at once.
+const REALM_CALLS: u32 = 1000;
+
+/// Fiber stacks the pool holds: one per call that can run at once.
+fn stacks(budgets: &Budgets) -> u32 {
+    budgets
+        .exchanges
+        .saturating_add(budgets.checks)
+        .saturating_add(budgets.avatars.min(REALM_CALLS))
 }
 
 impl Runtime {
     pub fn new(sizes: &RuntimeConfig) -> anyhow::Result<Arc<Runtime>> {
+        low_priority_rayon();
         let total = sizes.budgets.total().max(1);
         let mut pool = PoolingAllocationConfig::new();
         // A Rust component holds a few core instances, one memory and a
@@ -159,8 +177,11 @@ impl Runtime {
             .total_memories(total.saturating_mul(2))
             .total_tables(total.saturating_mul(4))
             // Stacks are held only while a call runs, never by an idle
-            // avatar; one per instance covers every call at once.
-            .total_stacks(total)
+            // avatar: one per exchange and check, and one per avatar call
+            // in flight (at most REALM_CALLS; see `Plugin::bounded_for`).
+            // Each stack costs two memory mappings for its guard page, so
+            // a stack per avatar would spend the kernel's map count.
+            .total_stacks(stacks(&sizes.budgets))
             .max_memory_size(Limits::MAX_MEMORY)
             // A login instantiates and drops two or three plugins. Reset a
             // freed slot's memory, tables and async stack with memset
@@ -181,11 +202,10 @@ impl Runtime {
             // The price is an explicit bounds check per memory access.
             .memory_reservation(Limits::MAX_MEMORY as u64)
             .memory_reservation_for_growth(0)
-            // Compilation runs on one thread that is not serving (see
-            // `Runtime::load`), never on rayon threads beside the
-            // async workers: a reload that compiles for seconds must not
-            // slow logins down.
-            .parallel_compilation(false)
+            // Compilation runs on threads that are not serving and yield
+            // to those that are (`Runtime::load`, `low_priority_rayon`): a
+            // reload that compiles for seconds must not slow logins down.
+            .parallel_compilation(true)
             .epoch_interruption(true)
             .max_wasm_stack(sizes.max_wasm_stack)
             .async_stack_size(sizes.max_wasm_stack + (256 << 10))
@@ -249,6 +269,9 @@ impl Runtime {
             .map(|k| Arc::new(tokio::sync::Semaphore::new(sizes.budgets.of(k) as usize))),
             budgets: sizes.budgets,
             max_lookups: sizes.max_lookups,
+            realm_calls: Arc::new(tokio::sync::Semaphore::new(
+                sizes.budgets.avatars.min(REALM_CALLS) as usize,
+            )),
         }))
     }
 
@@ -689,8 +712,10 @@ impl Plugin {
         store.limiter(|s| &mut s.limits);
         // What the host lifts out of the guest in one answer or import
         // call: string bytes plus a fixed cost per list element, counted
-        // by wasmtime before it allocates anything.
-        store.set_hostcall_fuel(self.limits.max_output);
+        // by wasmtime before it allocates anything. Never below what one
+        // WASI write may carry (64 KiB), so a small max-output cannot
+        // break file writes; answers are held to max-output exactly after.
+        store.set_hostcall_fuel(self.limits.max_output.max(MIN_HOSTCALL_FUEL));
         store.set_max_component_handles(self.limits.max_resources.saturating_mul(2));
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
@@ -736,7 +761,24 @@ impl Plugin {
     ) -> wasmtime::Result<T> {
         let grace = Duration::from_millis(100);
         let started = Instant::now();
-        let result = match tokio::time::timeout(limit + grace, call).await {
+        // A realm's calls wait (within their time) for one of the stacks
+        // set aside for avatar calls; other kinds have one per instance.
+        let _stack = match self.kind {
+            PluginKind::Realm => {
+                let permit = tokio::time::timeout(
+                    limit,
+                    self.runtime.realm_calls.clone().acquire_owned(),
+                )
+                .await;
+                match permit {
+                    Ok(Ok(permit)) => Some(permit),
+                    _ => return Err(wasmtime::Error::new(Trap::Interrupt)),
+                }
+            }
+            _ => None,
+        };
+        let left = limit.saturating_sub(started.elapsed());
+        let result = match tokio::time::timeout(left + grace, call).await {
             Ok(result) => result,
             Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
         };
@@ -785,8 +827,9 @@ impl Plugin {
             None if root.contains("fuel allocated for hostcalls") => (
                 FaultKind::Contract,
                 format!(
-                    "handed the host more than its max-output of {} bytes \
-                     (each list element counts)",
+                    "handed the host more than {} bytes at once, over its max-output of {} \
+                     bytes (each list element counts)",
+                    self.limits.max_output.max(MIN_HOSTCALL_FUEL),
                     self.limits.max_output
                 ),
             ),
@@ -864,6 +907,19 @@ fn last_line(stderr: &[u8]) -> Option<String> {
 /// Control characters made visible, for text from a guest in a message.
 fn printable(text: &str) -> String {
     crate::logtext::escape(text).into_owned()
+}
+
+/// Builds rayon's global pool, on which wasmtime compiles a plugin's
+/// functions in parallel, with threads at a low priority. Once per
+/// process; if something built the pool first, it is used as it is.
+fn low_priority_rayon() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("portcullis-compile-{i}"))
+            .start_handler(|_| lower_thread_priority())
+            .build_global();
+    });
 }
 
 /// Lets the compile thread yield the CPU to the serving threads (Linux

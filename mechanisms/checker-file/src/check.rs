@@ -32,10 +32,11 @@ pub fn verify(
     password: &str,
 ) -> Verdict {
     let Some(entry) = db::find(text, format, username) else {
-        // Spend the time a real check would, against some other entry's
-        // field, so absent users are not told apart by timing.
-        let decoy = db::entries(text, format).next().map(|e| e.password);
-        hash::burn(password, decoy);
+        // Spend the time a real check would, against an entry of the
+        // scheme the file mostly uses (not the first line's, which may be
+        // plain text in a file of hashes), so absent users are not told
+        // apart by timing.
+        hash::burn(password, db::decoy(text, format));
         return Verdict::Denied(Denial::UnknownUser);
     };
     match hash::verify(password, entry.password) {
@@ -98,9 +99,10 @@ pub fn lookup(
 ) -> SecretAnswer {
     let Some(entry) = db::find(text, format, username) else {
         // Deriving keys for a plain-text line costs a PBKDF2 run: spend it
-        // when the first line would, so absent users are not told apart.
-        if let Some(decoy) = db::entries(text, format).next() {
-            let _ = scram::keys_for(decoy.password, username, algorithm);
+        // when the file's usual entry would, so absent users are not told
+        // apart.
+        if let Some(decoy) = db::decoy(text, format) {
+            let _ = scram::keys_for(decoy, username, algorithm);
         }
         return SecretAnswer::Denied(Denial::UnknownUser);
     };

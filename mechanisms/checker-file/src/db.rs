@@ -57,6 +57,35 @@ pub fn entries<'a>(text: &'a str, format: &Format) -> impl Iterator<Item = Entry
 }
 
 /// The first entry for `username`.
+/// The field an absent user's password is checked against, so that the
+/// answer costs what a real check does: an entry of the scheme most of the
+/// file uses (ties go to the costlier scheme), whatever order the lines
+/// are in. `None` for a file without entries.
+pub fn decoy<'a>(text: &'a str, format: &Format) -> Option<&'a str> {
+    use password_fields::hash::Scheme;
+    // Costliest first: a tie is broken towards the slower check.
+    const ORDER: [fn(Scheme) -> bool; 5] = [
+        |s| matches!(s, Scheme::Argon2),
+        |s| matches!(s, Scheme::Bcrypt),
+        |s| matches!(s, Scheme::ShaCrypt),
+        |s| matches!(s, Scheme::Scram(_)),
+        |s| matches!(s, Scheme::Plain),
+    ];
+    let mut counts = [0usize; ORDER.len()];
+    let mut first: [Option<&'a str>; ORDER.len()] = [None; ORDER.len()];
+    for entry in entries(text, format) {
+        let scheme = Scheme::of(entry.password);
+        if let Some(i) = ORDER.iter().position(|is| is(scheme)) {
+            counts[i] += 1;
+            first[i].get_or_insert(entry.password);
+        }
+    }
+    let best = (0..ORDER.len())
+        .filter(|&i| counts[i] > 0)
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))?;
+    first[best]
+}
+
 pub fn find<'a>(text: &'a str, format: &Format, username: &str) -> Option<Entry<'a>> {
     entries(text, format).find(|entry| format.same_user(entry.username, username))
 }
@@ -99,6 +128,33 @@ mod tests {
         for (user, format, want) in cases {
             assert_eq!(find(text, &format, user), want, "{user}");
         }
+    }
+
+    /// The decoy follows the file's usual scheme, not its first line.
+    #[test]
+    fn decoy_is_of_the_usual_scheme_in_any_order() {
+        let f = Format::default();
+        let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+        let bcrypt = "$2b$10$abcdefghijklmnopqrstuuN7mBQXvHT1ymuVAvX3kC7dkCbHZnFrq";
+        let hashed_first = format!("a:{argon}
+b:plain
+c:{argon}
+");
+        let plain_first = format!("b:plain
+a:{argon}
+c:{argon}
+");
+        assert_eq!(decoy(&hashed_first, &f), Some(argon));
+        assert_eq!(decoy(&plain_first, &f), Some(argon));
+        // A tie goes to the costlier scheme.
+        assert_eq!(decoy(&format!("x:plain
+y:{bcrypt}
+"), &f), Some(bcrypt));
+        assert_eq!(decoy("u:one
+v:two
+", &f), Some("one"));
+        assert_eq!(decoy("# nothing
+", &f), None);
     }
 
     #[test]
