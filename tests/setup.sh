@@ -5,6 +5,12 @@
 # and the PostgreSQL server the SQL checker's tests start a cluster of.
 set -eu
 rustup target add wasm32-wasip2
+# A full plugin pool (12,000 instances by default) needs about 80,000
+# memory mappings; the kernel's default allows 65,530. Raise it where we may
+# (root, outside a read-only /proc); the server warns when it is too low.
+if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -lt 262144 ]; then
+    sysctl -q -w vm.max_map_count=262144 2>/dev/null || echo "tests/setup.sh: could not raise vm.max_map_count" >&2
+fi
 need=""
 for tool in swaks curl python3 gsasl msmtp; do
     command -v "$tool" >/dev/null 2>&1 || need=1

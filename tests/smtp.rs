@@ -521,7 +521,7 @@ fn metrics_count_sessions_outcomes_faults_and_deliveries() {
         "portcullis_plugin_faults_total{plugin=\"trap_checker\",kind=\"trap\"} 1",
         "portcullis_messages_delivered_total 1",
         "portcullis_auth_duration_seconds_count{protocol=\"smtp\",mechanism=\"PLAIN\"} 3",
-        "portcullis_plugin_pool_size 1000",
+        "portcullis_plugin_pool_size 12000",
     ] {
         assert!(page.contains(want), "{want} missing from\n{page}");
     }

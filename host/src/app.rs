@@ -585,7 +585,10 @@ impl Services {
         let mut console = builtin_spec("realm-console", json!({}))?;
         console.stdout = true;
         apply_options(&mut console, defaults, &PluginOptions::default());
-        portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(console).await?);
+        portal.register_realm(
+            AvatarInterface::MessageDelivery,
+            runtime.load(console).await?,
+        );
         if let Some(dir) = &args.maildir {
             std::fs::create_dir_all(dir).with_context(|| {
                 format!("--maildir {}: cannot create the folder", dir.display())
@@ -597,7 +600,10 @@ impl Services {
                 writable: true,
             });
             apply_options(&mut maildir, defaults, &PluginOptions::default());
-            portal.register_realm(AvatarInterface::MessageDelivery, runtime.load(maildir).await?);
+            portal.register_realm(
+                AvatarInterface::MessageDelivery,
+                runtime.load(maildir).await?,
+            );
         }
         for realm in &args.realms {
             let mut spec = plugin_spec(&realm.plugin)?;

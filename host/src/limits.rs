@@ -126,7 +126,11 @@ mod tests {
         let first = limits.acquire(a, Counted::Connections).unwrap();
         let _second = limits.acquire(a, Counted::Connections).unwrap();
         assert!(limits.acquire(a, Counted::Connections).is_none());
-        assert!(limits.acquire(ip("192.0.2.2"), Counted::Connections).is_some());
+        assert!(
+            limits
+                .acquire(ip("192.0.2.2"), Counted::Connections)
+                .is_some()
+        );
         // Exchanges are counted apart from connections.
         let exchange = limits.acquire(a, Counted::Exchanges).unwrap();
         assert!(limits.acquire(a, Counted::Exchanges).is_none());
@@ -155,11 +159,17 @@ mod tests {
         );
         let mut many = Vec::new();
         for _ in 0..10 {
-            many.push(limits.acquire(ip("10.1.2.3"), Counted::Connections).unwrap());
+            many.push(
+                limits
+                    .acquire(ip("10.1.2.3"), Counted::Connections)
+                    .unwrap(),
+            );
         }
         assert_eq!(limits.held(ip("10.1.2.3"), Counted::Connections), 0);
         // IPv4-mapped IPv6 is the IPv4 address.
-        let _v4 = limits.acquire(ip("192.0.2.9"), Counted::Connections).unwrap();
+        let _v4 = limits
+            .acquire(ip("192.0.2.9"), Counted::Connections)
+            .unwrap();
         assert!(
             limits
                 .acquire(ip("::ffff:192.0.2.9"), Counted::Connections)

@@ -47,7 +47,11 @@ fn needs_escape(c: char) -> bool {
 pub struct EscapedFields(DefaultFields);
 
 impl<'writer> FormatFields<'writer> for EscapedFields {
-    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
         let mut raw = String::new();
         self.0.format_fields(Writer::new(&mut raw), fields)?;
         writer.write_str(&escape_fields(&raw))

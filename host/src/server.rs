@@ -174,8 +174,12 @@ impl AcceptBackoff {
             .last_log
             .is_none_or(|t| now.duration_since(t) >= ACCEPT_LOG_INTERVAL)
         {
-            tracing::warn!(protocol, suppressed = self.unlogged,
-                "accept failed: {e}; backing off up to {} ms", MAX_ACCEPT_BACKOFF.as_millis());
+            tracing::warn!(
+                protocol,
+                suppressed = self.unlogged,
+                "accept failed: {e}; backing off up to {} ms",
+                MAX_ACCEPT_BACKOFF.as_millis()
+            );
             self.last_log = Some(now);
             self.unlogged = 0;
         } else {

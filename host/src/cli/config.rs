@@ -1119,7 +1119,10 @@ impl ConfigFile {
                 })
                 .transpose()
             };
-            set!(max_exchanges, budget(p.max_exchanges.as_ref(), "max-exchanges")?);
+            set!(
+                max_exchanges,
+                budget(p.max_exchanges.as_ref(), "max-exchanges")?
+            );
             set!(max_checks, budget(p.max_checks.as_ref(), "max-checks")?);
             set!(
                 max_avatars,

@@ -21,7 +21,11 @@ pub struct InspectArgs {
 /// Loads the plugin and describes it; an error says why it cannot load.
 pub async fn inspect(file: &Path) -> anyhow::Result<Value> {
     let runtime = Runtime::new(&RuntimeConfig {
-        budgets: crate::plugin::Budgets { exchanges: 4, checks: 4, avatars: 4 },
+        budgets: crate::plugin::Budgets {
+            exchanges: 4,
+            checks: 4,
+            avatars: 4,
+        },
         ..RuntimeConfig::default()
     })?;
     let plugin = runtime.load(PluginSpec::from_file(file)?).await?;

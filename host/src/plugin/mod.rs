@@ -149,24 +149,12 @@ pub struct Runtime {
     slots: [Arc<tokio::sync::Semaphore>; 3],
     budgets: Budgets,
     max_lookups: u32,
-    /// Calls into avatars running at once (each needs a stack).
-    realm_calls: Arc<tokio::sync::Semaphore>,
-}
-
-/// Calls into avatars (realm instances) running at once.
-const REALM_CALLS: u32 = 1000;
-
-/// Fiber stacks the pool holds: one per call that can run at once.
-fn stacks(budgets: &Budgets) -> u32 {
-    budgets
-        .exchanges
-        .saturating_add(budgets.checks)
-        .saturating_add(budgets.avatars.min(REALM_CALLS))
 }
 
 impl Runtime {
     pub fn new(sizes: &RuntimeConfig) -> anyhow::Result<Arc<Runtime>> {
         low_priority_rayon();
+        warn_if_map_count_is_low(sizes.budgets.total());
         let total = sizes.budgets.total().max(1);
         let mut pool = PoolingAllocationConfig::new();
         // A Rust component holds a few core instances, one memory and a
@@ -176,12 +164,12 @@ impl Runtime {
             .total_core_instances(total.saturating_mul(8))
             .total_memories(total.saturating_mul(2))
             .total_tables(total.saturating_mul(4))
-            // Stacks are held only while a call runs, never by an idle
-            // avatar: one per exchange and check, and one per avatar call
-            // in flight (at most REALM_CALLS; see `Plugin::bounded_for`).
-            // Each stack costs two memory mappings for its guard page, so
-            // a stack per avatar would spend the kernel's map count.
-            .total_stacks(stacks(&sizes.budgets))
+            // A store keeps the fiber stack of its last call for the next
+            // one (wasmtime has no public way to give it back early), so
+            // an idle avatar holds one too: one stack per instance. Each
+            // costs two memory mappings (its guard page), which is what
+            // bounds the pool against the kernel's vm.max_map_count.
+            .total_stacks(total)
             .max_memory_size(Limits::MAX_MEMORY)
             // A login instantiates and drops two or three plugins. Reset a
             // freed slot's memory, tables and async stack with memset
@@ -269,9 +257,6 @@ impl Runtime {
             .map(|k| Arc::new(tokio::sync::Semaphore::new(sizes.budgets.of(k) as usize))),
             budgets: sizes.budgets,
             max_lookups: sizes.max_lookups,
-            realm_calls: Arc::new(tokio::sync::Semaphore::new(
-                sizes.budgets.avatars.min(REALM_CALLS) as usize,
-            )),
         }))
     }
 
@@ -761,24 +746,7 @@ impl Plugin {
     ) -> wasmtime::Result<T> {
         let grace = Duration::from_millis(100);
         let started = Instant::now();
-        // A realm's calls wait (within their time) for one of the stacks
-        // set aside for avatar calls; other kinds have one per instance.
-        let _stack = match self.kind {
-            PluginKind::Realm => {
-                let permit = tokio::time::timeout(
-                    limit,
-                    self.runtime.realm_calls.clone().acquire_owned(),
-                )
-                .await;
-                match permit {
-                    Ok(Ok(permit)) => Some(permit),
-                    _ => return Err(wasmtime::Error::new(Trap::Interrupt)),
-                }
-            }
-            _ => None,
-        };
-        let left = limit.saturating_sub(started.elapsed());
-        let result = match tokio::time::timeout(left + grace, call).await {
+        let result = match tokio::time::timeout(limit + grace, call).await {
             Ok(result) => result,
             Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
         };
@@ -907,6 +875,35 @@ fn last_line(stderr: &[u8]) -> Option<String> {
 /// Control characters made visible, for text from a guest in a message.
 fn printable(text: &str) -> String {
     crate::logtext::escape(text).into_owned()
+}
+
+/// Memory mappings the pool needs when full: each slot's stack with its
+/// guard page, and an instance's memory and tables while in use (measured:
+/// about 6 per instance, 64,211 with 10,000 logged-in echo sessions and a
+/// 12,000-instance pool), plus room for the rest of the process.
+fn mappings_needed(instances: u32) -> u64 {
+    u64::from(instances) * 6 + 8192
+}
+
+/// The kernel refuses new mappings past `vm.max_map_count` (65,530 by
+/// default): with a large pool, instances past it fail to instantiate
+/// (454). Says so at start, with the fix.
+fn warn_if_map_count_is_low(instances: u32) {
+    let Ok(text) = std::fs::read_to_string("/proc/sys/vm/max_map_count") else {
+        return;
+    };
+    let Ok(limit) = text.trim().parse::<u64>() else {
+        return;
+    };
+    let needed = mappings_needed(instances);
+    if limit < needed {
+        tracing::warn!(
+            "vm.max_map_count is {limit}, below the {needed} memory mappings a full pool of \
+             {instances} plugin instances needs; instances past it fail (454). Raise it \
+             (sysctl -w vm.max_map_count={}) or lower --max-avatars",
+            needed.next_power_of_two()
+        );
+    }
 }
 
 /// Builds rayon's global pool, on which wasmtime compiles a plugin's

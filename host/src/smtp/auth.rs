@@ -278,7 +278,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     /// The client kept an exchange waiting past the step timeout: cancel
     /// it (freeing its instance) and carry on with commands.
-    pub(super) async fn auth_step_timed_out(&mut self, session: &mut Session) -> std::io::Result<()> {
+    pub(super) async fn auth_step_timed_out(
+        &mut self,
+        session: &mut Session,
+    ) -> std::io::Result<()> {
         session.phase = Phase::Command;
         crate::metrics::METRICS.auth_step_timeout("smtp");
         tracing::info!(protocol = "smtp", peer = %self.peer,

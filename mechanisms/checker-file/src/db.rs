@@ -136,25 +136,49 @@ mod tests {
         let f = Format::default();
         let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
         let bcrypt = "$2b$10$abcdefghijklmnopqrstuuN7mBQXvHT1ymuVAvX3kC7dkCbHZnFrq";
-        let hashed_first = format!("a:{argon}
+        let hashed_first = format!(
+            "a:{argon}
 b:plain
 c:{argon}
-");
-        let plain_first = format!("b:plain
+"
+        );
+        let plain_first = format!(
+            "b:plain
 a:{argon}
 c:{argon}
-");
+"
+        );
         assert_eq!(decoy(&hashed_first, &f), Some(argon));
         assert_eq!(decoy(&plain_first, &f), Some(argon));
         // A tie goes to the costlier scheme.
-        assert_eq!(decoy(&format!("x:plain
+        assert_eq!(
+            decoy(
+                &format!(
+                    "x:plain
 y:{bcrypt}
-"), &f), Some(bcrypt));
-        assert_eq!(decoy("u:one
+"
+                ),
+                &f
+            ),
+            Some(bcrypt)
+        );
+        assert_eq!(
+            decoy(
+                "u:one
 v:two
-", &f), Some("one"));
-        assert_eq!(decoy("# nothing
-", &f), None);
+",
+                &f
+            ),
+            Some("one")
+        );
+        assert_eq!(
+            decoy(
+                "# nothing
+",
+                &f
+            ),
+            None
+        );
     }
 
     #[test]

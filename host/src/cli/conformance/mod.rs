@@ -104,7 +104,11 @@ impl Report {
 /// Loads the plugin and runs every rule of its kind.
 pub async fn run(args: &TestArgs) -> anyhow::Result<Report> {
     let runtime = Runtime::new(&RuntimeConfig {
-        budgets: crate::plugin::Budgets { exchanges: 16, checks: 16, avatars: 16 },
+        budgets: crate::plugin::Budgets {
+            exchanges: 16,
+            checks: 16,
+            avatars: 16,
+        },
         ..RuntimeConfig::default()
     })?;
     let mut spec = PluginSpec::from_file(&args.plugin.path)?;
