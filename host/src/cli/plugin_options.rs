@@ -32,6 +32,8 @@ pub struct LimitArgs {
     pub memory: Option<usize>,
     /// Wall-clock time per call into the guest.
     pub call_time: Option<Duration>,
+    /// Wall-clock time for a realm's `deliver`.
+    pub deliver_time: Option<Duration>,
     /// Largest answer accepted from the guest, bytes.
     pub max_output: Option<usize>,
 }
@@ -43,6 +45,7 @@ impl LimitArgs {
         match key {
             "memory" => self.memory = Some(parse_memory(value)?),
             "call-time" => self.call_time = Some(parse_call_time(value)?),
+            "deliver-time" => self.deliver_time = Some(parse_deliver_time(value)?),
             "max-output" => self.max_output = Some(parse_max_output(value)?),
             _ => return Ok(false),
         }
@@ -54,6 +57,7 @@ impl LimitArgs {
         Limits {
             memory: self.memory.unwrap_or(base.memory),
             call_time: self.call_time.unwrap_or(base.call_time),
+            deliver_time: self.deliver_time.unwrap_or(base.deliver_time),
             max_output: self.max_output.unwrap_or(base.max_output),
             ..base
         }
@@ -96,6 +100,17 @@ pub fn parse_call_time(text: &str) -> Result<Duration, String> {
     if !(Limits::MIN_CALL_TIME..=Limits::MAX_CALL_TIME).contains(&time) {
         return Err(format!(
             "call-time {text} is out of range; write a duration from 10ms to 5m, e.g. 500ms"
+        ));
+    }
+    Ok(time)
+}
+
+/// A realm's time for one `deliver`: 10ms to 5m.
+pub fn parse_deliver_time(text: &str) -> Result<Duration, String> {
+    let time = parse_duration(text).map_err(|e| format!("deliver-time: {e}"))?;
+    if !(Limits::MIN_CALL_TIME..=Limits::MAX_CALL_TIME).contains(&time) {
+        return Err(format!(
+            "deliver-time {text} is out of range; write a duration from 10ms to 5m, e.g. 30s"
         ));
     }
     Ok(time)
