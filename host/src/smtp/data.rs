@@ -320,4 +320,47 @@ mod tests {
         let (messages, _) = read_stream(b"a\n.\nb\r.\r", BareNewline::Normalize);
         assert!(messages.is_empty());
     }
+
+    /// The fuzz target `smtp_data`'s property, exhaustively over short
+    /// inputs: every string of CR, LF, `.` and `a` up to 8 bytes, framed
+    /// at every split point. DATA ends exactly after the first CRLF.CRLF
+    /// (counting DATA's own CRLF), once.
+    #[test]
+    fn data_ends_exactly_at_the_first_crlf_dot_crlf() {
+        let alphabet = [b'\r', b'\n', b'.', b'a'];
+        for len in 0..=8u32 {
+            for mut code in 0..4usize.pow(len) {
+                let mut stream = Vec::new();
+                for _ in 0..len {
+                    stream.push(alphabet[code % 4]);
+                    code /= 4;
+                }
+                let mut with_crlf = b"\r\n".to_vec();
+                with_crlf.extend_from_slice(&stream);
+                let want = with_crlf
+                    .windows(5)
+                    .position(|w| w == b"\r\n.\r\n")
+                    .map(|at| at + 3);
+                for split in 0..=stream.len() {
+                    for policy in [BareNewline::Normalize, BareNewline::Reject] {
+                        let mut lines = LineBuffer::new(998);
+                        let mut reader = DataReader::with_policy(Vec::new(), 1 << 10, policy);
+                        let mut ended = None;
+                        let mut consumed = 0;
+                        'chunks: for chunk in [&stream[..split], &stream[split..]] {
+                            lines.extend(chunk);
+                            consumed += chunk.len();
+                            while let Some(frame) = lines.next_frame() {
+                                if let DataProgress::Done(_) = reader.feed(frame) {
+                                    ended = Some(consumed - lines.buffered().len());
+                                    break 'chunks;
+                                }
+                            }
+                        }
+                        assert_eq!(ended, want, "{stream:?} split at {split}");
+                    }
+                }
+            }
+        }
+    }
 }
