@@ -712,8 +712,19 @@ impl Services {
                 })?;
             }
             let mut maildir = builtin_spec("realm-maildir", json!({}))?;
+            let mut host_path = std::path::absolute(dir)?;
+            if !create {
+                // check-config: the folder a start would create does not
+                // exist yet; check the grant on its nearest ancestor.
+                while !host_path.exists() {
+                    match host_path.parent() {
+                        Some(parent) => host_path = parent.to_owned(),
+                        None => break,
+                    }
+                }
+            }
             maildir.grants.push(Grant {
-                host_path: std::path::absolute(dir)?,
+                host_path,
                 guest_path: "/spool".into(),
                 writable: true,
             });
