@@ -548,8 +548,14 @@ fn built_in_realm_limits_apply_and_check_config_has_no_side_effects() {
     );
     assert!(stdout.contains("bare-newline = \"reject\""), "{stdout}");
     assert!(stdout.contains("tls = \"starttls\""), "{stdout}");
-    assert!(!stdout.contains("Starttls") && !stdout.contains("Smtp"), "{stdout}");
+    assert!(
+        !stdout.contains("Starttls") && !stdout.contains("Smtp"),
+        "{stdout}"
+    );
     let written: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(written.is_empty(), "check-config wrote {written:?}");
-    assert!(!dir.path().join("spool").exists(), "check-config made the Maildir");
+    assert!(
+        !dir.path().join("spool").exists(),
+        "check-config made the Maildir"
+    );
 }

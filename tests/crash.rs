@@ -20,11 +20,18 @@ const ROUNDS: usize = 3;
 
 /// One client's loop: sends numbered messages until the server goes away;
 /// records the tokens of those acknowledged with 250.
-fn send_until_killed(addr: SocketAddr, client: usize, round: usize, acked: Arc<Mutex<Vec<String>>>) {
+fn send_until_killed(
+    addr: SocketAddr,
+    client: usize,
+    round: usize,
+    acked: Arc<Mutex<Vec<String>>>,
+) {
     let Ok(stream) = TcpStream::connect(addr) else {
         return;
     };
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     let mut reply = || -> Option<u16> {
@@ -131,7 +138,10 @@ fn acknowledged_mail_survives_kill_9() {
         }
     }
     let acked = acked.lock().unwrap().len();
-    assert!(acked > 0, "no message was acknowledged: the test proved nothing");
+    assert!(
+        acked > 0,
+        "no message was acknowledged: the test proved nothing"
+    );
     // A restart removes what the killed deliveries left in tmp/.
     let server = Server::start(&args);
     server.wait_for_log("plugins loaded");

@@ -29,19 +29,15 @@ fn users(spool: &Path) -> Vec<String> {
 }
 
 fn open_mx(spool: &Path, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--auth",
-        "anonymous",
-        "--maildir",
-        spool.to_str().unwrap(),
-    ];
+    let mut args = vec!["--auth", "anonymous", "--maildir", spool.to_str().unwrap()];
     args.extend_from_slice(extra);
     Server::start(&args)
 }
 
 fn start_mail(c: &mut Client, to: &str) {
     c.cmd("EHLO attacker.example").expect(250, None);
-    c.cmd("MAIL FROM:<a@example.com>").expect(250, Some("2.1.0"));
+    c.cmd("MAIL FROM:<a@example.com>")
+        .expect(250, Some("2.1.0"));
     c.cmd(&format!("RCPT TO:<{to}>")).expect(250, Some("2.1.5"));
     c.cmd("DATA").expect(354, None);
 }
@@ -53,14 +49,7 @@ fn start_mail(c: &mut Client, to: &str) {
 #[test]
 fn smuggled_transactions_are_message_text_not_commands() {
     let ends: &[&[u8]] = &[
-        b"\n.\n",
-        b"\n.\r\n",
-        b"\r\n.\n",
-        b"\r.\r",
-        b"\r\n.\r",
-        b"\r.\r\n",
-        b"\n.\r",
-        b"\r.\n",
+        b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r", b"\r.\r\n", b"\n.\r", b"\r.\n",
     ];
     for policy in ["normalize", "reject"] {
         let spool = tempfile::tempdir().unwrap();
@@ -92,8 +81,14 @@ fn smuggled_transactions_are_message_text_not_commands() {
         for message in &stored {
             let text = String::from_utf8_lossy(message);
             // The smuggled lines are text of the one message, with CRLF.
-            assert!(text.contains("\r\nMAIL FROM:<boss@bank.example>\r\n"), "{text:?}");
-            assert!(!message.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "{text:?}");
+            assert!(
+                text.contains("\r\nMAIL FROM:<boss@bank.example>\r\n"),
+                "{text:?}"
+            );
+            assert!(
+                !message.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+                "{text:?}"
+            );
         }
         let want: Vec<String> = if expected > 0 {
             vec!["rcpt".into()]
@@ -168,8 +163,10 @@ fn a_delivery_past_its_deadline_is_never_acknowledged_ambiguously() {
         if round == 0 {
             start_mail(&mut c, "slow@example.com");
         } else {
-            c.cmd("MAIL FROM:<a@example.com>").expect(250, Some("2.1.0"));
-            c.cmd("RCPT TO:<slow@example.com>").expect(250, Some("2.1.5"));
+            c.cmd("MAIL FROM:<a@example.com>")
+                .expect(250, Some("2.1.0"));
+            c.cmd("RCPT TO:<slow@example.com>")
+                .expect(250, Some("2.1.5"));
             c.cmd("DATA").expect(354, None);
         }
         let before = files(spool.path(), "slow", "new").len();
@@ -187,8 +184,10 @@ fn a_delivery_past_its_deadline_is_never_acknowledged_ambiguously() {
         }
     }
     // Whatever happened to the big ones, the session still delivers.
-    c.cmd("MAIL FROM:<a@example.com>").expect(250, Some("2.1.0"));
-    c.cmd("RCPT TO:<small@example.com>").expect(250, Some("2.1.5"));
+    c.cmd("MAIL FROM:<a@example.com>")
+        .expect(250, Some("2.1.0"));
+    c.cmd("RCPT TO:<small@example.com>")
+        .expect(250, Some("2.1.5"));
     c.cmd("DATA").expect(354, None);
     c.send("Subject: small\r\n\r\nfits\r\n.");
     c.reply().expect(250, Some("2.0.0"));

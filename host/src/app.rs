@@ -261,7 +261,10 @@ pub async fn check(args: &Args) -> anyhow::Result<String> {
         }
     }
     out.push_str(&format!("mechanisms {}\n", offered(&services)));
-    out.push_str(&format!("bare-newline = \"{}\"\n", args.bare_newline.as_str()));
+    out.push_str(&format!(
+        "bare-newline = \"{}\"\n",
+        args.bare_newline.as_str()
+    ));
     out.push_str(&format!("tls {tls}\n"));
     Ok(out)
 }
@@ -332,8 +335,10 @@ fn tls_for(args: &Args) -> anyhow::Result<(Option<PathBuf>, Tls)> {
                         );
                     }
                 }
-                let tls = Tls::from_files(cert, key, args.tls_client_ca.as_deref())
-                    .map_err(|e| anyhow::anyhow!("{}:{cert_line}: [tls]: {e:#}", file_display(args)))?;
+                let tls =
+                    Tls::from_files(cert, key, args.tls_client_ca.as_deref()).map_err(|e| {
+                        anyhow::anyhow!("{}:{cert_line}: [tls]: {e:#}", file_display(args))
+                    })?;
                 return Ok((None, tls));
             }
             (
@@ -654,9 +659,10 @@ impl Services {
             if entry.line > 0 {
                 let kinds = match &entry.kinds {
                     Some(kinds) => kinds.clone(),
-                    None => plugin.credential_kinds().await.map_err(|e| {
-                        from.wrap(anyhow::anyhow!("{}: {}", e.plugin, e.detail))
-                    })?,
+                    None => plugin
+                        .credential_kinds()
+                        .await
+                        .map_err(|e| from.wrap(anyhow::anyhow!("{}: {}", e.plugin, e.detail)))?,
                 };
                 for kind in kinds {
                     if let (Some(existing), Some(first)) =

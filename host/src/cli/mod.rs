@@ -263,6 +263,8 @@ impl Args {
 }
 
 /// Tools that run instead of the server.
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
     /// Print a password entry for the file and SQL checkers (the password

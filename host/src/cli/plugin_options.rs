@@ -136,9 +136,10 @@ mod tests {
 
     #[test]
     fn limits_in_plugin_arguments() {
-        let p: PluginArg = "x.wasm:memory=64M:call-time=500ms:deliver-time=1m:max-output=16K:grant=/srv"
-            .parse()
-            .unwrap();
+        let p: PluginArg =
+            "x.wasm:memory=64M:call-time=500ms:deliver-time=1m:max-output=16K:grant=/srv"
+                .parse()
+                .unwrap();
         assert_eq!(
             p.options.limits,
             LimitArgs {
@@ -148,8 +149,16 @@ mod tests {
                 max_output: Some(16 << 10),
             }
         );
-        assert!(parse_deliver_time("1ms").unwrap_err().contains("out of range"));
-        assert!(parse_deliver_time("6m").unwrap_err().contains("out of range"));
+        assert!(
+            parse_deliver_time("1ms")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            parse_deliver_time("6m")
+                .unwrap_err()
+                .contains("out of range")
+        );
         assert_eq!(p.grants.len(), 1);
         let limits = p.options.limits.apply(Limits::default());
         assert_eq!(limits.memory, 64 << 20);

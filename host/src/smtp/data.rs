@@ -107,7 +107,11 @@ impl DataReader {
             return DataProgress::More;
         }
         // Each bare CR or LF is stored as two bytes.
-        let stored = if bare { normalized_len(text) } else { text.len() };
+        let stored = if bare {
+            normalized_len(text)
+        } else {
+            text.len()
+        };
         if self.message.len() + stored + 2 > self.max_size {
             self.fail(DataError::TooBig);
             return DataProgress::More;
@@ -132,11 +136,7 @@ impl DataReader {
 
 /// The length of `text` once each bare CR and LF is CRLF.
 fn normalized_len(text: &[u8]) -> usize {
-    text.len()
-        + text
-            .iter()
-            .filter(|&&b| b == b'\r' || b == b'\n')
-            .count()
+    text.len() + text.iter().filter(|&&b| b == b'\r' || b == b'\n').count()
 }
 
 /// Appends `text` (no CRLF in it) with each bare CR and LF made CRLF.
@@ -235,7 +235,10 @@ mod tests {
 
     /// Frames `input` as the session does and feeds it to one DATA reader:
     /// every message it ends, and the bytes left over after the first.
-    fn read_stream(input: &[u8], policy: BareNewline) -> (Vec<Result<Vec<u8>, DataError>>, Vec<Frame>) {
+    fn read_stream(
+        input: &[u8],
+        policy: BareNewline,
+    ) -> (Vec<Result<Vec<u8>, DataError>>, Vec<Frame>) {
         let mut lines = LineBuffer::new(998);
         lines.extend(input);
         let mut reader = DataReader::with_policy(Vec::new(), 1 << 20, policy);
@@ -291,15 +294,15 @@ mod tests {
                     (BareNewline::Reject, Ok(_)) if !has_bare => {}
                     (BareNewline::Normalize, Ok(m)) => {
                         let text = String::from_utf8_lossy(m);
-                        assert!(text.contains("MAIL FROM:<boss@bank.example>"), "{end:?}: {text:?}");
+                        assert!(
+                            text.contains("MAIL FROM:<boss@bank.example>"),
+                            "{end:?}: {text:?}"
+                        );
                         // Stored line endings are CRLF only.
-                        let bare = m
-                            .iter()
-                            .enumerate()
-                            .any(|(i, &b)| {
-                                (b == b'\n' && (i == 0 || m[i - 1] != b'\r'))
-                                    || (b == b'\r' && m.get(i + 1) != Some(&b'\n'))
-                            });
+                        let bare = m.iter().enumerate().any(|(i, &b)| {
+                            (b == b'\n' && (i == 0 || m[i - 1] != b'\r'))
+                                || (b == b'\r' && m.get(i + 1) != Some(&b'\n'))
+                        });
                         assert!(!bare, "{end:?}: {text:?}");
                     }
                     other => panic!("{end:?} {policy:?}: {other:?}"),

@@ -283,8 +283,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         let message = match message {
             Err(DataError::TooBig) => return reply::MESSAGE_TOO_BIG,
             Err(DataError::LineTooLong) => {
-                return reply::LINE_TOO_LONG
-                    .with_text("Line too long (RFC 5321 allows 1000 octets); message not accepted");
+                return reply::LINE_TOO_LONG.with_text(
+                    "Line too long (RFC 5321 allows 1000 octets); message not accepted",
+                );
             }
             Err(DataError::BareNewline) => return reply::BARE_NEWLINE_MESSAGE,
             Ok(message) => message,
@@ -390,13 +391,10 @@ pub(super) fn valid_header(header: &str) -> bool {
     }
     let mut lines = header.split("\r\n");
     let first = lines.next().unwrap_or_default();
-    let clean = |line: &str| {
-        line.len() <= 998 && !line.chars().any(|c| c.is_control() && c != '\t')
-    };
+    let clean =
+        |line: &str| line.len() <= 998 && !line.chars().any(|c| c.is_control() && c != '\t');
     clean(first)
-        && lines.all(|line| {
-            line.starts_with([' ', '\t']) && !line.trim().is_empty() && clean(line)
-        })
+        && lines.all(|line| line.starts_with([' ', '\t']) && !line.trim().is_empty() && clean(line))
 }
 
 #[cfg(test)]
@@ -406,7 +404,10 @@ mod tests {
     #[test]
     fn received_headers() {
         let cases: &[(&str, bool)] = &[
-            ("Received: from a by b; Thu, 1 Jan 1970 00:00:00 +0000", true),
+            (
+                "Received: from a by b; Thu, 1 Jan 1970 00:00:00 +0000",
+                true,
+            ),
             ("Received: from a\r\n\tby b\r\n by c; date", true),
             ("Received: from a\tby b", true),
             ("X-Other: a", false),

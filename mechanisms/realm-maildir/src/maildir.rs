@@ -288,7 +288,10 @@ mod tests {
         let alice = root.path().join("alice");
         assert_eq!(fs::read_dir(alice.join("new")).unwrap().count(), 0);
         assert_eq!(fs::read_dir(alice.join("tmp")).unwrap().count(), 0);
-        assert_eq!(fs::read_dir(root.path().join("bob/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(root.path().join("bob/tmp")).unwrap().count(),
+            0
+        );
     }
 
     #[test]
