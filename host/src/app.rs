@@ -68,6 +68,11 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
         );
     }
     let live = Live::new(Services::build(&args, &runtime).await?);
+    if let Some(dir) = &args.maildir {
+        // Nothing is being delivered yet: whatever is in a tmp/ was left
+        // by a delivery that never finished (a crash, a kill -9).
+        clean_maildir_tmp(dir);
+    }
     let (generated_cert, tls) = tls_for(&args)?;
     println!("portcullis: TLS uses a {}", tls.source);
 
@@ -98,6 +103,7 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
                 max_message_size: args.max_message_size,
                 idle_timeout: args.idle_timeout,
                 session_timeout: args.session_timeout,
+                bare_newline: args.bare_newline,
                 ..SessionLimits::default()
             },
             penalty: penalty.clone(),
@@ -221,29 +227,88 @@ pub async fn run(args: Args, matches: ArgMatches) -> anyhow::Result<()> {
 
 /// `portcullis check-config`: builds everything a start would (plugins,
 /// checkers, databases, TLS) without listening. Returns a summary.
+///
+/// It has no side effects: no certificate is generated (a start would make
+/// a self-signed one), no Maildir folder is created. The summary uses the
+/// file's own words (`protocol = "smtp"`, `tls = "starttls"`).
 pub async fn check(args: &Args) -> anyhow::Result<String> {
     let runtime = runtime_for(args)?;
-    let services = Services::build(args, &runtime).await?;
-    let (generated, tls) = tls_for(args)?;
-    if let Some(path) = generated {
-        let _ = std::fs::remove_file(path);
-    }
+    let services = Services::build_with(args, &runtime, false).await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(_), Some(_)) => tls_for(args)?.1.source,
+        _ => format!(
+            "a self-signed certificate for {}, made at start",
+            args.server_name
+        ),
+    };
     if let Some(user) = &args.user {
         lookup_user(user, args.group.as_deref())?;
     }
     let mut out = String::new();
     for l in listeners(args) {
         out.push_str(&format!(
-            "listener {:?} {} tls={:?}\n",
-            l.protocol, l.address, l.tls
+            "listener protocol = \"{}\" address = \"{}\" tls = \"{}\"\n",
+            l.protocol.as_str(),
+            l.address,
+            l.tls.as_str()
         ));
     }
     for (kind, plugin) in services.portal.checkers() {
         out.push_str(&format!("checker {} for {kind}\n", plugin.name()));
     }
+    for interface in [AvatarInterface::Echo, AvatarInterface::MessageDelivery] {
+        if let Some(realm) = services.portal.realm_for(interface) {
+            let limits = realm.limits();
+            out.push_str(&format!(
+                "realm {} for {} limits = {{ memory = \"{}M\", call-time = \"{}\", deliver-time = \"{}\" }}\n",
+                realm.name(),
+                interface.as_str(),
+                limits.memory >> 20,
+                duration_text(limits.call_time),
+                duration_text(limits.deliver_time),
+            ));
+        }
+    }
     out.push_str(&format!("mechanisms {}\n", offered(&services)));
-    out.push_str(&format!("TLS {}\n", tls.source));
+    out.push_str(&format!(
+        "bare-newline = \"{}\"\n",
+        args.bare_newline.as_str()
+    ));
+    out.push_str(&format!("tls {tls}\n"));
     Ok(out)
+}
+
+/// A duration as the file writes it: `10ms`, `30s`.
+fn duration_text(d: std::time::Duration) -> String {
+    match d.as_millis() {
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// Removes what abandoned deliveries left in each Maildir's `tmp/` under
+/// `spool` (only at start, when no delivery can be running).
+fn clean_maildir_tmp(spool: &Path) {
+    let Ok(users) = std::fs::read_dir(spool) else {
+        return;
+    };
+    let mut removed = 0;
+    for user in users.flatten() {
+        let Ok(files) = std::fs::read_dir(user.path().join("tmp")) else {
+            continue;
+        };
+        for file in files.flatten() {
+            if file.file_type().is_ok_and(|t| t.is_file())
+                && std::fs::remove_file(file.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::warn!(spool = %spool.display(), removed,
+            "removed files left in tmp/ by deliveries that never finished");
+    }
 }
 
 /// The engine, sized and cached as the operator asked.
@@ -271,10 +336,30 @@ fn runtime_for(args: &Args) -> anyhow::Result<Arc<Runtime>> {
 /// the operator gave none.
 fn tls_for(args: &Args) -> anyhow::Result<(Option<PathBuf>, Tls)> {
     Ok(match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => (
-            None,
-            Tls::from_files(cert, key, args.tls_client_ca.as_deref())?,
-        ),
+        (Some(cert), Some(key)) => {
+            if let Some((cert_line, key_line)) = args.extra.tls_lines {
+                // Named by the file: say so, and where, not a flag.
+                for (what, path, line) in [("cert", cert, cert_line), ("key", key, key_line)] {
+                    if let Err(e) = std::fs::File::open(path) {
+                        let resolved = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                        bail!(
+                            "{}:{line}: [tls] {what} = {}: cannot read ({e}). Fix the path (a relative one is relative to the configuration file's folder), or remove cert and key from [tls] to use a self-signed certificate",
+                            file_display(args),
+                            resolved.display()
+                        );
+                    }
+                }
+                let tls =
+                    Tls::from_files(cert, key, args.tls_client_ca.as_deref()).map_err(|e| {
+                        anyhow::anyhow!("{}:{cert_line}: [tls]: {e:#}", file_display(args))
+                    })?;
+                return Ok((None, tls));
+            }
+            (
+                None,
+                Tls::from_files(cert, key, args.tls_client_ca.as_deref())?,
+            )
+        }
         _ => {
             let out = args
                 .tls_cert_out
@@ -556,13 +641,28 @@ impl Services {
     /// built-in mechanisms plus the operator's, the echo realm unless
     /// replaced.
     pub async fn build(args: &Args, runtime: &Arc<Runtime>) -> anyhow::Result<Services> {
+        Services::build_with(args, runtime, true).await
+    }
+
+    /// As [`Services::build`]; with `create` false (check-config) nothing
+    /// is made on disk.
+    async fn build_with(
+        args: &Args,
+        runtime: &Arc<Runtime>,
+        create: bool,
+    ) -> anyhow::Result<Services> {
         let started = std::time::Instant::now();
         // Every plugin, built-in or not, gets the global limits; the
         // operator's own plugins may override them one by one.
         let defaults = &args.plugin_limits();
         let mut portal = Portal::default();
+        // Which line of the file registered each kind's checker.
+        let mut kind_lines = std::collections::HashMap::new();
         for entry in checkers(args) {
             let from = file_line(args, entry.line);
+            if let AuthSpec::Wasm(arg) = &entry.spec {
+                file_plugin_exists(args, &arg.path, entry.line)?;
+            }
             let spec = match &entry.spec {
                 AuthSpec::Sql { dsn, query } => sql_checker_spec(dsn, query.as_deref()).await,
                 other => checker_spec(other),
@@ -571,38 +671,96 @@ impl Services {
             apply_options(&mut spec, defaults, &entry.options);
             let plugin = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Checker, "--auth wasm:").map_err(|e| from.wrap(e))?;
+            if entry.line > 0 {
+                let kinds = match &entry.kinds {
+                    Some(kinds) => kinds.clone(),
+                    None => plugin
+                        .credential_kinds()
+                        .await
+                        .map_err(|e| from.wrap(anyhow::anyhow!("{}: {}", e.plugin, e.detail)))?,
+                };
+                for kind in kinds {
+                    if let (Some(existing), Some(first)) =
+                        (portal.checker_for(kind), kind_lines.get(&kind))
+                    {
+                        bail!(
+                            "{}:{}: two checkers for {kind} credentials: {} (the [[checker]] at line {first}) and {}. One checker serves each kind: remove one of the two [[checker]] tables, or give them kinds = [...] that do not overlap",
+                            file_display(args),
+                            entry.line,
+                            existing.name(),
+                            plugin.name()
+                        );
+                    }
+                    kind_lines.insert(kind, entry.line);
+                }
+            }
             portal
                 .register_checker_for(plugin, entry.kinds.as_deref())
                 .await
                 .map_err(|e| from.wrap(e))?;
         }
 
+        // A built-in realm gets the global limits and those of its
+        // [[realm]] table, as any plugin does.
+        let builtin_options = |name: &str| {
+            args.extra
+                .builtin_realms
+                .get(name)
+                .map(|(options, line)| (options.clone(), file_line(args, *line)))
+                .unwrap_or_else(|| (PluginOptions::default(), Origin(None)))
+        };
+        let (options, from) = builtin_options("echo");
+        let mut echo = builtin_spec("realm-echo", json!({}))?;
+        apply_options(&mut echo, defaults, &options);
         portal.register_realm(
             AvatarInterface::Echo,
-            load_builtin(runtime, defaults, "realm-echo", json!({})).await?,
+            runtime.load(echo).await.map_err(|e| from.wrap(e))?,
         );
         // The console realm of seeds/000 prints messages on our stdout.
+        let (options, from) = builtin_options("console");
         let mut console = builtin_spec("realm-console", json!({}))?;
         console.stdout = true;
-        apply_options(&mut console, defaults, &PluginOptions::default());
+        apply_options(&mut console, defaults, &options);
         portal.register_realm(
             AvatarInterface::MessageDelivery,
-            runtime.load(console).await?,
+            runtime.load(console).await.map_err(|e| from.wrap(e))?,
         );
         if let Some(dir) = &args.maildir {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("--maildir {}: cannot create the folder", dir.display())
-            })?;
-            let mut maildir = builtin_spec("realm-maildir", json!({ "spool": "/spool" }))?;
+            let (options, from) = builtin_options("maildir");
+            if create {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("--maildir {}: cannot create the folder", dir.display())
+                })?;
+            }
+            let mut maildir = builtin_spec("realm-maildir", json!({}))?;
+            let mut host_path = std::path::absolute(dir)?;
+            if !create {
+                // check-config: the folder a start would create does not
+                // exist yet; check the grant on its nearest ancestor.
+                while !host_path.exists() {
+                    match host_path.parent() {
+                        Some(parent) => host_path = parent.to_owned(),
+                        None => break,
+                    }
+                }
+            }
             maildir.grants.push(Grant {
-                host_path: std::path::absolute(dir)?,
+                host_path,
                 guest_path: "/spool".into(),
                 writable: true,
             });
-            apply_options(&mut maildir, defaults, &PluginOptions::default());
+            apply_options(&mut maildir, defaults, &options);
+            // The realm gives up before its commit (the renames into new/)
+            // when too little of its deadline is left, so that the host's
+            // deadline does not cut a commit half-way.
+            maildir.config = json!({
+                "spool": "/spool",
+                "deliver-time-ms": maildir.limits.deliver_time.as_millis() as u64,
+            })
+            .to_string();
             portal.register_realm(
                 AvatarInterface::MessageDelivery,
-                runtime.load(maildir).await?,
+                runtime.load(maildir).await.map_err(|e| from.wrap(e))?,
             );
         }
         for realm in &args.realms {
@@ -613,6 +771,7 @@ impl Services {
             portal.register_realm(realm.interface, plugin);
         }
         for (interface, entry) in &args.extra.realms {
+            file_plugin_exists(args, &entry.plugin.path, entry.line)?;
             let from = file_line(args, entry.line);
             let mut spec = plugin_spec(&entry.plugin).map_err(|e| from.wrap(e))?;
             apply_options(&mut spec, defaults, &entry.plugin.options);
@@ -636,6 +795,7 @@ impl Services {
             mechanisms.register(plugin).await?;
         }
         for entry in &args.extra.mechanisms {
+            file_plugin_exists(args, &entry.plugin.path, entry.line)?;
             let from = file_line(args, entry.line);
             let mut spec = plugin_spec(&entry.plugin).map_err(|e| from.wrap(e))?;
             apply_options(&mut spec, defaults, &entry.plugin.options);
@@ -700,6 +860,33 @@ impl Origin {
             None => e,
         }
     }
+}
+
+/// A plugin file named by the configuration file must exist; the error
+/// says where it was looked for and how the file's paths resolve.
+fn file_plugin_exists(args: &Args, path: &Path, line: usize) -> anyhow::Result<()> {
+    if line == 0 || path.is_file() {
+        return Ok(());
+    }
+    let resolved = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let why = match std::fs::metadata(path) {
+        Ok(_) => "is not a file".to_owned(),
+        Err(e) => format!("cannot be read ({e})"),
+    };
+    bail!(
+        "{}:{line}: plugin file {} {why}. A relative plugin = \"…\" is relative to the configuration file's folder; fix the path in this table, or remove the table",
+        file_display(args),
+        resolved.display()
+    )
+}
+
+/// The configuration file, for messages about it.
+fn file_display(args: &Args) -> String {
+    args.extra
+        .source
+        .as_deref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_default()
 }
 
 fn file_line(args: &Args, line: usize) -> Origin {

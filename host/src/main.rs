@@ -47,6 +47,12 @@ fn main() -> std::process::ExitCode {
     if let Some(path) = args.config.clone() {
         let applied = config::load(&path).and_then(|c| c.apply(&mut args, &matches));
         if let Err(e) = applied {
+            // check-config exits 1 for anything wrong in the file, as its
+            // --help says; a start that cannot read its file exits 2.
+            if check_only {
+                eprintln!("portcullis check-config: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
             eprintln!("portcullis: {e}");
             return std::process::ExitCode::from(2);
         }

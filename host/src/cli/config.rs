@@ -21,7 +21,8 @@ use toml::Spanned;
 
 use super::plugin_arg::{GrantArg, PluginArg, RealmArg};
 use super::plugin_options::{
-    LimitArgs, PluginOptions, parse_call_time, parse_max_output, parse_max_resources, parse_memory,
+    LimitArgs, PluginOptions, parse_call_time, parse_deliver_time, parse_max_output,
+    parse_max_resources, parse_memory,
     parse_wasm_stack,
 };
 use super::{Args, AuthSpec, LogFormat, Networks, parse_duration, parse_size};
@@ -59,6 +60,16 @@ pub enum Protocol {
     Echo,
 }
 
+impl Protocol {
+    /// The file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Echo => "echo",
+        }
+    }
+}
+
 /// How a listener uses TLS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -69,6 +80,17 @@ pub enum ListenerTls {
     Implicit,
     /// No TLS at all (the only choice for echo).
     None,
+}
+
+impl ListenerTls {
+    /// The file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerTls::Starttls => "starttls",
+            ListenerTls::Implicit => "implicit",
+            ListenerTls::None => "none",
+        }
+    }
 }
 
 /// One socket the server listens on.
@@ -131,6 +153,11 @@ pub struct Extra {
     pub mechanisms: Vec<PluginEntry>,
     /// Realm plugins, by the interface they serve.
     pub realms: Vec<(AvatarInterface, PluginEntry)>,
+    /// The limits the file gives a built-in realm (`echo`, `console`,
+    /// `maildir`), and the line of its `[[realm]]`.
+    pub builtin_realms: BTreeMap<String, (PluginOptions, usize)>,
+    /// The lines of `[tls] cert` and `key`, when the file gave them.
+    pub tls_lines: Option<(usize, usize)>,
 }
 
 // ---- The file's shape -------------------------------------------------
@@ -167,8 +194,8 @@ struct ListenerTable {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct TlsTable {
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
+    cert: Option<Spanned<PathBuf>>,
+    key: Option<Spanned<PathBuf>>,
     client_ca: Option<PathBuf>,
     cert_out: Option<PathBuf>,
 }
@@ -204,6 +231,7 @@ struct SessionsTable {
     max_per_address: Option<u32>,
     max_exchanges_per_address: Option<u32>,
     limit_exempt: Option<Spanned<Vec<String>>>,
+    bare_newline: Option<Spanned<String>>,
     idle_timeout: Option<Spanned<String>>,
     session_timeout: Option<Spanned<String>>,
     max_message_size: Option<Spanned<Size>>,
@@ -220,6 +248,7 @@ struct PluginsTable {
     cache: Option<bool>,
     memory: Option<Spanned<Size>>,
     call_time: Option<Spanned<String>>,
+    deliver_time: Option<Spanned<String>>,
     max_output: Option<Spanned<Size>>,
     wasm_stack: Option<Spanned<Size>>,
 }
@@ -229,6 +258,7 @@ struct PluginsTable {
 struct LimitsTable {
     memory: Option<Spanned<Size>>,
     call_time: Option<Spanned<String>>,
+    deliver_time: Option<Spanned<String>>,
     max_output: Option<Spanned<Size>>,
     max_resources: Option<Spanned<Size>>,
 }
@@ -481,6 +511,7 @@ impl ConfigFile {
         &self,
         memory: Option<&Spanned<Size>>,
         call_time: Option<&Spanned<String>>,
+        deliver_time: Option<&Spanned<String>>,
         max_output: Option<&Spanned<Size>>,
         max_resources: Option<&Spanned<Size>>,
     ) -> Result<LimitArgs, ConfigError> {
@@ -498,6 +529,9 @@ impl ConfigFile {
                 .map(|v| self.size_with(v, parse_memory))
                 .transpose()?,
             call_time: call_time.map(|v| self.at(v, parse_call_time)).transpose()?,
+            deliver_time: deliver_time
+                .map(|v| self.at(v, parse_deliver_time))
+                .transpose()?,
             max_output: max_output
                 .map(|v| self.size_with(v, parse_max_output))
                 .transpose()?,
@@ -514,6 +548,7 @@ impl ConfigFile {
             Some(t) => self.limits(
                 t.memory.as_ref(),
                 t.call_time.as_ref(),
+                t.deliver_time.as_ref(),
                 t.max_output.as_ref(),
                 t.max_resources.as_ref(),
             )?,
@@ -809,6 +844,7 @@ impl ConfigFile {
         &self,
         spanned: &Spanned<RealmTable>,
         args: &mut Args,
+        builtins: &mut BTreeMap<String, (PluginOptions, usize)>,
     ) -> Result<Option<(AvatarInterface, PluginEntry)>, ConfigError> {
         let t = spanned.get_ref();
         let offset = spanned.span().start;
@@ -877,9 +913,14 @@ impl ConfigFile {
                 {
                     return Err(self.error(
                         offset,
-                        "a built-in realm takes no grants, config or sha256",
+                        "a built-in realm takes no grants, config or sha256 (limits it does)",
                     ));
                 }
+                let options = self.options(None, t.limits.as_ref())?;
+                builtins.insert(
+                    name.get_ref().clone(),
+                    (options, line_of(&self.text, offset)),
+                );
                 Ok(None)
             }
         }
@@ -969,8 +1010,12 @@ impl ConfigFile {
             if !cert_given && !key_given {
                 match (&tls.cert, &tls.key) {
                     (Some(c), Some(k)) => {
-                        args.tls_cert = Some(self.relative(c));
-                        args.tls_key = Some(self.relative(k));
+                        args.tls_cert = Some(self.relative(c.get_ref()));
+                        args.tls_key = Some(self.relative(k.get_ref()));
+                        extra.tls_lines = Some((
+                            line_of(&self.text, c.span().start),
+                            line_of(&self.text, k.span().start),
+                        ));
                     }
                     (None, None) => {}
                     _ => {
@@ -1085,6 +1130,20 @@ impl ConfigFile {
                 )),
             };
             set!(client_limit_exempt, exempt);
+            let bare_newline = s
+                .bare_newline
+                .as_ref()
+                .map(|v| {
+                    self.at(v, |word| match word {
+                        "normalize" => Ok(crate::smtp::BareNewline::Normalize),
+                        "reject" => Ok(crate::smtp::BareNewline::Reject),
+                        other => Err(format!(
+                            "bare-newline = \"{other}\": write \"normalize\" or \"reject\""
+                        )),
+                    })
+                })
+                .transpose()?;
+            set!(bare_newline, bare_newline);
             set!(
                 idle_timeout,
                 s.idle_timeout
@@ -1139,12 +1198,14 @@ impl ConfigFile {
             let limits = self.limits(
                 p.memory.as_ref(),
                 p.call_time.as_ref(),
+                p.deliver_time.as_ref(),
                 p.max_output.as_ref(),
                 p.max_resources.as_ref(),
             )?;
             set!(plugin_max_resources, limits.max_resources.map(Some));
             set!(plugin_memory, limits.memory.map(Some));
             set!(plugin_call_time, limits.call_time.map(Some));
+            set!(plugin_deliver_time, limits.deliver_time.map(Some));
             set!(plugin_max_output, limits.max_output.map(Some));
             let wasm_stack = p
                 .wasm_stack
@@ -1213,7 +1274,7 @@ impl ConfigFile {
         let maildir_given = given("maildir");
         let maildir_before = args.maildir.clone();
         for r in &f.realm {
-            if let Some(realm) = self.realm(r, args)? {
+            if let Some(realm) = self.realm(r, args, &mut extra.builtin_realms)? {
                 extra.realms.push(realm);
             }
         }
@@ -1222,6 +1283,7 @@ impl ConfigFile {
         }
         if given("realms") {
             extra.realms.clear();
+            extra.builtin_realms.clear();
         }
         args.extra = extra;
         Ok(())

@@ -130,6 +130,13 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub session_timeout: Duration,
 
+    /// What a bare CR or LF (not part of CRLF) in SMTP input does:
+    /// normalize keeps it in the message as CRLF (only CRLF.CRLF ends
+    /// DATA), reject refuses the message with 550 5.6.0. A command holding
+    /// one is refused either way (500 5.5.2).
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = crate::smtp::BareNewline::Normalize)]
+    pub bare_newline: crate::smtp::BareNewline,
+
     /// On SIGTERM or Ctrl-C, wait this long for sessions to finish.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -230,6 +237,12 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = plugin_options::parse_call_time)]
     pub plugin_call_time: Option<Duration>,
 
+    /// Time a realm's deliver may take to store one message (e.g. 1m;
+    /// default 30s), apart from --plugin-call-time; a realm's own
+    /// deliver-time=DURATION wins.
+    #[arg(long, value_name = "DURATION", value_parser = plugin_options::parse_deliver_time)]
+    pub plugin_deliver_time: Option<Duration>,
+
     /// Largest challenge, credentials or reply accepted from a plugin
     /// (e.g. 16K; default 64K); a plugin's own max-output=SIZE wins.
     #[arg(long, value_name = "SIZE", value_parser = plugin_options::parse_max_output)]
@@ -283,6 +296,7 @@ impl Args {
         LimitArgs {
             memory: self.plugin_memory,
             call_time: self.plugin_call_time,
+            deliver_time: self.plugin_deliver_time,
             max_output: self.plugin_max_output,
             max_resources: self.plugin_max_resources,
         }
@@ -290,6 +304,8 @@ impl Args {
 }
 
 /// Tools that run instead of the server.
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
     /// Print a password entry for the file and SQL checkers (the password
@@ -299,7 +315,8 @@ pub enum Subcommand {
     #[command(subcommand)]
     Plugin(PluginCommand),
     /// Check a configuration file (or --config's) and every plugin, TLS file
-    /// and database it names, without listening; exit 1 on any error.
+    /// and database it names, without listening or writing anything; exit 1
+    /// on any error in it (2 for a wrong command line).
     CheckConfig(CheckConfigArgs),
     /// Ask a running server to reload its configuration and plugins, through
     /// its --control-socket.

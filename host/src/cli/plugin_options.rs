@@ -35,6 +35,8 @@ pub struct LimitArgs {
     pub memory: Option<usize>,
     /// Wall-clock time per call into the guest.
     pub call_time: Option<Duration>,
+    /// Wall-clock time for a realm's `deliver`.
+    pub deliver_time: Option<Duration>,
     /// Largest answer accepted from the guest, bytes.
     pub max_output: Option<usize>,
     /// WASI resources one instance may hold.
@@ -48,6 +50,7 @@ impl LimitArgs {
         match key {
             "memory" => self.memory = Some(parse_memory(value)?),
             "call-time" => self.call_time = Some(parse_call_time(value)?),
+            "deliver-time" => self.deliver_time = Some(parse_deliver_time(value)?),
             "max-output" => self.max_output = Some(parse_max_output(value)?),
             "max-resources" => self.max_resources = Some(parse_max_resources(value)?),
             _ => return Ok(false),
@@ -60,6 +63,7 @@ impl LimitArgs {
         Limits {
             memory: self.memory.unwrap_or(base.memory),
             call_time: self.call_time.unwrap_or(base.call_time),
+            deliver_time: self.deliver_time.unwrap_or(base.deliver_time),
             max_output: self.max_output.unwrap_or(base.max_output),
             max_resources: self.max_resources.unwrap_or(base.max_resources),
             ..base
@@ -119,6 +123,17 @@ pub fn parse_call_time(text: &str) -> Result<Duration, String> {
     Ok(time)
 }
 
+/// A realm's time for one `deliver`: 10ms to 5m.
+pub fn parse_deliver_time(text: &str) -> Result<Duration, String> {
+    let time = parse_duration(text).map_err(|e| format!("deliver-time: {e}"))?;
+    if !(Limits::MIN_CALL_TIME..=Limits::MAX_CALL_TIME).contains(&time) {
+        return Err(format!(
+            "deliver-time {text} is out of range; write a duration from 10ms to 5m, e.g. 30s"
+        ));
+    }
+    Ok(time)
+}
+
 fn size_within(
     what: &str,
     text: &str,
@@ -139,17 +154,29 @@ mod tests {
 
     #[test]
     fn limits_in_plugin_arguments() {
-        let p: PluginArg = "x.wasm:memory=64M:call-time=500ms:max-output=16K:grant=/srv"
-            .parse()
-            .unwrap();
+        let p: PluginArg =
+            "x.wasm:memory=64M:call-time=500ms:deliver-time=1m:max-output=16K:grant=/srv"
+                .parse()
+                .unwrap();
         assert_eq!(
             p.options.limits,
             LimitArgs {
                 memory: Some(64 << 20),
                 call_time: Some(Duration::from_millis(500)),
+                deliver_time: Some(Duration::from_secs(60)),
                 max_output: Some(16 << 10),
                 max_resources: None,
             }
+        );
+        assert!(
+            parse_deliver_time("1ms")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            parse_deliver_time("6m")
+                .unwrap_err()
+                .contains("out of range")
         );
         assert_eq!(p.grants.len(), 1);
         let limits = p.options.limits.apply(Limits::default());

@@ -15,6 +15,9 @@ pub struct Limits {
     /// guest spends waiting on the host. An exchange also waits at most
     /// this long for a free instance slot.
     pub call_time: Duration,
+    /// Wall-clock time for a realm's `deliver`, which writes a whole
+    /// message (to disk, or to a next hop) and so gets its own deadline.
+    pub deliver_time: Duration,
     /// The largest challenge, credentials, avatar id or reply the host
     /// accepts from the guest, in bytes.
     pub max_output: usize,
@@ -36,6 +39,9 @@ impl Limits {
     pub const MAX_CALL_TIME: Duration = Duration::from_secs(300);
     /// The shortest call time an override may give.
     pub const MIN_CALL_TIME: Duration = Duration::from_millis(10);
+    /// The default of `deliver_time`: generous, since a delivery that runs
+    /// past it cannot tell the client whether its message was stored.
+    pub const DELIVER_TIME: Duration = Duration::from_secs(30);
     /// The range of `max_output` overrides: room for a SCRAM challenge at
     /// the bottom, at most 16 MiB copied out of a guest per answer.
     pub const MIN_OUTPUT: usize = 256;
@@ -60,6 +66,7 @@ impl Default for Limits {
             // OWASP's 19 MiB setting fits comfortably.
             memory: 96 << 20,
             call_time: Duration::from_secs(2),
+            deliver_time: Self::DELIVER_TIME,
             max_output: 64 << 10,
             table_elements: 20_000,
             max_resources: 64,

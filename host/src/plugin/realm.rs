@@ -8,6 +8,7 @@
 //! only frees the instance.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceAny;
 
@@ -86,6 +87,13 @@ impl ReceivedInfo {
         }
     }
 }
+
+/// How long past `deliver-time` the host waits for a guest blocked in a
+/// host call (the epoch deadline stops one that computes).
+const DELIVER_GRACE: Duration = Duration::from_millis(100);
+
+/// The longest Received header a realm may return, folded lines and all.
+const MAX_RECEIVED_HEADER: usize = 4096;
 
 /// A logged-in user's avatar.
 pub struct Avatar {
@@ -297,10 +305,12 @@ impl Avatar {
             )
             .await
             .map_err(|e| self.failed(e))?;
+        // Folding (CRLF then a space or tab) is allowed, so the header may
+        // span lines; the session checks its shape (`valid_header`).
         match header {
-            Some(h) if h.len() > 998 || h.contains(['\r', '\n']) => Err(self.plugin.fault(
+            Some(h) if h.len() > MAX_RECEIVED_HEADER => Err(self.plugin.fault(
                 FaultKind::Contract,
-                "returned a Received header that is not one line of at most 998 bytes",
+                format!("returned a Received header over {MAX_RECEIVED_HEADER} bytes"),
             )),
             other => Ok(other),
         }
@@ -314,17 +324,32 @@ impl Avatar {
         message: &[u8],
     ) -> Result<Result<(), Rejection>, Fault> {
         let handle = self.handle()?;
-        self.plugin.arm(&mut self.store);
-        let answer = self
-            .plugin
-            .bounded(
-                self.bindings
-                    .portcullis_auth_realm()
-                    .delivery_avatar()
-                    .call_deliver(&mut self.store, handle, &info.to_wit(), message),
-            )
-            .await
-            .map_err(|e| self.failed(e))?;
+        // Its own deadline, not the call time of a login's steps.
+        let limit = self.plugin.limits.deliver_time;
+        let started = Instant::now();
+        self.store.data_mut().deadline = started + limit;
+        let wit_info = info.to_wit();
+        let realm = self.bindings.portcullis_auth_realm();
+        let delivery = realm.delivery_avatar();
+        let call = delivery.call_deliver(&mut self.store, handle, &wit_info, message);
+        let result = match tokio::time::timeout(limit + DELIVER_GRACE, call).await {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::Error::new(wasmtime::Trap::Interrupt)),
+        };
+        self.plugin.times.call.record(started.elapsed());
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(e) => {
+                let mut fault = self.failed(e);
+                if fault.kind == FaultKind::Timeout {
+                    fault.detail = format!(
+                        "deliver ran past its deadline of {} ms (deliver-time)",
+                        limit.as_millis()
+                    );
+                }
+                return Err(fault);
+            }
+        };
         Ok(answer.map_err(rejection))
     }
 

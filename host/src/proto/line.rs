@@ -1,20 +1,38 @@
 //! Line framing with a length limit: a pure splitter over bytes, and an
 //! async reader built on it.
 //!
-//! Lines end in LF (a preceding CR is stripped). A line longer than the
-//! limit is reported once as [`Frame::TooLong`] and its bytes are discarded
-//! up to the next LF, so a client cannot make the server buffer without
-//! bound.
+//! A line ends with CRLF and with nothing else (RFC 5321 §2.3.8: "lines
+//! ... terminated by <CRLF>"; Twisted's `LineReceiver` uses the same
+//! delimiter for the echo service). A bare LF or a bare CR is part of the
+//! line it appears in: the framer never splits on it, so a client cannot
+//! make `\n.\n` look like the end of a message, nor start a command after
+//! one. What a protocol does with a line that contains one is its own
+//! policy (see [`has_bare_newline`] and `smtp::data::BareNewline`).
+//!
+//! A line longer than the limit is reported once as [`Frame::TooLong`] and
+//! its bytes are discarded up to the next CRLF, so a client cannot make the
+//! server buffer without bound.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// One framed unit of input.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// A complete line, without its line ending.
+    /// A complete line, without its CRLF (it may hold bare CR or LF).
     Line(Vec<u8>),
     /// A line longer than the limit was discarded.
     TooLong,
+}
+
+/// Whether a framed line holds a CR or LF of its own (one that is not part
+/// of a CRLF line ending).
+pub fn has_bare_newline(line: &[u8]) -> bool {
+    line.iter().any(|&b| b == b'\r' || b == b'\n')
+}
+
+/// Where the first CRLF in `bytes` starts.
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|w| w == b"\r\n")
 }
 
 /// Splits lines out of a buffer that grows as bytes arrive.
@@ -22,7 +40,7 @@ pub enum Frame {
 pub struct LineBuffer {
     buf: Vec<u8>,
     max: usize,
-    /// Inside an overlong line: drop bytes until the next LF.
+    /// Inside an overlong line: drop bytes until the next CRLF.
     discarding: bool,
 }
 
@@ -43,30 +61,32 @@ impl LineBuffer {
     /// The next frame, or `None` when more input is needed (incomplete).
     pub fn next_frame(&mut self) -> Option<Frame> {
         loop {
-            match self.buf.iter().position(|&b| b == b'\n') {
+            match find_crlf(&self.buf) {
                 Some(end) if self.discarding => {
-                    self.buf.drain(..=end);
+                    self.buf.drain(..end + 2);
                     self.discarding = false;
                     continue;
                 }
                 Some(end) => {
-                    let mut line: Vec<u8> = self.buf.drain(..=end).collect();
-                    line.pop();
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
+                    let mut line: Vec<u8> = self.buf.drain(..end + 2).collect();
+                    line.truncate(end);
                     if line.len() > self.max {
                         return Some(Frame::TooLong);
                     }
                     return Some(Frame::Line(line));
                 }
                 None if self.discarding => {
-                    self.buf.clear();
+                    // Keep a final CR: it may be the first half of the CRLF.
+                    let keep = usize::from(self.buf.last() == Some(&b'\r'));
+                    let cut = self.buf.len() - keep;
+                    self.buf.drain(..cut);
                     return None;
                 }
-                // Allow for the CR that may precede the LF.
+                // Room for the line and the CR of its CRLF.
                 None if self.buf.len() > self.max + 1 => {
-                    self.buf.clear();
+                    let keep = usize::from(self.buf.last() == Some(&b'\r'));
+                    let cut = self.buf.len() - keep;
+                    self.buf.drain(..cut);
                     self.discarding = true;
                     return Some(Frame::TooLong);
                 }
@@ -84,6 +104,11 @@ impl LineBuffer {
     /// Bytes already received but not yet framed (pipelined input).
     pub fn buffered(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// Whether a complete line is buffered.
+    pub fn has_line(&self) -> bool {
+        find_crlf(&self.buf).is_some()
     }
 
     /// Forgets pipelined input (after STARTTLS, RFC 3207 §4.2).
@@ -127,7 +152,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// Whether a complete line is already buffered (so a reply can wait to
     /// be flushed with the next one).
     pub fn has_pending_frame(&self) -> bool {
-        self.buffer.buffered().contains(&b'\n')
+        self.buffer.has_line()
     }
 
     pub fn get_mut(&mut self) -> &mut R {
@@ -167,21 +192,51 @@ mod tests {
     fn splitting() {
         type Case<'a> = (usize, Vec<&'a [u8]>, Vec<Frame>);
         let cases: Vec<Case> = vec![
-            (10, vec![b"a\r\nb\n"], vec![line("a"), line("b")]),
+            (10, vec![b"a\r\nb\r\n"], vec![line("a"), line("b")]),
             (10, vec![b"ab", b"c\r", b"\n"], vec![line("abc")]),
             (10, vec![b"no end"], vec![]),
-            (10, vec![b"\n\r\n"], vec![line(""), line("")]),
-            (3, vec![b"abcd\nok\n"], vec![Frame::TooLong, line("ok")]),
+            (10, vec![b"\r\n\r\n"], vec![line(""), line("")]),
+            // A bare LF or CR never ends a line.
+            (10, vec![b"a\nb\r\n"], vec![line("a\nb")]),
+            (10, vec![b"a\rb\r\n"], vec![line("a\rb")]),
+            (10, vec![b"a\n"], vec![]),
+            (10, vec![b"\n.\n\r\n"], vec![line("\n.\n")]),
+            (10, vec![b"a\r\r\n"], vec![line("a\r")]),
+            (10, vec![b"a\n\r\n"], vec![line("a\n")]),
+            (3, vec![b"abcd\r\nok\r\n"], vec![Frame::TooLong, line("ok")]),
             (3, vec![b"abc\r\n"], vec![line("abc")]),
             (
                 3,
-                vec![b"abcdefgh", b"ijkl", b"mn\nok\n"],
+                vec![b"abcdefgh", b"ijkl", b"mn\r\nok\r\n"],
                 vec![Frame::TooLong, line("ok")],
             ),
-            (3, vec![b"a\rb\n"], vec![line("a\rb")]),
+            // The CRLF that ends an overlong line may arrive split.
+            (
+                3,
+                vec![b"abcdefgh\r", b"\nok\r\n"],
+                vec![Frame::TooLong, line("ok")],
+            ),
+            // An LF alone does not end the overlong line either.
+            (
+                3,
+                vec![b"abcdefgh\nok\r\nyes\r\n"],
+                vec![Frame::TooLong, line("yes")],
+            ),
         ];
         for (max, chunks, want) in cases {
             assert_eq!(frames(max, &chunks), want, "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn bare_newlines() {
+        for (line, bare) in [
+            (&b"MAIL FROM:<a@b>"[..], false),
+            (b"a\nb", true),
+            (b"a\rb", true),
+            (b"", false),
+        ] {
+            assert_eq!(has_bare_newline(line), bare, "{line:?}");
         }
     }
 
@@ -195,7 +250,7 @@ mod tests {
             assert_eq!(lb.next_frame(), None);
             assert!(lb.buffered().len() <= 1000);
         }
-        lb.extend(b"\nhello\n");
+        lb.extend(b"\r\nhello\r\n");
         assert_eq!(lb.next_frame(), Some(line("hello")));
     }
 
@@ -205,7 +260,7 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(64);
         let mut reader = LineReader::new(server, 8);
         client
-            .write_all(b"one\r\ntoolongline\ntwo\nhalf")
+            .write_all(b"one\r\ntoolongline\r\ntwo\r\nhalf")
             .await
             .unwrap();
         drop(client);

@@ -14,6 +14,7 @@ pub mod params;
 pub mod received;
 pub mod reply;
 pub mod session;
+mod transaction;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+pub use data::BareNewline;
 pub use session::{AuthPolicy, SessionLimits, SmtpConfig, TlsOnly};
 use session::{Connection, Ended, Session};
 

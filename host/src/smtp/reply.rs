@@ -99,6 +99,18 @@ pub const AUTH_TEMPORARY: Reply =
     Reply::new(454, Some("4.7.0"), "Temporary authentication failure");
 pub const UNRECOGNIZED: Reply = Reply::new(500, Some("5.5.2"), "Command not recognized");
 pub const LINE_TOO_LONG: Reply = Reply::new(500, Some("5.5.6"), "Line too long");
+/// A command holding a CR or LF of its own (RFC 5321 §2.3.8).
+pub const BARE_NEWLINE_COMMAND: Reply = Reply::new(
+    500,
+    Some("5.5.2"),
+    "Bare CR or LF in a command; SMTP lines end with CRLF",
+);
+/// A message holding a bare CR or LF, under `bare-newline = "reject"`.
+pub const BARE_NEWLINE_MESSAGE: Reply = Reply::new(
+    550,
+    Some("5.6.0"),
+    "Message refused: bare CR or LF in its text; SMTP lines end with CRLF (RFC 5321 section 2.3.8)",
+);
 pub const SYNTAX: Reply = Reply::new(
     501,
     Some("5.5.4"),
@@ -168,6 +180,15 @@ pub const MESSAGE_DEFERRED: Reply = Reply::new(
     451,
     Some("4.3.0"),
     "Message not accepted for now, try again later",
+);
+/// A delivery that failed in a way that may have stored some copies
+/// (the realm ran past its deadline or trapped mid-way): not a temporary
+/// failure, so that the client does not send again a message that may
+/// already be delivered.
+pub const DELIVERY_UNCERTAIN: Reply = Reply::new(
+    554,
+    Some("5.3.0"),
+    "Delivery failed part-way and may have reached some recipients; not retrying, ask the postmaster",
 );
 pub const LOCAL_ERROR: Reply = Reply::new(
     451,

@@ -16,13 +16,11 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, Write
 use tokio::sync::watch;
 
 use super::command::{Command, ParseError, parse_command};
-use super::data::{DataError, DataProgress, DataReader};
-use super::params::{self, MailParams};
-use super::received;
+use super::data::{BareNewline, DataProgress};
 use super::reply::{self, Reply};
-use crate::plugin::realm::{Avatar, AvatarInterface, Mind, ReceivedInfo, Rejection};
-use crate::portal::{Credentials, Fault};
-use crate::proto::line::{Frame, LineReader};
+use super::transaction::{DataState, Transaction};
+use crate::plugin::realm::{Avatar, Mind};
+use crate::proto::line::{Frame, LineReader, has_bare_newline};
 use crate::sasl::{Mechname, Outcome};
 use crate::tls::Tls;
 
@@ -86,6 +84,8 @@ pub struct SessionLimits {
     pub session_timeout: Duration,
     /// Bad commands tolerated before the connection is closed.
     pub max_errors: u32,
+    /// What a bare CR or LF in message text does.
+    pub bare_newline: BareNewline,
 }
 
 impl Default for SessionLimits {
@@ -99,6 +99,7 @@ impl Default for SessionLimits {
             idle_timeout: Duration::from_secs(300),
             session_timeout: Duration::from_secs(1800),
             max_errors: 10,
+            bare_newline: BareNewline::Normalize,
         }
     }
 }
@@ -116,23 +117,11 @@ pub(super) struct Login {
     pub mechanism: Mechname,
 }
 
-/// A mail transaction, from MAIL to the end of DATA.
-struct Transaction {
-    sender: String,
-    params: MailParams,
-    recipients: Vec<String>,
-}
-
 /// What the next line is.
 pub(super) enum Phase {
     Command,
     Sasl(Box<super::auth::SaslState>),
     Data(Box<DataState>),
-}
-
-pub(super) struct DataState {
-    reader: DataReader,
-    info: ReceivedInfo,
 }
 
 /// What the client has established on this connection.
@@ -144,11 +133,11 @@ pub(super) struct Session {
     pub login: Option<Login>,
     /// The delivery avatar: the user's after AUTH, or the anonymous one.
     pub avatar: Option<Avatar>,
-    transaction: Option<Transaction>,
+    pub(super) transaction: Option<Transaction>,
     pub phase: Phase,
     pub auth_failures: u32,
     errors: u32,
-    messages: u32,
+    pub(super) messages: u32,
 }
 
 impl Session {
@@ -256,6 +245,13 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     async fn serve_lines(&mut self, session: &mut Session) -> std::io::Result<Flow> {
         loop {
             let now = Instant::now();
+            // Checked before every line, pipelined ones included: a slow
+            // realm must not stretch a session past its limit.
+            if now >= self.deadline {
+                self.reply(&reply::SESSION_TOO_LONG).await?;
+                self.writer.flush().await?;
+                return Ok(Flow::Close);
+            }
             let session_left = self.deadline.saturating_duration_since(now);
             let mut wait = self.config.limits.idle_timeout.min(session_left);
             let in_exchange = matches!(session.phase, Phase::Sasl(_));
@@ -316,7 +312,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         match &mut session.phase {
             Phase::Data(data) => match data.reader.feed(frame) {
                 DataProgress::More => Ok(Flow::Continue),
-                DataProgress::Done(message) => self.end_data(session, message).await,
+                DataProgress::Done(message) => {
+                    let answer = self.end_data(session, message).await;
+                    self.reply(&answer).await?;
+                    Ok(Flow::Continue)
+                }
             },
             Phase::Sasl(_) => match frame {
                 Frame::Line(line) => self.on_sasl_line(session, &line).await,
@@ -342,6 +342,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         let is_auth = line.len() >= 5 && line[..5].eq_ignore_ascii_case(b"AUTH ");
         if line.len() > self.config.limits.max_command_line && !is_auth {
             return self.error(session, reply::LINE_TOO_LONG).await;
+        }
+        // RFC 5321 §2.3.8: a command is one CRLF-terminated line; a CR or
+        // LF inside it is never a line end (smuggling) nor a parameter.
+        if has_bare_newline(line) {
+            return self.error(session, reply::BARE_NEWLINE_COMMAND).await;
         }
         let command = match parse_command(line) {
             Ok(command) => command,
@@ -433,229 +438,6 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         Ok(Flow::Continue)
     }
 
-    async fn mail(
-        &mut self,
-        session: &mut Session,
-        from: &str,
-        params: &[super::command::Param<'_>],
-    ) -> Reply {
-        let Some(greeting) = &session.greeting else {
-            return reply::BAD_SEQUENCE.with_text("Send HELO or EHLO first");
-        };
-        if session.transaction.is_some() {
-            return reply::BAD_SEQUENCE.with_text("Nested MAIL command");
-        }
-        if self.config.policy.required && session.login.is_none() {
-            return reply::AUTH_REQUIRED;
-        }
-        if !greeting.esmtp && !params.is_empty() {
-            return reply::BAD_PARAMETER.with_text("MAIL parameters need EHLO");
-        }
-        let params = match params::mail_params(params, self.config.limits.max_message_size as u64) {
-            Ok(p) => p,
-            Err(answer) => return answer,
-        };
-        if let Err(answer) = params::check_address(from, params.smtputf8) {
-            return answer;
-        }
-        if let (Some(claimed), None) = (&params.auth, &session.login) {
-            // RFC 4954 §5: an unauthenticated client's AUTH= is not trusted.
-            tracing::debug!(protocol = "smtp", peer = %self.peer, auth = %claimed,
-                "ignoring AUTH= from an unauthenticated session");
-        }
-        if let Err(answer) = self.ensure_avatar(session).await {
-            return answer;
-        }
-        let helo = session
-            .greeting
-            .as_ref()
-            .map(|g| g.name.clone())
-            .unwrap_or_default();
-        let avatar = session.avatar.as_mut().expect("ensure_avatar set it");
-        match avatar.validate_from(&helo, from).await {
-            Ok(Ok(())) => {
-                session.transaction = Some(Transaction {
-                    sender: from.to_owned(),
-                    params,
-                    recipients: Vec::new(),
-                });
-                reply::SENDER_OK
-            }
-            Ok(Err(rejection)) => {
-                rejected(&rejection, reply::SENDER_REFUSED, reply::SENDER_DEFERRED)
-            }
-            Err(fault) => self.realm_fault(&fault, "validate-from"),
-        }
-    }
-
-    /// Gives an unauthenticated session the anonymous avatar, when the
-    /// portal allows anonymous access (as twisted.mail does).
-    async fn ensure_avatar(&mut self, session: &mut Session) -> Result<(), Reply> {
-        if session.avatar.is_some() {
-            return Ok(());
-        }
-        let portal = self.config.services.get().portal.clone();
-        if session.login.is_some() || !portal.allows_anonymous() {
-            return Err(reply::AUTH_REQUIRED);
-        }
-        let mind = self.mind(session, None);
-        let credentials = Credentials::Anonymous {
-            trace: String::new(),
-        };
-        match portal
-            .login(&credentials, AvatarInterface::MessageDelivery, &mind)
-            .await
-        {
-            Ok(Ok(login)) => {
-                session.avatar = Some(login.avatar);
-                Ok(())
-            }
-            Ok(Err(denial)) => {
-                tracing::info!(protocol = "smtp", peer = %self.peer, reason = %denial,
-                    "anonymous avatar refused");
-                Err(reply::AUTH_REQUIRED)
-            }
-            Err(fault) => Err(self.realm_fault(&fault, "request-avatar")),
-        }
-    }
-
-    async fn rcpt(
-        &mut self,
-        session: &mut Session,
-        to: &str,
-        params: &[super::command::Param<'_>],
-    ) -> Reply {
-        if self.config.policy.required && session.login.is_none() {
-            return reply::AUTH_REQUIRED;
-        }
-        let Some(transaction) = &mut session.transaction else {
-            return reply::BAD_SEQUENCE.with_text("Need MAIL before RCPT");
-        };
-        if let Err(answer) = params::rcpt_params(params) {
-            return answer;
-        }
-        if let Err(answer) = params::check_address(to, transaction.params.smtputf8) {
-            return answer;
-        }
-        if transaction.recipients.len() >= self.config.limits.max_recipients {
-            return reply::TOO_MANY_RECIPIENTS;
-        }
-        let avatar = session
-            .avatar
-            .as_mut()
-            .expect("a transaction has an avatar");
-        match avatar.validate_to(to).await {
-            Ok(Ok(())) => {
-                transaction.recipients.push(to.to_owned());
-                reply::RECIPIENT_OK
-            }
-            Ok(Err(rejection)) => rejected(
-                &rejection,
-                reply::RECIPIENT_REFUSED,
-                reply::RECIPIENT_DEFERRED,
-            ),
-            Err(fault) => self.realm_fault(&fault, "validate-to"),
-        }
-    }
-
-    async fn data(&mut self, session: &mut Session) -> Reply {
-        if self.config.policy.required && session.login.is_none() {
-            return reply::AUTH_REQUIRED;
-        }
-        let Some(transaction) = &session.transaction else {
-            return reply::BAD_SEQUENCE.with_text("Need MAIL before DATA");
-        };
-        if transaction.recipients.is_empty() {
-            return reply::NO_RECIPIENTS;
-        }
-        let esmtp = session.greeting.as_ref().is_some_and(|g| g.esmtp);
-        let login = session.login.as_ref();
-        let info = ReceivedInfo {
-            helo: session
-                .greeting
-                .as_ref()
-                .map(|g| g.name.clone())
-                .unwrap_or_default(),
-            peer_ip: self.peer.ip().to_string(),
-            server_name: self.config.server_name.clone(),
-            with_protocol: received::with_protocol(esmtp, session.secure, login.is_some()).into(),
-            authenticated_id: login.and_then(|l| l.avatar_id.clone().or_else(|| l.user.clone())),
-            id: received::message_id(),
-            sender: transaction.sender.clone(),
-            recipients: transaction.recipients.clone(),
-            date: received::now_rfc5322(),
-        };
-        let avatar = session
-            .avatar
-            .as_mut()
-            .expect("a transaction has an avatar");
-        let header = match avatar.received_header(&info).await {
-            Ok(Some(header)) if valid_header(&header) => header,
-            Ok(Some(_)) => {
-                tracing::warn!(protocol = "smtp", plugin = %avatar.plugin_name(),
-                    "realm returned a malformed Received header; using the standard one");
-                received::standard_header(&info)
-            }
-            Ok(None) => received::standard_header(&info),
-            Err(fault) => return self.realm_fault(&fault, "received-header"),
-        };
-        let mut prefix = header.into_bytes();
-        prefix.extend_from_slice(b"\r\n");
-        self.reader
-            .buffer_mut()
-            .set_max(self.config.limits.max_text_line);
-        session.phase = Phase::Data(Box::new(DataState {
-            reader: DataReader::new(prefix, self.config.limits.max_message_size),
-            info,
-        }));
-        reply::START_DATA
-    }
-
-    async fn end_data(
-        &mut self,
-        session: &mut Session,
-        message: Result<Vec<u8>, DataError>,
-    ) -> std::io::Result<Flow> {
-        self.reader
-            .buffer_mut()
-            .set_max(self.config.limits.max_auth_line);
-        let Phase::Data(data) = std::mem::replace(&mut session.phase, Phase::Command) else {
-            unreachable!("end_data outside DATA");
-        };
-        session.transaction = None;
-        let info = data.info;
-        let answer = match message {
-            Err(DataError::TooBig) => reply::MESSAGE_TOO_BIG,
-            Err(DataError::LineTooLong) => reply::LINE_TOO_LONG
-                .with_text("Line too long (RFC 5321 allows 1000 octets); message not accepted"),
-            Ok(message) => {
-                let size = message.len();
-                let avatar = session
-                    .avatar
-                    .as_mut()
-                    .expect("a transaction has an avatar");
-                match avatar.deliver(&info, &message).await {
-                    Ok(Ok(())) => {
-                        session.messages += 1;
-                        crate::metrics::METRICS.message_delivered();
-                        tracing::info!(protocol = "smtp", peer = %self.peer, id = %info.id,
-                            from = %info.sender, recipients = info.recipients.len(), size,
-                            user = info.authenticated_id.as_deref().unwrap_or(""),
-                            "message delivered");
-                        reply::QUEUED
-                            .with_text(format!("Message accepted for delivery, id {}", info.id))
-                    }
-                    Ok(Err(rejection)) => {
-                        rejected(&rejection, reply::MESSAGE_REFUSED, reply::MESSAGE_DEFERRED)
-                    }
-                    Err(fault) => self.realm_fault(&fault, "deliver"),
-                }
-            }
-        };
-        self.reply(&answer).await?;
-        Ok(Flow::Continue)
-    }
-
     /// How long the session has lasted (its deadline is its start plus
     /// the session timeout).
     fn elapsed(&self) -> Duration {
@@ -693,10 +475,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         }
     }
 
-    fn realm_fault(&self, fault: &Fault, call: &str) -> Reply {
-        tracing::warn!(protocol = "smtp", peer = %self.peer, plugin = %fault.plugin,
-            fault = %fault.kind, detail = %fault.detail, call, "realm failed");
-        reply::LOCAL_ERROR
+    /// The longest line the framer accepts next (text lines in DATA are
+    /// shorter than AUTH lines).
+    pub(super) fn set_line_limit(&mut self, max: usize) {
+        self.reader.buffer_mut().set_max(max);
     }
 
     /// Queues a reply; the read loop flushes.
@@ -715,37 +497,6 @@ async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|down| *down).await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-/// The reply for a realm's refusal: its own text under our codes.
-fn rejected(rejection: &Rejection, permanent: Reply, temporary: Reply) -> Reply {
-    let base = if rejection.permanent {
-        permanent
-    } else {
-        temporary
-    };
-    let text: String = rejection
-        .text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    if text.trim().is_empty() {
-        base
-    } else {
-        base.with_text(text)
-    }
-}
-
-/// A realm's Received header must be one header field: folded lines only,
-/// CRLF endings, no blank line.
-fn valid_header(header: &str) -> bool {
-    header.starts_with("Received:")
-        && header
-            .split("\r\n")
-            .skip(1)
-            .all(|line| line.starts_with([' ', '\t']) && !line.trim().is_empty())
-        && !header.replace("\r\n", "").contains(['\r', '\n'])
 }
 
 pub(super) fn log_outcome(

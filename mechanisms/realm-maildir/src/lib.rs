@@ -16,14 +16,21 @@
 //! - `create`: create a user's Maildir on first delivery; with `false` only
 //!   users whose folder exists are valid recipients.
 //! - `hostname`: the host part of the unique file names.
+//! - `deliver-time-ms`: the host's deadline for one delivery (the host sets
+//!   it for the built-in realm); past three quarters of it the realm gives
+//!   up before committing, with a temporary failure.
 //!
 //! Recipients are checked at RCPT time: a local part must be a safe folder
 //! name (`a-z 0-9 . _ + -`, not starting with a dot, at most 64 bytes).
 //! Delivery follows the Maildir rules: the message is written to `tmp/`,
-//! synced, then renamed into `new/` under a unique name; the `new/` folder
-//! is synced after the renames where WASI allows it. All recipients' `tmp/`
-//! files are written before any is moved, and a failure removes them, so a
-//! temporary failure (the client retries) never leaves half a delivery.
+//! synced, then renamed into `new/` under a unique name (the commit); the
+//! folders are synced after the renames. All recipients' `tmp/` files are
+//! written before any is moved, and a failure removes them (and moves back
+//! copies already renamed), so a temporary failure (the client retries)
+//! never leaves half a delivery; if a copy cannot be taken back, the answer
+//! is a permanent failure, so the client does not send it again. Files an
+//! abandoned delivery left in `tmp/` are removed by the next delivery to
+//! that Maildir once older than 15 minutes (and by the host at start).
 //! No echo avatar.
 
 mod address;
@@ -48,6 +55,10 @@ struct Config {
     create: bool,
     #[serde(default = "default_hostname")]
     hostname: String,
+    /// The host's deadline for one `deliver`; the realm gives up before
+    /// its commit once three quarters of it are gone.
+    #[serde(default, rename = "deliver-time-ms")]
+    deliver_time_ms: Option<u64>,
 }
 
 fn default_spool() -> PathBuf {
@@ -90,6 +101,7 @@ impl DeliveryAvatar for Mailbox {
     }
 
     fn deliver(&self, info: ReceivedInfo, message: Vec<u8>) -> Result<(), Rejection> {
+        let started = std::time::Instant::now();
         let mut users = Vec::new();
         for recipient in &info.recipients {
             let user = address::mailbox_user(recipient, self.config.domains.as_deref())
@@ -102,16 +114,30 @@ impl DeliveryAvatar for Mailbox {
             root: self.config.spool.clone(),
             hostname: self.config.hostname.clone(),
         };
-        match spool.deliver(&users, &message, unique_part) {
+        let deadline = self
+            .config
+            .deliver_time_ms
+            .map(|ms| started + std::time::Duration::from_millis(ms * 3 / 4));
+        match spool.deliver(&users, &message, unique_part, deadline) {
             Ok(names) => {
                 let text = format!("message {} stored as {}", info.id, names.join(", "));
                 portcullis_sdk::host::log(LogLevel::Debug, &text);
                 Ok(())
             }
-            Err(e) => {
+            Err(maildir::DeliverError::NotStored(e)) => {
                 let text = format!("message {} not stored: {e}", info.id);
                 portcullis_sdk::host::log(LogLevel::Warn, &text);
                 Err(refuse(false, "Mailbox temporarily unavailable"))
+            }
+            Err(e @ maildir::DeliverError::Partial { .. }) => {
+                // Some copies are in new/: a temporary failure would make
+                // the client send them again.
+                let text = format!("message {} stored only in part: {e}", info.id);
+                portcullis_sdk::host::log(LogLevel::Error, &text);
+                Err(refuse(
+                    true,
+                    "Delivered to some recipients only; not retrying, ask the postmaster",
+                ))
             }
         }
     }
