@@ -18,8 +18,10 @@
 //! `verified-secret` for admin of kind scram-sha256; if the lookup fails
 //! it returns that `verified-secret` at once. `lookups:N[:USER]` makes N
 //! lookups of kind username-password for USER (default `guest`) in one
-//! exchange, then fails with a text counting the answers (`N asked, D
-//! denied by a checker, U unsupported, E unavailable`).
+//! exchange, then fails with a text counting the answers (`N asked, F
+//! found, D denied by a checker, U unsupported, E unavailable`); with
+//! `:scram-sha256` at the end the lookups are of that (undeclared) kind,
+//! each a PBKDF2 in a checker that derives keys.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -89,11 +91,15 @@ fn steal() -> StepResult {
 /// `lookups:N[:USER]`: N lookups in one exchange, then a failure counting
 /// how they were answered.
 fn lookups(spec: &str) -> StepResult {
+    let (spec, kind) = match spec.strip_suffix(":scram-sha256") {
+        Some(rest) => (rest, CredentialKind::ScramSha256),
+        None => (spec, CredentialKind::UsernamePassword),
+    };
     let (n, user) = spec.split_once(':').unwrap_or((spec, "guest"));
     let n: u32 = n.parse().unwrap_or(0);
     let (mut found, mut denied, mut unsupported, mut unavailable) = (0, 0, 0, 0);
     for _ in 0..n {
-        match session::lookup_secret(user, CredentialKind::UsernamePassword) {
+        match session::lookup_secret(user, kind) {
             Ok(_) => found += 1,
             Err(LookupError::Denied(_)) => denied += 1,
             Err(LookupError::Unsupported) => unsupported += 1,
