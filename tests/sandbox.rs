@@ -208,9 +208,9 @@ fn the_wasm_stack_size_is_the_operators() {
     );
 }
 
-/// With one instance slot, a logged-in echo session holds it (its avatar);
-/// the next login waits for it instead of failing, and fails cleanly only
-/// when no slot comes free within the plugin's call time.
+/// With one avatar slot, a logged-in echo session holds it; the next
+/// login waits for it instead of failing, and fails cleanly only when no
+/// slot comes free within the plugin's call time.
 #[test]
 fn a_full_instance_pool_makes_exchanges_wait() {
     let server = Server::start(&[

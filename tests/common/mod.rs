@@ -253,7 +253,12 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connecting to the server");
+        Client::from_stream(TcpStream::connect(addr).expect("connecting to the server"))
+    }
+
+    /// A client over a stream connected some other way (from another
+    /// source address, say).
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
@@ -261,6 +266,32 @@ impl Client {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
         }
+    }
+
+    /// Connects from the local address `source` (any 127.0.0.0/8 address
+    /// works on Linux), so the server sees another client address.
+    pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Client {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let stream = runtime
+            .block_on(async {
+                let socket = match source {
+                    std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                    std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                };
+                socket.bind(SocketAddr::new(source, 0))?;
+                socket.connect(addr).await?.into_std()
+            })
+            .unwrap_or_else(|e| panic!("connecting from {source} to {addr}: {e}"));
+        stream.set_nonblocking(false).unwrap();
+        Client::from_stream(stream)
+    }
+
+    /// Sets how long a read may wait for the server.
+    pub fn set_read_timeout(&self, limit: Duration) {
+        self.writer.set_read_timeout(Some(limit)).unwrap();
     }
 
     pub fn send(&mut self, line: &str) {
@@ -295,6 +326,27 @@ impl Client {
             Ok(0) => None,
             Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("reading from the server: {e}"),
+        }
+    }
+
+    /// Like [`Client::recv`], but `None` also when nothing arrives within
+    /// the read timeout.
+    pub fn recv_or_timeout(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
             Err(e) => panic!("reading from the server: {e}"),
         }
     }

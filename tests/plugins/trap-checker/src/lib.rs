@@ -18,8 +18,20 @@
 //! `count:PATH` keeps a call counter in a file (under a read-write grant,
 //! the only state that outlives an instance) and traps on the third call.
 //!
+//! Resource and log attacks (issue 12): `fds:PATH:N` opens the granted
+//! file PATH N times, keeping every descriptor open, then holds them all
+//! for a second and accepts; if an open fails it still holds the ones it
+//! got for that second, then panics naming how far it came (so a cap on
+//! descriptors shows as a fault, and a host without one runs out of its
+//! own). `forge-deny` denies, and `forge-unavailable` answers
+//! `unavailable`, with a text carrying CR LF, a fake log line and an ANSI
+//! escape ([`FORGED`]). `stderr` writes 100 KiB to stderr, then accepts.
+//!
 //! Anything else panics, which traps in wasm.
-//! `lookup-secret` always panics; other credential kinds are `unsupported`.
+//! `lookup-secret` panics, except for a user `count:PATH`: it adds one to
+//! the counter in PATH (as `count:` does) and denies `unsupported`, so a
+//! test can count the lookups an exchange made. Other credential kinds
+//! are `unsupported`.
 
 use exports::portcullis::auth::checker::{Guest, SecretAnswer, Verdict};
 use portcullis::auth::sql;
@@ -29,6 +41,46 @@ wit_bindgen::generate!({
     path: "../../../wit",
     world: "sql-checker-plugin",
 });
+
+/// The text `forge-deny` and `forge-unavailable` answer with (after a
+/// word naming which): a CR LF, then what a log line of the host looks
+/// like, then an ANSI escape that would turn an operator's terminal red.
+pub const FORGED: &str = "\r\n2030-01-01T00:00:00.000000Z  INFO portcullis: FORGED authenticated \
+                          user=admin result=success\x1b[31m";
+
+/// Adds one to the counter in `path`; the new count.
+fn bump(path: &str) -> Result<u32, String> {
+    let calls = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .unwrap_or(0)
+        + 1;
+    std::fs::write(path, calls.to_string()).map_err(|e| format!("cannot count in {path}: {e}"))?;
+    Ok(calls)
+}
+
+/// Opens `path` `n` times keeping every descriptor, holds them for a
+/// second, and then accepts, or panics if an open failed.
+fn open_many(path: &str, n: usize) -> Verdict {
+    let mut open = Vec::new();
+    let mut failure = None;
+    for _ in 0..n {
+        match std::fs::File::open(path) {
+            Ok(file) => open.push(file),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let got = open.len();
+    drop(open);
+    match failure {
+        None => Verdict::Accepted(format!("opened {got}")),
+        Some(e) => panic!("trap-checker: opened {path} {got} of {n} times, then: {e}"),
+    }
+}
 
 struct Trap;
 
@@ -60,18 +112,18 @@ impl Guest for Trap {
             };
         }
         if let Some(path) = up.username.strip_prefix("count:") {
-            let calls = std::fs::read_to_string(path)
-                .ok()
-                .and_then(|t| t.trim().parse::<u32>().ok())
-                .unwrap_or(0)
-                + 1;
-            if let Err(e) = std::fs::write(path, calls.to_string()) {
-                return Verdict::Denied(Denial::Other(format!("cannot count in {path}: {e}")));
-            }
+            let calls = match bump(path) {
+                Ok(calls) => calls,
+                Err(e) => return Verdict::Denied(Denial::Other(e)),
+            };
             if calls == 3 {
                 panic!("trap-checker: third call");
             }
             return Verdict::Accepted(format!("call {calls}"));
+        }
+        if let Some(spec) = up.username.strip_prefix("fds:") {
+            let (path, n) = spec.rsplit_once(':').unwrap_or((spec, "1"));
+            return open_many(path, n.parse().unwrap_or(1));
         }
         if let Some(depth) = up.username.strip_prefix("deep:") {
             // Bounded: fits a big enough wasm stack, traps on a small one.
@@ -88,6 +140,17 @@ impl Guest for Trap {
             "ok" => Verdict::Accepted("ok".into()),
             "deny" => Verdict::Denied(Denial::BadCredentials),
             "garbage" => Verdict::Accepted(String::new()),
+            "forge-deny" => Verdict::Denied(Denial::Other(format!("forge-deny{FORGED}"))),
+            "forge-unavailable" => Verdict::Unavailable(format!("forge-unavailable{FORGED}")),
+            "stderr" => {
+                // eprintln! panics when a write fails, as a guest's
+                // unbounded stderr used to once it passed 4 KiB.
+                let line = "e".repeat(1023);
+                for _ in 0..100 {
+                    eprintln!("{line}");
+                }
+                Verdict::Accepted("stderr".into())
+            }
             "env" => {
                 let vars = std::env::vars_os().count();
                 let args = std::env::args_os().count();
@@ -130,7 +193,13 @@ impl Guest for Trap {
         }
     }
 
-    fn lookup_secret(_username: String, _kind: CredentialKind) -> SecretAnswer {
+    fn lookup_secret(username: String, _kind: CredentialKind) -> SecretAnswer {
+        if let Some(path) = username.strip_prefix("count:") {
+            return match bump(path) {
+                Ok(_) => SecretAnswer::Denied(Denial::Unsupported),
+                Err(e) => SecretAnswer::Unavailable(e),
+            };
+        }
         panic!("trap-checker: deliberate trap in lookup-secret")
     }
 }

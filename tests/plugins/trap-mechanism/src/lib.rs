@@ -10,11 +10,26 @@
 //! and traps on its third call (start, step, step: the instance lives for
 //! the whole exchange, so a counter in it counts the exchange's calls);
 //! anything else panics.
+//!
+//! Overreach (issue 12): the mechanism declares only username-password,
+//! yet `steal` asks `lookup-secret("admin", scram-sha256)`; if it gets
+//! admin's keys it sends them to the client as a challenge (`stolen ...`,
+//! salt, StoredKey and ServerKey in hex) and answers any response with a
+//! `verified-secret` for admin of kind scram-sha256; if the lookup fails
+//! it returns that `verified-secret` at once. `lookups:N[:USER]` makes N
+//! lookups of kind username-password for USER (default `guest`) in one
+//! exchange, then fails with a text counting the answers (`N asked, F
+//! found, D denied by a checker, U unsupported, E unavailable`); with
+//! `:scram-sha256` at the end the lookups are of that (undeclared) kind,
+//! each a PBKDF2 in a checker that derives keys.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use exports::portcullis::auth::mechanism::{Guest, MechanismInfo, StepResult, Success};
-use portcullis::auth::types::{CredentialKind, Credentials, UsernamePassword, VerifiedSecret};
+use portcullis::auth::session::{self, LookupError};
+use portcullis::auth::types::{
+    CredentialKind, Credentials, StoredSecret, UsernamePassword, VerifiedSecret,
+};
 
 /// Calls into this instance so far.
 static CALLS: AtomicU32 = AtomicU32::new(0);
@@ -38,6 +53,67 @@ fn user(name: &str) -> StepResult {
         additional_data: None,
     })
 }
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Success as admin, by a proof this mechanism never checked.
+fn claim_admin() -> StepResult {
+    StepResult::Success(Success {
+        credentials: Credentials::VerifiedSecret(VerifiedSecret {
+            authzid: None,
+            username: "admin".into(),
+            kind: CredentialKind::ScramSha256,
+        }),
+        additional_data: None,
+    })
+}
+
+/// `steal`: admin's SCRAM keys to the client if the host hands them out,
+/// then a claim to have verified them.
+fn steal() -> StepResult {
+    match session::lookup_secret("admin", CredentialKind::ScramSha256) {
+        Ok(StoredSecret::Scram(keys)) => StepResult::Challenge(
+            format!(
+                "stolen salt={} iterations={} stored-key={} server-key={}",
+                hex(&keys.salt),
+                keys.iterations,
+                hex(&keys.stored_key),
+                hex(&keys.server_key)
+            )
+            .into_bytes(),
+        ),
+        Err(_) => claim_admin(),
+    }
+}
+
+/// `lookups:N[:USER]`: N lookups in one exchange, then a failure counting
+/// how they were answered.
+fn lookups(spec: &str) -> StepResult {
+    let (spec, kind) = match spec.strip_suffix(":scram-sha256") {
+        Some(rest) => (rest, CredentialKind::ScramSha256),
+        None => (spec, CredentialKind::UsernamePassword),
+    };
+    let (n, user) = spec.split_once(':').unwrap_or((spec, "guest"));
+    let n: u32 = n.parse().unwrap_or(0);
+    let (mut found, mut denied, mut unsupported, mut unavailable) = (0, 0, 0, 0);
+    for _ in 0..n {
+        match session::lookup_secret(user, kind) {
+            Ok(_) => found += 1,
+            Err(LookupError::Denied(_)) => denied += 1,
+            Err(LookupError::Unsupported) => unsupported += 1,
+            Err(LookupError::Unavailable(_)) => unavailable += 1,
+        }
+    }
+    StepResult::Failure(format!(
+        "lookups: {n} asked, {found} found, {denied} denied by a checker, \
+         {unsupported} unsupported, {unavailable} unavailable"
+    ))
+}
+
+/// Whether this exchange began with `steal`.
+static STEALING: AtomicU32 = AtomicU32::new(0);
 
 struct TrapMechanism;
 
@@ -71,11 +147,21 @@ impl Guest for TrapMechanism {
                 StepResult::Failure(unsafe { String::from_utf8_unchecked(vec![b'n', 0xc3]) })
             }
             Some(b"steps") => StepResult::Challenge(b"call 1".to_vec()),
+            Some(b"steal") => {
+                STEALING.store(1, Ordering::Relaxed);
+                steal()
+            }
+            Some(other) if other.starts_with(b"lookups:") => {
+                lookups(std::str::from_utf8(&other[8..]).unwrap_or("0"))
+            }
             _ => panic!("trap-mechanism: deliberate trap"),
         }
     }
 
     fn step(_response: Vec<u8>) -> StepResult {
+        if STEALING.load(Ordering::Relaxed) == 1 {
+            return claim_admin();
+        }
         match count() {
             1 => panic!("trap-mechanism: deliberate trap in step"),
             3 => panic!("trap-mechanism: third call"),
