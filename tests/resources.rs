@@ -60,7 +60,11 @@ pub fn bystander_smtp_login(server: &Server, source: std::net::IpAddr, limit: Du
     let started = Instant::now();
     let mut c = Client::connect_from(source, server.smtp);
     let greeting = c.reply();
-    assert_eq!(greeting.code, 220, "bystander greeting {:?}", greeting.lines);
+    assert_eq!(
+        greeting.code, 220,
+        "bystander greeting {:?}",
+        greeting.lines
+    );
     smtp_login(&mut c, ALICE, ALICE_PASSWORD).expect(235, Some("2.7.0"));
     let took = started.elapsed();
     assert!(took < limit, "the bystander's SMTP login took {took:?}");
@@ -115,9 +119,7 @@ pub fn fd_count(pid: u32) -> usize {
 
 /// Samples `measure` every 10 ms on a thread until the returned stop
 /// function is called; the stop function gives the largest sample.
-pub fn sample_peak(
-    measure: impl Fn() -> u64 + Send + 'static,
-) -> impl FnOnce() -> u64 {
+pub fn sample_peak(measure: impl Fn() -> u64 + Send + 'static) -> impl FnOnce() -> u64 {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     let sampler = std::thread::spawn(move || {
@@ -230,7 +232,11 @@ pub fn scram_sha256_login(server: &Server, user: &str, password: &str) -> String
     let without_proof = format!("c=biws,r={nonce}");
     let auth_message = format!("{first_bare},{server_first},{without_proof}");
     let signature = hmac(&stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+    let proof: Vec<u8> = client_key
+        .iter()
+        .zip(&signature)
+        .map(|(k, s)| k ^ s)
+        .collect();
     let reply = c.ask(&b64(format!("{without_proof},p={}", b64(&proof)).as_bytes()));
     if !reply.starts_with("+ ") {
         return reply;

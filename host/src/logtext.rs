@@ -13,9 +13,10 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
+use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::format::{DefaultFields, Writer};
+use tracing_subscriber::fmt::format::Writer;
 
 /// `text` with control characters shown as escapes and `\` as `\\`.
 pub fn escape(text: &str) -> Cow<'_, str> {
@@ -29,8 +30,11 @@ pub fn escape(text: &str) -> Cow<'_, str> {
             '\r' => out.push_str("\\r"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 && c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
             c if c.is_control() => {
-                let _ = write!(out, "\\x{{{:x}}}", c as u32);
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
         }
@@ -42,9 +46,10 @@ fn needs_escape(c: char) -> bool {
     c == '\\' || c.is_control()
 }
 
-/// The human format's fields, as tracing writes them, then escaped.
+/// The human format's fields: `message` first as it is, then `name=value`,
+/// strings quoted; every value escaped.
 #[derive(Debug, Default)]
-pub struct EscapedFields(DefaultFields);
+pub struct EscapedFields;
 
 impl<'writer> FormatFields<'writer> for EscapedFields {
     fn format_fields<R: RecordFields>(
@@ -52,31 +57,47 @@ impl<'writer> FormatFields<'writer> for EscapedFields {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        let mut raw = String::new();
-        self.0.format_fields(Writer::new(&mut raw), fields)?;
-        writer.write_str(&escape_fields(&raw))
+        let mut visitor = Visitor { out: String::new() };
+        fields.record(&mut visitor);
+        writer.write_str(&visitor.out)
     }
 }
 
-/// The formatted fields escaped; the `\` of a field's own text is kept as
-/// it is (tracing quotes `Debug` values with their own escapes).
-fn escape_fields(raw: &str) -> Cow<'_, str> {
-    if !raw.chars().any(char::is_control) {
-        return Cow::Borrowed(raw);
-    }
-    let mut out = String::with_capacity(raw.len() + 8);
-    for c in raw.chars() {
-        match c {
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{{{:x}}}", c as u32);
+struct Visitor {
+    out: String,
+}
+
+impl Visitor {
+    fn field(&mut self, field: &Field, value: &str, quoted: bool) {
+        let name = field.name();
+        // tracing-log's bookkeeping fields, as tracing's own format skips them.
+        if name.starts_with("log.") {
+            return;
+        }
+        if !self.out.is_empty() {
+            self.out.push(' ');
+        }
+        let value = escape(value);
+        match (name, quoted) {
+            ("message", _) => self.out.push_str(&value),
+            (name, true) => {
+                let _ = write!(self.out, "{name}=\"{}\"", value.replace('"', "\\\""));
             }
-            c => out.push(c),
+            (name, false) => {
+                let _ = write!(self.out, "{name}={value}");
+            }
         }
     }
-    Cow::Owned(out)
+}
+
+impl Visit for Visitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, value, true);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, &format!("{value:?}"), false);
+    }
 }
 
 #[cfg(test)]
@@ -88,12 +109,12 @@ mod tests {
         let cases = [
             ("plain text", "plain text"),
             ("a\r\nb", "a\\r\\nb"),
-            ("\x1b[31mred", "\\x{1b}[31mred"),
+            ("\x1b[31mred", "\\x1b[31mred"),
             ("tab\there", "tab\\there"),
-            ("nul\0del\x7f", "nul\\x{0}del\\x{7f}"),
+            ("nul\0del\x7f", "nul\\x00del\\x7f"),
             ("back\\slash", "back\\\\slash"),
             ("é ünïcode", "é ünïcode"),
-            ("\u{85}next line", "\\x{85}next line"),
+            ("\u{85}next line", "\\x85next line"),
         ];
         for (input, want) in cases {
             assert_eq!(escape(input), want, "{input:?}");
@@ -127,7 +148,7 @@ mod tests {
         let buffer = Buffer::default();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .fmt_fields(EscapedFields::default())
+            .fmt_fields(EscapedFields)
             .with_writer(buffer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
@@ -138,7 +159,7 @@ mod tests {
         let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         assert_eq!(out.lines().count(), 1, "{out}");
         assert!(!out.contains('\x1b'), "{out}");
-        assert!(out.contains("\\x{1b}[2J"), "{out}");
+        assert!(out.contains("\\x1b[2J"), "{out}");
         assert!(out.contains("for\\nreal"), "{out}");
     }
 }

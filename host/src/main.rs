@@ -148,7 +148,7 @@ fn init_logging(args: &Args) {
         // Text from clients and plugins cannot forge lines: every field
         // is escaped (JSON escapes by itself).
         LogFormat::Human => builder
-            .fmt_fields(portcullis::logtext::EscapedFields::default())
+            .fmt_fields(portcullis::logtext::EscapedFields)
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }

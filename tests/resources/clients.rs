@@ -82,7 +82,11 @@ fn one_address_in_auth_login_cannot_lock_out_another() {
 
     let held = tally.in_flight.len();
     let greeted = held + tally.refused_at_auth;
-    assert!(tally.other.is_empty(), "unexpected replies: {:?}", tally.other);
+    assert!(
+        tally.other.is_empty(),
+        "unexpected replies: {:?}",
+        tally.other
+    );
     assert!(
         greeted <= CONNECTIONS_PER_ADDRESS,
         "{greeted} connections from one address were greeted ({} refused at connect, {} \
@@ -194,7 +198,8 @@ fn a_stalled_exchange_is_cancelled_at_the_step_timeout() {
     assert_eq!(a.cmd("AUTH LOGIN").code, 334);
     assert_eq!(b.cmd("AUTH LOGIN").code, 334);
     a.cmd(&b64(ALICE.as_bytes()));
-    a.cmd(&b64(ALICE_PASSWORD.as_bytes())).expect(235, Some("2.7.0"));
+    a.cmd(&b64(ALICE_PASSWORD.as_bytes()))
+        .expect(235, Some("2.7.0"));
     // And the stalled session itself can log in after all.
     smtp.cmd(&auth_plain(ALICE, ALICE_PASSWORD))
         .expect(235, Some("2.7.0"));

@@ -22,8 +22,7 @@ use toml::Spanned;
 use super::plugin_arg::{GrantArg, PluginArg, RealmArg};
 use super::plugin_options::{
     LimitArgs, PluginOptions, parse_call_time, parse_deliver_time, parse_max_output,
-    parse_max_resources, parse_memory,
-    parse_wasm_stack,
+    parse_max_resources, parse_memory, parse_wasm_stack,
 };
 use super::{Args, AuthSpec, LogFormat, Networks, parse_duration, parse_size};
 use crate::plugin::Sha256Pin;

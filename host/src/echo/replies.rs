@@ -14,9 +14,6 @@ pub const TOO_MANY_ERRORS: &str = "Error: too many bad lines, goodbye.";
 pub const IDLE: &str = "Error: idle for too long, goodbye.";
 /// Over the session cap or a per-address limit (sent before closing).
 pub const BUSY: &str = "Error: too many connections, try again later.";
-pub const TOO_MANY_EXCHANGES: &str =
-    "Error: too many authentication exchanges from your address, try again later.";
-pub const STEP_TIMEOUT: &str = "Authentication cancelled: timed out waiting for your response.";
 pub const SHUTTING_DOWN: &str = "Error: the server is shutting down, goodbye.";
 
 /// A line naming the mechanisms on offer after an unknown one was asked for.

@@ -154,7 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                     tracing::info!(protocol = "echo", peer = %self.peer,
                         "SASL exchange timed out waiting for the client; cancelled");
                     *state = State::Login { errors: 1 };
-                    self.send(replies::STEP_TIMEOUT).await?;
+                    self.send(replies::CANCELLED).await?;
                     self.writer.flush().await?;
                     continue;
                 }
@@ -294,7 +294,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         else {
             tracing::info!(protocol = "echo", peer = %self.peer,
                 "too many exchanges from this address; closing");
-            self.send(replies::TOO_MANY_EXCHANGES).await?;
+            self.send(replies::BUSY).await?;
             return Ok(Flow::Close);
         };
         let started = Instant::now();

@@ -22,9 +22,18 @@ fn main() {
         seed ^= seed << 17;
         let shift = 1 + seed % 61;
         let factor = seed | 1;
-        writeln!(code, "    x = (x ^ (x >> {shift})).wrapping_mul({factor:#x});").unwrap();
+        writeln!(
+            code,
+            "    x = (x ^ (x >> {shift})).wrapping_mul({factor:#x});"
+        )
+        .unwrap();
         if seed % 4 == 0 {
-            writeln!(code, "    if x == {:#x} {{ return {shift}; }}", seed.rotate_left(7)).unwrap();
+            writeln!(
+                code,
+                "    if x == {:#x} {{ return {shift}; }}",
+                seed.rotate_left(7)
+            )
+            .unwrap();
         }
     }
     code.push_str("    x\n}\n");

@@ -15,8 +15,8 @@
 //! and leave the Received header to the host.
 
 use portcullis_sdk::realm::{
-    Avatar, AvatarInterface, DeliveryAvatar, EchoAvatar, EchoReply, Mind, ReceivedInfo,
-    Realm as SdkRealm, Rejection,
+    Avatar, AvatarInterface, DeliveryAvatar, EchoAvatar, EchoReply, Mind, Realm as SdkRealm,
+    ReceivedInfo, Rejection,
 };
 use portcullis_sdk::types::Denial;
 
