@@ -9,12 +9,15 @@
 //! - [`metrics`]: the plugin instantiation and call times portcullis's
 //!   metrics page reports, which give the sandbox's cost per exchange.
 //! - [`idle`], [`startup`]: memory with idle sessions, start-up time.
+//! - [`resources`]: issue 12's figures (idle sessions from many
+//!   addresses, logins during a compiling reload and a lookup flood).
 //! - [`servers`]: building portcullis and starting the servers under test.
 
 mod echo;
 mod idle;
 mod metrics;
 mod report;
+mod resources;
 mod run;
 mod scram;
 mod servers;
@@ -38,6 +41,10 @@ enum Command {
     /// measurement, print the Markdown report.
     #[command(alias = "run")]
     All(run::Options),
+    /// The resource-model figures against a portcullis binary as it is:
+    /// idle sessions, a compiling reload, a lookup flood (see
+    /// src/resources.rs).
+    Resources(resources::Options),
     /// Serve the bare tokio line echo (no authentication) until killed.
     BareEcho {
         #[arg(long, default_value = "127.0.0.1:8001")]
@@ -88,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
             }
             run::run(opts).await
         }
+        Command::Resources(opts) => resources::run(opts).await,
         Command::BareEcho { listen } => {
             servers::raise_nofile();
             echo::bare_server(tokio::net::TcpListener::bind(listen).await?).await
