@@ -61,7 +61,12 @@ pub struct Options {
 /// The `i`th source address: 127.1.0.1, 127.1.0.2, ...
 fn source(i: usize) -> IpAddr {
     let n = i as u32 + 1;
-    IpAddr::V4(Ipv4Addr::new(127, 1 + (n >> 16) as u8, (n >> 8) as u8, n as u8))
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        1 + (n >> 16) as u8,
+        (n >> 8) as u8,
+        n as u8,
+    ))
 }
 
 async fn connect_from(ip: IpAddr, addr: SocketAddr) -> anyhow::Result<TcpStream> {
@@ -195,7 +200,12 @@ async fn reload_figures(opts: &Options) -> anyhow::Result<()> {
     let cache = dir.join("cache");
     let run = start(
         opts,
-        &["--config", config.to_str().unwrap(), "--cache-dir", cache.to_str().unwrap()],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
     )
     .await?;
     let baseline = echo_load(run.echo, opts, 100_000).await;
@@ -231,7 +241,11 @@ async fn reload_figures(opts: &Options) -> anyhow::Result<()> {
     );
     row(
         "echo logins, a reload in the middle",
-        format!("{}, max {}", during.summary(), stats::ms(*during.latencies.last().unwrap_or(&Duration::ZERO))),
+        format!(
+            "{}, max {}",
+            during.summary(),
+            stats::ms(*during.latencies.last().unwrap_or(&Duration::ZERO))
+        ),
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -248,8 +262,8 @@ async fn lookup_figures(opts: &Options) -> anyhow::Result<()> {
     };
     let baseline = echo_load(run.echo, opts, 100_000).await;
     row("echo logins, no lookup flood", baseline.summary());
-    let initial = base64::engine::general_purpose::STANDARD
-        .encode(format!("lookups:{}", opts.lookups));
+    let initial =
+        base64::engine::general_purpose::STANDARD.encode(format!("lookups:{}", opts.lookups));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut attackers = tokio::task::JoinSet::new();
     for i in 0..2 {
@@ -257,9 +271,15 @@ async fn lookup_figures(opts: &Options) -> anyhow::Result<()> {
         attackers.spawn(async move {
             let mut exchanges = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let Ok(stream) = connect_from(source(1_000 + i), echo).await else { break };
+                let Ok(stream) = connect_from(source(1_000 + i), echo).await else {
+                    break;
+                };
                 let mut c = BufReader::new(stream);
-                if c.get_mut().write_all(format!("AUTH X-TRAP {initial}\r\n").as_bytes()).await.is_err() {
+                if c.get_mut()
+                    .write_all(format!("AUTH X-TRAP {initial}\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(30), line(&mut c)).await;
@@ -276,7 +296,10 @@ async fn lookup_figures(opts: &Options) -> anyhow::Result<()> {
         exchanges += n?;
     }
     row(
-        &format!("echo logins, 2 clients running X-TRAP lookups:{}", opts.lookups),
+        &format!(
+            "echo logins, 2 clients running X-TRAP lookups:{}",
+            opts.lookups
+        ),
         format!("{} ({exchanges} flood exchanges)", during.summary()),
     );
     Ok(())
@@ -301,10 +324,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             open.len(),
             (with.saturating_sub(before)) as f64 / open.len().max(1) as f64,
             started.elapsed().as_secs_f64(),
-            if failed > 0 { format!("; {failed} FAILED: {}", first.unwrap_or_default()) } else { String::new() }
+            if failed > 0 {
+                format!("; {failed} FAILED: {}", first.unwrap_or_default())
+            } else {
+                String::new()
+            }
         ),
     );
-    row("echo logins/s with them held", echo_load(run1.echo, &opts, 100_000).await.summary());
+    row(
+        "echo logins/s with them held",
+        echo_load(run1.echo, &opts, 100_000).await.summary(),
+    );
     drop(open);
     drop(run1);
 
@@ -320,10 +350,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             "{before} KiB before, {with} KiB with {} ({:.1} KiB each{})",
             open.len(),
             (with.saturating_sub(before)) as f64 / open.len().max(1) as f64,
-            if failed > 0 { format!("; {failed} FAILED: {}", first.unwrap_or_default()) } else { String::new() }
+            if failed > 0 {
+                format!("; {failed} FAILED: {}", first.unwrap_or_default())
+            } else {
+                String::new()
+            }
         ),
     );
-    row("SMTP AUTH PLAIN logins/s with them held", smtp_load(run2.smtp, &opts).await.summary());
+    row(
+        "SMTP AUTH PLAIN logins/s with them held",
+        smtp_load(run2.smtp, &opts).await.summary(),
+    );
     drop(open);
     drop(run2);
 

@@ -27,7 +27,7 @@ fn main() {
             "    x = (x ^ (x >> {shift})).wrapping_mul({factor:#x});"
         )
         .unwrap();
-        if seed % 4 == 0 {
+        if seed.is_multiple_of(4) {
             writeln!(
                 code,
                 "    if x == {:#x} {{ return {shift}; }}",
