@@ -481,6 +481,48 @@ impl ConfigFile {
         self.at(value, parse_duration)
     }
 
+    /// A whole number that must lie in `range`, named `key` in the error.
+    fn number_within(
+        &self,
+        value: Option<&Spanned<u32>>,
+        key: &str,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Result<Option<u32>, ConfigError> {
+        value
+            .map(|n| match *n.get_ref() {
+                v if range.contains(&v) => Ok(v),
+                other => Err(self.error(
+                    n.span().start,
+                    format!(
+                        "{key} = {other} is out of range; write {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )),
+            })
+            .transpose()
+    }
+
+    /// A list of `ADDR/PREFIX` networks, named `key` in the error.
+    fn networks(
+        &self,
+        value: Option<&Spanned<Vec<String>>>,
+        key: &str,
+    ) -> Result<Option<Networks>, ConfigError> {
+        let Some(nets) = value else {
+            return Ok(None);
+        };
+        let parsed = nets
+            .get_ref()
+            .iter()
+            .map(|n| {
+                n.parse()
+                    .map_err(|e: String| self.error(nets.span().start, format!("{key}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Networks(parsed)))
+    }
+
     /// A size parsed by `parse` (which checks its range), whether the
     /// file wrote it as a number or as text.
     fn size_with(
@@ -1073,19 +1115,7 @@ impl ConfigFile {
                     .map(|d| self.duration(d))
                     .transpose()?
             );
-            let trusted = match &a.penalty_trusted {
-                None => None,
-                Some(nets) => Some(Networks(
-                    nets.get_ref()
-                        .iter()
-                        .map(|n| {
-                            n.parse().map_err(|e: String| {
-                                self.error(nets.span().start, format!("penalty-trusted: {e}"))
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                )),
-            };
+            let trusted = self.networks(a.penalty_trusted.as_ref(), "penalty-trusted")?;
             set!(auth_penalty_trusted, trusted);
             set!(
                 auth_step_timeout,
@@ -1094,17 +1124,7 @@ impl ConfigFile {
                     .map(|d| self.duration(d))
                     .transpose()?
             );
-            let lookups = a
-                .max_lookups
-                .as_ref()
-                .map(|n| match *n.get_ref() {
-                    n @ 1..=64 => Ok(n),
-                    other => Err(self.error(
-                        n.span().start,
-                        format!("max-lookups = {other} is out of range; write 1 to 64"),
-                    )),
-                })
-                .transpose()?;
+            let lookups = self.number_within(a.max_lookups.as_ref(), "max-lookups", 1..=64)?;
             set!(max_lookups, lookups);
             if !given("exclude_mechanisms") && !a.exclude_mechanisms.is_empty() {
                 args.exclude_mechanisms = a.exclude_mechanisms.clone();
@@ -1115,19 +1135,7 @@ impl ConfigFile {
             set!(max_sessions, s.max);
             set!(max_connections_per_address, s.max_per_address);
             set!(max_exchanges_per_address, s.max_exchanges_per_address);
-            let exempt = match &s.limit_exempt {
-                None => None,
-                Some(nets) => Some(Networks(
-                    nets.get_ref()
-                        .iter()
-                        .map(|n| {
-                            n.parse().map_err(|e: String| {
-                                self.error(nets.span().start, format!("limit-exempt: {e}"))
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                )),
-            };
+            let exempt = self.networks(s.limit_exempt.as_ref(), "limit-exempt")?;
             set!(client_limit_exempt, exempt);
             let bare_newline = s
                 .bare_newline
@@ -1167,16 +1175,8 @@ impl ConfigFile {
         }
 
         if let Some(p) = &f.plugins {
-            let budget = |n: Option<&Spanned<u32>>, key: &str| {
-                n.map(|n| match *n.get_ref() {
-                    n @ 1..=100_000 => Ok(n),
-                    other => Err(self.error(
-                        n.span().start,
-                        format!("{key} = {other} is out of range; write 1 to 100000"),
-                    )),
-                })
-                .transpose()
-            };
+            let budget =
+                |n: Option<&Spanned<u32>>, key: &str| self.number_within(n, key, 1..=100_000);
             set!(
                 max_exchanges,
                 budget(p.max_exchanges.as_ref(), "max-exchanges")?
