@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{ArgMatches, FromArgMatches as _};
@@ -23,35 +23,9 @@ use crate::plugin::{
 use crate::portal::Portal;
 use crate::sasl::{Mechanisms, Mechname};
 use crate::server::Sessions;
+pub use crate::services::{Live, Services};
 use crate::smtp::{AuthPolicy, SessionLimits, SmtpConfig};
 use crate::tls::{self, Tls};
-
-/// Everything a protocol needs to authenticate users.
-pub struct Services {
-    pub runtime: Arc<Runtime>,
-    pub portal: Arc<Portal>,
-    pub mechanisms: Arc<Mechanisms>,
-}
-
-/// The services sessions use now. A reload replaces them as a whole: an
-/// exchange or avatar already running keeps the plugins it started with
-/// (it holds their `Arc`s), new ones get the new set.
-pub struct Live(RwLock<Arc<Services>>);
-
-impl Live {
-    pub fn new(services: Services) -> Arc<Live> {
-        Arc::new(Live(RwLock::new(Arc::new(services))))
-    }
-
-    /// The current services.
-    pub fn get(&self) -> Arc<Services> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn replace(&self, services: Services) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(services);
-    }
-}
 
 /// Runs the server until SIGINT or SIGTERM. `matches` are the command
 /// line's, kept so that a reload lays them over the re-read file again.

@@ -37,6 +37,7 @@ pub mod portal;
 pub mod proto;
 pub mod sasl;
 pub mod server;
+pub mod services;
 pub mod smtp;
 pub mod sql;
 pub mod tls;

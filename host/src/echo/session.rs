@@ -20,7 +20,7 @@ use crate::sasl::{self, Authenticator, Continuation, Mechname, Outcome, Progress
 /// Settings shared by every echo connection.
 pub struct EchoConfig {
     /// The plugins, replaced as a whole by a reload.
-    pub services: Arc<crate::app::Live>,
+    pub services: Arc<crate::services::Live>,
     pub server_name: String,
     /// Longest line accepted, in bytes (SASL responses of 12288 octets
     /// need 16 KiB of base64).
@@ -38,7 +38,7 @@ pub struct EchoConfig {
 }
 
 impl EchoConfig {
-    pub fn new(services: Arc<crate::app::Live>) -> Self {
+    pub fn new(services: Arc<crate::services::Live>) -> Self {
         EchoConfig {
             services,
             server_name: "localhost".into(),

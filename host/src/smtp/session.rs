@@ -27,7 +27,7 @@ use crate::tls::Tls;
 /// Settings shared by every SMTP connection.
 pub struct SmtpConfig {
     /// The plugins, replaced as a whole by a reload.
-    pub services: Arc<crate::app::Live>,
+    pub services: Arc<crate::services::Live>,
     pub server_name: String,
     /// Offered as STARTTLS, and used by implicit-TLS listeners.
     pub tls: Option<Tls>,
