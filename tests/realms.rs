@@ -5,9 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use portcullis::plugin::realm::{AvatarInterface, Mind, ReceivedInfo};
-use portcullis::plugin::{PluginSpec, Runtime, RuntimeConfig};
-use portcullis::portal::{Denial, Portal};
+use portcullis::plugin::{PluginSpec, Runtime, RuntimeConfig, WasmRealm};
+use portcullis::portal::{AvatarInterface, Denial, Mind, Portal, ReceivedInfo};
 
 async fn portal_with(realm: &str, interface: AvatarInterface) -> Arc<Portal> {
     let runtime = Runtime::new(&RuntimeConfig::default()).unwrap();
@@ -15,7 +14,7 @@ async fn portal_with(realm: &str, interface: AvatarInterface) -> Arc<Portal> {
     spec.stdout = true;
     let plugin = runtime.load(spec).await.unwrap();
     let mut portal = Portal::default();
-    portal.register_realm(interface, plugin);
+    portal.register_realm(interface, Arc::new(WasmRealm(plugin)));
     Arc::new(portal)
 }
 
@@ -101,7 +100,7 @@ async fn maildir_portal(spool: &std::path::Path, writable: bool, config: &str) -
     let mut portal = Portal::default();
     portal.register_realm(
         AvatarInterface::MessageDelivery,
-        runtime.load(spec).await.unwrap(),
+        Arc::new(WasmRealm(runtime.load(spec).await.unwrap())),
     );
     Arc::new(portal)
 }

@@ -5,8 +5,9 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use portcullis::plugin::{Grant, PluginSpec, Runtime, RuntimeConfig};
+use portcullis::plugin::{Grant, PluginSpec, Runtime, RuntimeConfig, WasmChecker};
 use portcullis::portal::{Credentials, Denial, FaultKind, Portal, Verdict};
 use serde_json::{Value, json};
 
@@ -44,7 +45,7 @@ async fn portal(grant: Option<&Path>, config: Value) -> Portal {
     spec.config = config.to_string();
     let mut portal = Portal::default();
     portal
-        .register_checker(runtime.load(spec).await.unwrap())
+        .register_checker(Arc::new(WasmChecker(runtime.load(spec).await.unwrap())))
         .await
         .unwrap();
     portal

@@ -5,9 +5,10 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use common::{LOGIN_DENIED, LOGIN_OK, Server};
-use portcullis::plugin::{Grant, PluginSpec, Runtime, RuntimeConfig};
+use portcullis::plugin::{Grant, PluginSpec, Runtime, RuntimeConfig, WasmChecker};
 use portcullis::portal::{Credentials, Denial, FaultKind, Portal, Verdict};
 use serde_json::{Value, json};
 
@@ -59,7 +60,7 @@ async fn portal(grant: &Path, config: Value) -> Portal {
     spec.config = config.to_string();
     let mut portal = Portal::default();
     portal
-        .register_checker(runtime.load(spec).await.unwrap())
+        .register_checker(Arc::new(WasmChecker(runtime.load(spec).await.unwrap())))
         .await
         .unwrap();
     portal

@@ -16,10 +16,11 @@ use tokio::sync::watch;
 use crate::cli::config::{self, CheckerEntry, Listener, ListenerTls, Protocol};
 use crate::cli::{Args, AuthSpec, DEFAULT_USER, GrantArg, LimitArgs, PluginArg, PluginOptions};
 use crate::echo::EchoConfig;
-use crate::plugin::realm::AvatarInterface;
 use crate::plugin::{
-    Grant, Limits, Plugin, PluginKind, PluginSpec, Runtime, RuntimeConfig, builtin,
+    Grant, Limits, Plugin, PluginKind, PluginSpec, Runtime, RuntimeConfig, WasmChecker,
+    WasmMechanism, WasmRealm, builtin,
 };
+use crate::portal::AvatarInterface;
 use crate::portal::Portal;
 use crate::sasl::{Mechanisms, Mechname};
 use crate::server::Sessions;
@@ -232,15 +233,15 @@ pub async fn check(args: &Args) -> anyhow::Result<String> {
     }
     for interface in [AvatarInterface::Echo, AvatarInterface::MessageDelivery] {
         if let Some(realm) = services.portal.realm_for(interface) {
-            let limits = realm.limits();
             out.push_str(&format!(
-                "realm {} for {} limits = {{ memory = \"{}M\", call-time = \"{}\", deliver-time = \"{}\" }}\n",
+                "realm {} for {}",
                 realm.name(),
-                interface.as_str(),
-                limits.memory >> 20,
-                duration_text(limits.call_time),
-                duration_text(limits.deliver_time),
+                interface.as_str()
             ));
+            if let Some(settings) = realm.settings() {
+                out.push_str(&format!(" {settings}"));
+            }
+            out.push('\n');
         }
     }
     out.push_str(&format!("mechanisms {}\n", offered(&services)));
@@ -250,14 +251,6 @@ pub async fn check(args: &Args) -> anyhow::Result<String> {
     ));
     out.push_str(&format!("tls {tls}\n"));
     Ok(out)
-}
-
-/// A duration as the file writes it: `10ms`, `30s`.
-fn duration_text(d: std::time::Duration) -> String {
-    match d.as_millis() {
-        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        ms => format!("{ms}ms"),
-    }
 }
 
 /// Removes what abandoned deliveries left in each Maildir's `tmp/` under
@@ -669,7 +662,7 @@ impl Services {
                 }
             }
             portal
-                .register_checker_for(plugin, entry.kinds.as_deref())
+                .register_checker_for(Arc::new(WasmChecker(plugin)), entry.kinds.as_deref())
                 .await
                 .map_err(|e| from.wrap(e))?;
         }
@@ -688,7 +681,7 @@ impl Services {
         apply_options(&mut echo, defaults, &options);
         portal.register_realm(
             AvatarInterface::Echo,
-            runtime.load(echo).await.map_err(|e| from.wrap(e))?,
+            wasm_realm(runtime.load(echo).await.map_err(|e| from.wrap(e))?),
         );
         // The console realm of seeds/000 prints messages on our stdout.
         let (options, from) = builtin_options("console");
@@ -697,7 +690,7 @@ impl Services {
         apply_options(&mut console, defaults, &options);
         portal.register_realm(
             AvatarInterface::MessageDelivery,
-            runtime.load(console).await.map_err(|e| from.wrap(e))?,
+            wasm_realm(runtime.load(console).await.map_err(|e| from.wrap(e))?),
         );
         if let Some(dir) = &args.maildir {
             let (options, from) = builtin_options("maildir");
@@ -734,7 +727,7 @@ impl Services {
             .to_string();
             portal.register_realm(
                 AvatarInterface::MessageDelivery,
-                runtime.load(maildir).await.map_err(|e| from.wrap(e))?,
+                wasm_realm(runtime.load(maildir).await.map_err(|e| from.wrap(e))?),
             );
         }
         for realm in &args.realms {
@@ -742,7 +735,7 @@ impl Services {
             apply_options(&mut spec, defaults, &realm.plugin.options);
             let plugin = runtime.load(spec).await?;
             expect_kind(&plugin, PluginKind::Realm, "--realm")?;
-            portal.register_realm(realm.interface, plugin);
+            portal.register_realm(realm.interface, wasm_realm(plugin));
         }
         for (interface, entry) in &args.extra.realms {
             file_plugin_exists(args, &entry.plugin.path, entry.line)?;
@@ -751,14 +744,15 @@ impl Services {
             apply_options(&mut spec, defaults, &entry.plugin.options);
             let plugin = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Realm, "realm").map_err(|e| from.wrap(e))?;
-            portal.register_realm(*interface, plugin);
+            portal.register_realm(*interface, wasm_realm(plugin));
         }
-        let portal = Arc::new(portal);
 
         let mut mechanisms = Mechanisms::default();
         for name in builtin::names().filter(|n| n.starts_with("mech-")) {
             mechanisms
-                .register(load_builtin(runtime, defaults, name, json!({})).await?)
+                .register(wasm_mechanism(
+                    load_builtin(runtime, defaults, name, json!({})).await?,
+                ))
                 .await?;
         }
         for arg in &args.mechanisms {
@@ -766,7 +760,7 @@ impl Services {
             apply_options(&mut spec, defaults, &arg.options);
             let plugin = runtime.load(spec).await?;
             expect_kind(&plugin, PluginKind::Mechanism, "--mechanism")?;
-            mechanisms.register(plugin).await?;
+            mechanisms.register(wasm_mechanism(plugin)).await?;
         }
         for entry in &args.extra.mechanisms {
             file_plugin_exists(args, &entry.plugin.path, entry.line)?;
@@ -775,8 +769,11 @@ impl Services {
             apply_options(&mut spec, defaults, &entry.plugin.options);
             let plugin = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
             expect_kind(&plugin, PluginKind::Mechanism, "mechanism").map_err(|e| from.wrap(e))?;
-            mechanisms.register(plugin).await?;
+            mechanisms.register(wasm_mechanism(plugin)).await?;
         }
+        #[cfg(feature = "bench-native")]
+        crate::bench_native::install(&mut portal, &mut mechanisms).await?;
+        let portal = Arc::new(portal);
         for name in &args.exclude_mechanisms {
             let parsed = Mechname::parse(name.as_bytes()).with_context(|| {
                 format!("--exclude-mechanism {name}: not a SASL mechanism name")
@@ -791,7 +788,6 @@ impl Services {
             "plugins loaded"
         );
         Ok(Services {
-            runtime: runtime.clone(),
             portal,
             mechanisms: Arc::new(mechanisms),
         })
@@ -897,6 +893,14 @@ fn expect_kind(plugin: &Plugin, kind: PluginKind, flag: &str) -> anyhow::Result<
         );
     }
     Ok(())
+}
+
+fn wasm_realm(plugin: Arc<Plugin>) -> Arc<dyn crate::portal::Realm> {
+    Arc::new(WasmRealm(plugin))
+}
+
+fn wasm_mechanism(plugin: Arc<Plugin>) -> Arc<dyn crate::portal::Mechanism> {
+    Arc::new(WasmMechanism(plugin))
 }
 
 async fn load_builtin(

@@ -6,18 +6,22 @@
 //! [`ENV`] names the users (`user:pass[:user:pass…]`); otherwise nothing
 //! changes.
 //!
-//! With it on, SMTP `AUTH PLAIN` with an initial response is answered here
-//! (the realm that hands out the delivery avatar is still the Wasm one), and
-//! the portal checks every username-password credential here (the echo
-//! service's `user pass` line). Passwords are compared in constant time.
+//! With it on, [`install`] registers a native PLAIN [`Mechanism`] and a
+//! native username-password [`Checker`] in place of the plugins, like any
+//! other implementation of those roles (the realm that hands out the
+//! avatar is still the Wasm one). Passwords are compared in constant time.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
+use async_trait::async_trait;
 use subtle::ConstantTimeEq as _;
 
-use crate::portal::{Credentials, Denial};
-use crate::sasl::Outcome;
+use crate::portal::{
+    ChannelInfo, Checker, CredentialKind, Credentials, Denial, Exchange, Fault, Mechanism,
+    MechanismInfo, Portal, SecretSource, Step, Verdict,
+};
+use crate::sasl::Mechanisms;
 
 /// The environment variable that turns the native path on.
 pub const ENV: &str = "PORTCULLIS_BENCH_NATIVE";
@@ -37,29 +41,101 @@ static USERS: LazyLock<Option<HashMap<String, String>>> = LazyLock::new(|| {
     Some(users)
 });
 
-/// Whether the native path is on.
-pub fn enabled() -> bool {
-    USERS.is_some()
+/// Registers the native PLAIN and checker when [`ENV`] is set.
+pub async fn install(portal: &mut Portal, mechanisms: &mut Mechanisms) -> anyhow::Result<()> {
+    let Some(users) = USERS.as_ref() else {
+        return Ok(());
+    };
+    portal.replace_checker(
+        CredentialKind::UsernamePassword,
+        Arc::new(NativeChecker { users }),
+    );
+    mechanisms.register(Arc::new(NativePlain)).await?;
+    Ok(())
 }
 
-/// Checks username-password credentials natively: `None` when the native
-/// path is off or the credentials are of another kind.
-pub fn check(credentials: &Credentials) -> Option<Result<String, Denial>> {
-    let users = USERS.as_ref()?;
-    let Credentials::UsernamePassword {
-        authzid,
-        username,
-        password,
-    } = credentials
-    else {
-        return None;
-    };
-    Some(verify(
-        users,
-        authzid.as_deref(),
-        username,
-        password.as_bytes(),
-    ))
+/// The in-memory checker, natively.
+struct NativeChecker {
+    users: &'static HashMap<String, String>,
+}
+
+#[async_trait]
+impl Checker for NativeChecker {
+    fn name(&self) -> &str {
+        "bench-native"
+    }
+
+    async fn credential_kinds(&self) -> Result<Vec<CredentialKind>, Fault> {
+        Ok(vec![CredentialKind::UsernamePassword])
+    }
+
+    async fn check(&self, credentials: &Credentials) -> Verdict<String> {
+        let Credentials::UsernamePassword {
+            authzid,
+            username,
+            password,
+        } = credentials
+        else {
+            return Ok(Err(Denial::Unsupported));
+        };
+        Ok(verify(
+            self.users,
+            authzid.as_deref(),
+            username,
+            password.as_bytes(),
+        ))
+    }
+}
+
+/// PLAIN (RFC 4616), natively.
+struct NativePlain;
+
+#[async_trait]
+impl Mechanism for NativePlain {
+    fn name(&self) -> &str {
+        "bench-native"
+    }
+
+    async fn info(&self) -> Result<MechanismInfo, Fault> {
+        Ok(MechanismInfo {
+            name: "PLAIN".into(),
+            plaintext: true,
+            kinds: vec![CredentialKind::UsernamePassword],
+        })
+    }
+
+    async fn exchange(
+        &self,
+        _secrets: Arc<dyn SecretSource>,
+        _channel: ChannelInfo,
+        _declared: &[CredentialKind],
+    ) -> Result<Box<dyn Exchange>, Fault> {
+        Ok(Box::new(PlainExchange))
+    }
+}
+
+struct PlainExchange;
+
+#[async_trait]
+impl Exchange for PlainExchange {
+    async fn start(&mut self, initial_response: Option<&[u8]>) -> Result<Step, Fault> {
+        Ok(match initial_response {
+            None => Step::Challenge(Vec::new()),
+            Some(message) => plain(message),
+        })
+    }
+
+    async fn step(&mut self, response: &[u8]) -> Result<Step, Fault> {
+        Ok(plain(response))
+    }
+
+    async fn denied(&mut self) -> Result<Option<Vec<u8>>, Fault> {
+        Ok(None)
+    }
+
+    fn vouched_avatar(&self, _username: &str, _kind: CredentialKind) -> Option<String> {
+        None
+    }
 }
 
 fn verify(
@@ -82,43 +158,33 @@ fn verify(
     }
 }
 
-/// A whole PLAIN exchange (RFC 4616) from its initial response: `None` when
-/// the native path is off.
-pub fn plain(message: &[u8]) -> Option<Outcome> {
-    let users = USERS.as_ref()?;
+/// A PLAIN message: the credentials it carries, or why it is malformed.
+fn plain(message: &[u8]) -> Step {
     let fields: Vec<&[u8]> = message.split(|b| *b == 0).collect();
     let parsed = match fields[..] {
         [authzid, authcid, passwd] if !authcid.is_empty() && !passwd.is_empty() => {
-            match (std::str::from_utf8(authzid), std::str::from_utf8(authcid)) {
-                (Ok(z), Ok(c)) => Some(((!z.is_empty()).then_some(z), c, passwd)),
+            match (
+                std::str::from_utf8(authzid),
+                std::str::from_utf8(authcid),
+                std::str::from_utf8(passwd),
+            ) {
+                (Ok(z), Ok(c), Ok(p)) => Some(((!z.is_empty()).then_some(z), c, p)),
                 _ => None,
             }
         }
         _ => None,
     };
-    let Some((authzid, username, password)) = parsed else {
-        return Some(Outcome::Denied {
-            denial: Denial::MechanismFailed("malformed PLAIN message".into()),
-            user: None,
-            error_challenge: None,
-            checker: None,
-        });
-    };
-    let user = Some(username.to_owned());
-    Some(match verify(users, authzid, username, password) {
-        Ok(id) => Outcome::Success {
-            avatar_id: Some(id),
-            user,
+    match parsed {
+        None => Step::Failure("malformed PLAIN message".into()),
+        Some((authzid, username, password)) => Step::Success {
+            credentials: Credentials::UsernamePassword {
+                authzid: authzid.map(str::to_owned),
+                username: username.to_owned(),
+                password: password.to_owned(),
+            },
             additional_data: None,
-            checker: Some("bench-native".into()),
         },
-        Err(denial) => Outcome::Denied {
-            denial,
-            user,
-            error_challenge: None,
-            checker: Some("bench-native".into()),
-        },
-    })
+    }
 }
 
 #[cfg(test)]

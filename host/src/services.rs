@@ -3,13 +3,11 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::plugin::Runtime;
 use crate::portal::Portal;
 use crate::sasl::Mechanisms;
 
 /// Everything a protocol needs to authenticate users.
 pub struct Services {
-    pub runtime: Arc<Runtime>,
     pub portal: Arc<Portal>,
     pub mechanisms: Arc<Mechanisms>,
 }

@@ -26,7 +26,7 @@ use super::plugin_options::{
 };
 use super::{Args, AuthSpec, LogFormat, Networks, parse_duration, parse_size};
 use crate::plugin::Sha256Pin;
-use crate::plugin::realm::AvatarInterface;
+use crate::portal::AvatarInterface;
 use crate::portal::CredentialKind;
 use crate::smtp::TlsOnly;
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::plugin::realm::{AvatarInterface, Mind};
 use crate::plugin::{PluginKind, PluginSpec, Runtime, RuntimeConfig, WIT_PACKAGE, WIT_VERSION};
+use crate::portal::{Avatar as _, AvatarInterface, Mind};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -76,7 +76,7 @@ pub async fn inspect(file: &Path) -> anyhow::Result<Value> {
             for interface in [AvatarInterface::Echo, AvatarInterface::MessageDelivery] {
                 let answer = match plugin.request_avatar(None, interface, &mind).await {
                     Ok(Ok(avatar)) => {
-                        avatar.logout().await;
+                        Box::new(avatar).logout().await;
                         "yes".to_owned()
                     }
                     Ok(Err(denial)) => format!("no ({denial})"),

@@ -115,7 +115,7 @@ impl FromStr for PluginArg {
 /// `--realm INTERFACE=PATH[...]`
 #[derive(Clone, Debug, PartialEq)]
 pub struct RealmArg {
-    pub interface: crate::plugin::realm::AvatarInterface,
+    pub interface: crate::portal::AvatarInterface,
     pub plugin: PluginArg,
 }
 
@@ -123,7 +123,7 @@ impl FromStr for RealmArg {
     type Err = String;
 
     fn from_str(arg: &str) -> Result<Self, String> {
-        use crate::plugin::realm::AvatarInterface;
+        use crate::portal::AvatarInterface;
         let Some((interface, rest)) = arg.split_once('=') else {
             return Err("write --realm INTERFACE=PATH, e.g. --realm echo=./my-realm.wasm".into());
         };

@@ -11,11 +11,9 @@ use tokio::sync::watch;
 
 use super::codec::{LoginLine, parse_login_line};
 use super::replies;
-use crate::plugin::ChannelInfo;
-use crate::plugin::realm::{Avatar, AvatarInterface, Mind};
-use crate::portal::{Credentials, Denial, Fault};
+use crate::portal::{Avatar, AvatarInterface, ChannelInfo, Credentials, Mind};
 use crate::proto::line::{Frame, LineReader};
-use crate::sasl::{self, Authenticator, Continuation, Mechname, Outcome, Progress};
+use crate::sasl::{self, Begin, Ending, LineExchange, Mechname, Purpose, Refusal, Turn};
 
 /// Settings shared by every echo connection.
 pub struct EchoConfig {
@@ -59,24 +57,11 @@ impl EchoConfig {
 /// Where the conversation stands.
 enum State {
     /// Waiting for `user pass` or `AUTH`.
-    Login { errors: u32 },
+    Login,
     /// A SASL exchange is running.
-    Sasl(Box<SaslState>),
+    Sasl(Box<LineExchange>),
     /// Logged in; lines go to the avatar.
-    LoggedIn { avatar: Box<Avatar> },
-}
-
-struct SaslState {
-    /// `None` once the outcome is settled: the instance is freed while
-    /// the client acknowledges it.
-    auth: Option<Authenticator>,
-    /// This exchange's share of its address's limit.
-    _share: crate::limits::Held,
-    mechanism: Mechname,
-    started: Instant,
-    /// The exchange is over; the client's next line only acknowledges the
-    /// data sent with the outcome.
-    settled: Option<Outcome>,
+    LoggedIn { avatar: Box<dyn Avatar> },
 }
 
 /// Whether to keep the connection open.
@@ -91,6 +76,8 @@ struct Connection<S> {
     config: Arc<EchoConfig>,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
+    /// Bad lines so far, before login.
+    errors: u32,
 }
 
 /// Serves one echo connection until the client leaves, fails to log in or
@@ -111,9 +98,10 @@ where
         config,
         peer,
         shutdown,
+        errors: 0,
     };
     let started = Instant::now();
-    let mut state = State::Login { errors: 0 };
+    let mut state = State::Login;
     let result = conn.run(&mut state).await;
     let logged_in = matches!(state, State::LoggedIn { .. });
     if let State::LoggedIn { avatar } = state {
@@ -150,10 +138,8 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 Some(Err(_)) if in_exchange && wait < self.config.idle_timeout => {
                     // The exchange waited long enough: cancel it and free
                     // its instance; the connection may try again.
-                    crate::metrics::METRICS.auth_step_timeout("echo");
-                    tracing::info!(protocol = "echo", peer = %self.peer,
-                        "SASL exchange timed out waiting for the client; cancelled");
-                    *state = State::Login { errors: 1 };
+                    sasl::line::report_step_timeout("echo", self.peer);
+                    *state = State::Login;
                     self.send(replies::CANCELLED).await?;
                     self.writer.flush().await?;
                     continue;
@@ -182,41 +168,32 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
             Frame::Line(line) => line,
             Frame::TooLong => {
                 self.send(replies::TOO_LONG).await?;
-                return Ok(match state {
-                    State::Login { errors } => self.count_error(errors).await?,
+                return match state {
+                    State::Login => self.count_error().await,
                     State::Sasl(_) => {
-                        *state = State::Login { errors: 1 };
+                        *state = State::Login;
                         self.send(replies::CANCELLED).await?;
-                        Flow::Continue
+                        self.count_error().await
                     }
-                    State::LoggedIn { .. } => Flow::Continue,
-                });
+                    State::LoggedIn { .. } => Ok(Flow::Continue),
+                };
             }
         };
         match state {
-            State::Login { errors } => {
-                let mut count = *errors;
-                let flow = self.on_login_line(state, &line, &mut count).await?;
-                if let State::Login { errors } = state {
-                    *errors = count;
-                }
-                Ok(flow)
+            State::Login => self.on_login_line(state, &line).await,
+            State::Sasl(exchange) => {
+                let turn = exchange.on_line(&line).await;
+                self.on_turn(state, turn).await
             }
-            State::Sasl(_) => self.on_sasl_line(state, &line).await,
-            State::LoggedIn { avatar } => self.on_echo_line(avatar, &line).await,
+            State::LoggedIn { avatar } => self.on_echo_line(avatar.as_mut(), &line).await,
         }
     }
 
-    async fn on_login_line(
-        &mut self,
-        state: &mut State,
-        line: &[u8],
-        errors: &mut u32,
-    ) -> std::io::Result<Flow> {
+    async fn on_login_line(&mut self, state: &mut State, line: &[u8]) -> std::io::Result<Flow> {
         match parse_login_line(line) {
             Err(e) => {
                 self.send(&format!("Error: {e}.")).await?;
-                self.count_error(errors).await
+                self.count_error().await
             }
             Ok(LoginLine::Credentials { username, password }) => {
                 let credentials = Credentials::UsernamePassword {
@@ -225,35 +202,26 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                     password: password.to_owned(),
                 };
                 let started = Instant::now();
-                let services = self.config.services.get();
-                let checker = services
-                    .portal
-                    .checker_for(credentials.kind())
-                    .map(|p| p.name().to_owned());
-                let verdict = services.portal.check(&credentials).await;
-                let outcome = verdict.map(|v| match v {
-                    Ok(avatar_id) => Outcome::Success {
-                        avatar_id,
-                        user: Some(username.to_owned()),
-                        checker,
-                        additional_data: None,
-                    },
-                    Err(denial) => Outcome::Denied {
-                        denial,
-                        user: Some(username.to_owned()),
-                        checker,
-                        error_challenge: None,
-                    },
-                });
-                self.finish_login(state, outcome, None, started).await
+                let portal = self.config.services.get().portal.clone();
+                let ending = Ending::of_password(&portal, &credentials, &self.purpose(None)).await;
+                self.finish(state, ending, "USER-PASS", started).await
             }
             Ok(LoginLine::Sasl {
                 mechanism,
                 initial_response,
-            }) => {
-                self.start_sasl(state, mechanism, initial_response, errors)
-                    .await
-            }
+            }) => self.start_sasl(state, mechanism, initial_response).await,
+        }
+    }
+
+    fn purpose(&self, mechanism: Option<&Mechname>) -> Purpose {
+        Purpose {
+            interface: AvatarInterface::Echo,
+            mind: Mind {
+                peer: self.peer.to_string(),
+                protocol: "echo",
+                mechanism: mechanism.map(|m| m.to_string()),
+                secure: false,
+            },
         }
     }
 
@@ -262,231 +230,108 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         state: &mut State,
         name: Mechname,
         initial_response: Option<&[u8]>,
-        errors: &mut u32,
     ) -> std::io::Result<Flow> {
-        let config = self.config.clone();
-        let services = config.services.get();
-        let offered: Vec<&Mechname> = services
-            .mechanisms
-            .offered(&services.portal, true)
-            .collect();
-        let Some(mechanism) = offered
-            .contains(&&name)
-            .then(|| services.mechanisms.get(&name))
-            .flatten()
-        else {
-            let names: Vec<&str> = offered.iter().map(|m| m.as_str()).collect();
-            self.send(&replies::unknown_mechanism(name.as_str(), &names))
-                .await?;
-            return self.count_error(errors).await;
-        };
-        let initial = match initial_response.map(sasl::decode_initial_response) {
-            None => None,
-            Some(Ok(bytes)) => Some(bytes),
-            Some(Err(_)) => {
-                self.send(replies::BAD_BASE64).await?;
-                return self.count_error(errors).await;
-            }
-        };
-        let Some(share) = config
-            .clients
-            .acquire(self.peer.ip(), crate::limits::Counted::Exchanges)
-        else {
-            tracing::info!(protocol = "echo", peer = %self.peer,
-                "too many exchanges from this address; closing");
-            self.send(replies::BUSY).await?;
-            return Ok(Flow::Close);
-        };
-        let started = Instant::now();
-        let channel = ChannelInfo {
-            server_name: config.server_name.clone(),
-            secure: false,
-            external_identity: None,
-            peer: self.peer.to_string(),
-        };
-        let mut auth = match Authenticator::new(mechanism, services.portal.clone(), channel).await {
-            Ok(auth) => auth,
-            Err(fault) => {
-                return self
-                    .finish_login(state, Err(fault), Some(&name), started)
-                    .await;
-            }
-        };
-        let progress = auth.start(initial.as_deref()).await;
-        *state = State::Sasl(Box::new(SaslState {
-            auth: Some(auth),
-            _share: share,
-            mechanism: name,
-            started,
-            settled: None,
-        }));
-        self.on_progress(state, progress).await
-    }
-
-    async fn on_sasl_line(&mut self, state: &mut State, line: &[u8]) -> std::io::Result<Flow> {
-        let State::Sasl(sasl) = state else {
-            unreachable!("on_sasl_line outside a SASL exchange");
-        };
-        if let Some(outcome) = sasl.settled.take() {
-            // The client acknowledged the outcome's data; whatever it sent
-            // is discarded.
-            let (name, started) = (sasl.mechanism.clone(), sasl.started);
-            return self
-                .finish_login(state, Ok(outcome), Some(&name), started)
-                .await;
-        }
-        let progress = match sasl::decode_continuation(line) {
-            Ok(Continuation::Cancel) => {
-                *state = State::Login { errors: 1 };
-                self.send(replies::CANCELLED).await?;
-                return Ok(Flow::Continue);
-            }
-            Err(_) => {
-                *state = State::Login { errors: 1 };
-                self.send(replies::BAD_BASE64).await?;
-                return Ok(Flow::Continue);
-            }
-            Ok(Continuation::Data(bytes)) => match &mut sasl.auth {
-                Some(auth) => auth.step(&bytes).await,
-                None => unreachable!("a settled exchange has its outcome"),
+        let services = self.config.services.get();
+        let begin = Begin {
+            portal: services.portal.clone(),
+            mechanisms: services.mechanisms.clone(),
+            purpose: self.purpose(Some(&name)),
+            name: name.clone(),
+            initial_response,
+            allow_plaintext: true,
+            channel: ChannelInfo {
+                server_name: self.config.server_name.clone(),
+                secure: false,
+                external_identity: None,
+                peer: self.peer.to_string(),
             },
+            clients: &self.config.clients,
+            peer: self.peer.ip(),
         };
-        self.on_progress(state, progress).await
-    }
-
-    async fn on_progress(
-        &mut self,
-        state: &mut State,
-        progress: Result<Progress, Fault>,
-    ) -> std::io::Result<Flow> {
-        let State::Sasl(sasl) = state else {
-            unreachable!("on_progress outside a SASL exchange");
-        };
-        let (name, started) = (sasl.mechanism.clone(), sasl.started);
-        match progress {
-            Ok(Progress::Challenge(data)) => {
-                self.send(&replies::challenge(&data)).await?;
-                Ok(Flow::Continue)
+        match LineExchange::begin(begin).await {
+            Ok((exchange, turn)) => {
+                *state = State::Sasl(Box::new(exchange));
+                self.on_turn(state, turn).await
             }
-            Ok(Progress::Done(outcome)) => {
-                let data = match &outcome {
-                    Outcome::Success {
-                        additional_data, ..
-                    } => additional_data.clone(),
-                    Outcome::Denied {
-                        error_challenge, ..
-                    } => error_challenge.clone(),
-                };
-                match data {
-                    Some(data) => {
-                        self.send(&replies::challenge(&data)).await?;
-                        sasl.settled = Some(outcome);
-                        sasl.auth = None;
-                        Ok(Flow::Continue)
-                    }
-                    None => {
-                        self.finish_login(state, Ok(outcome), Some(&name), started)
-                            .await
-                    }
-                }
+            Err(Refusal::UnknownMechanism { offered }) => {
+                let names: Vec<&str> = offered.iter().map(|m| m.as_str()).collect();
+                self.send(&replies::unknown_mechanism(name.as_str(), &names))
+                    .await?;
+                self.count_error().await
             }
-            Err(fault) => {
-                self.finish_login(state, Err(fault), Some(&name), started)
-                    .await
+            // Echo runs in the clear and allows every mechanism.
+            Err(Refusal::EncryptionRequired | Refusal::BadBase64) => {
+                self.send(replies::BAD_BASE64).await?;
+                self.count_error().await
+            }
+            Err(Refusal::TooManyExchanges) => {
+                tracing::info!(protocol = "echo", peer = %self.peer,
+                    "too many exchanges from this address; closing");
+                self.send(replies::BUSY).await?;
+                Ok(Flow::Close)
             }
         }
     }
 
-    /// Reports a login's outcome to the client and the log, and on success
-    /// asks the realm for the echo avatar.
-    async fn finish_login(
+    async fn on_turn(&mut self, state: &mut State, turn: Turn) -> std::io::Result<Flow> {
+        let ending = match turn {
+            Turn::Challenge(data) => {
+                self.send(&replies::challenge(&data)).await?;
+                return Ok(Flow::Continue);
+            }
+            Turn::Over(ending) => ending,
+        };
+        let State::Sasl(exchange) = std::mem::replace(state, State::Login) else {
+            unreachable!("a turn outside a SASL exchange");
+        };
+        let (name, started) = (exchange.mechanism().clone(), exchange.started());
+        drop(exchange);
+        self.finish(state, ending, name.as_str(), started).await
+    }
+
+    /// Reports how a login ended to the client and the log.
+    async fn finish(
         &mut self,
         state: &mut State,
-        outcome: Result<Outcome, Fault>,
-        mechanism: Option<&Mechname>,
+        ending: Ending,
+        mechanism: &str,
         started: Instant,
     ) -> std::io::Result<Flow> {
-        let mechanism_name = mechanism.map(Mechname::as_str).unwrap_or("USER-PASS");
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        let peer = self.peer;
-        let result = match &outcome {
-            Ok(Outcome::Success { .. }) => "success",
-            Ok(Outcome::Denied { .. }) => "denied",
-            Err(_) => "fault",
-        };
-        crate::metrics::METRICS.auth("echo", mechanism_name, result, started.elapsed());
-        let (avatar_id, user, checker) = match outcome {
-            Ok(Outcome::Success {
-                avatar_id,
-                user,
-                checker,
-                ..
-            }) => (avatar_id, user, checker),
-            Ok(Outcome::Denied {
-                denial,
-                user,
-                checker,
-                ..
-            }) => {
-                tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
-                    user = user.as_deref().unwrap_or(""), result = "denied",
-                    plugin = checker.as_deref().unwrap_or(""),
-                    reason = %denial, elapsed_us, "authentication denied");
+        sasl::line::report("echo", self.peer, mechanism, &ending, started);
+        match ending {
+            Ending::Success { login, .. } => {
+                self.config.penalty.success(self.peer.ip());
+                *state = State::LoggedIn {
+                    avatar: login.avatar,
+                };
+                self.send(replies::LOGIN_OK).await?;
+                Ok(Flow::Continue)
+            }
+            Ending::Denied { .. } => {
                 self.penalize().await?;
                 self.send(replies::LOGIN_DENIED).await?;
-                return Ok(Flow::Close);
+                Ok(Flow::Close)
             }
-            Err(fault) => return self.report_fault(mechanism_name, &fault, elapsed_us).await,
-        };
-        let mind = Mind {
-            peer: peer.to_string(),
-            protocol: "echo",
-            mechanism: mechanism.map(|m| m.to_string()),
-            secure: false,
-        };
-        let portal = self.config.services.get().portal.clone();
-        let avatar = match portal
-            .request_avatar(avatar_id.as_deref(), AvatarInterface::Echo, &mind)
-            .await
-        {
-            Ok(Ok(avatar)) => avatar,
-            Ok(Err(denial)) => {
-                tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
-                    user = user.as_deref().unwrap_or(""), result = "denied",
-                    reason = %denial_for_realm(&denial), elapsed_us, "realm refused the avatar");
-                self.penalize().await?;
-                self.send(replies::LOGIN_DENIED).await?;
-                return Ok(Flow::Close);
+            Ending::Fault(_) => {
+                self.send(replies::TEMPORARY_FAILURE).await?;
+                Ok(Flow::Close)
             }
-            Err(fault) => return self.report_fault(mechanism_name, &fault, elapsed_us).await,
-        };
-        tracing::info!(protocol = "echo", %peer, mechanism = mechanism_name,
-            user = user.as_deref().unwrap_or(""),
-            avatar_id = avatar_id.as_deref().unwrap_or("(anonymous)"),
-            plugin = checker.as_deref().unwrap_or(""),
-            result = "success", elapsed_us, "authenticated");
-        self.config.penalty.success(peer.ip());
-        *state = State::LoggedIn {
-            avatar: Box::new(avatar),
-        };
-        self.send(replies::LOGIN_OK).await?;
-        Ok(Flow::Continue)
+            Ending::Cancelled => {
+                self.send(replies::CANCELLED).await?;
+                Ok(Flow::Continue)
+            }
+            Ending::BadBase64 => {
+                self.send(replies::BAD_BASE64).await?;
+                self.count_error().await
+            }
+        }
     }
 
-    async fn report_fault(
+    async fn on_echo_line(
         &mut self,
-        mechanism: &str,
-        fault: &Fault,
-        elapsed_us: u64,
+        avatar: &mut dyn Avatar,
+        line: &[u8],
     ) -> std::io::Result<Flow> {
-        tracing::warn!(protocol = "echo", peer = %self.peer, mechanism, result = "fault",
-            plugin = %fault.plugin, fault = %fault.kind, detail = %fault.detail, elapsed_us,
-            "authentication failed: plugin fault");
-        self.send(replies::TEMPORARY_FAILURE).await?;
-        Ok(Flow::Close)
-    }
-
-    async fn on_echo_line(&mut self, avatar: &mut Avatar, line: &[u8]) -> std::io::Result<Flow> {
         let Ok(text) = std::str::from_utf8(line) else {
             self.send(replies::NOT_UTF8).await?;
             return Ok(Flow::Continue);
@@ -521,9 +366,9 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         Ok(())
     }
 
-    async fn count_error(&mut self, errors: &mut u32) -> std::io::Result<Flow> {
-        *errors += 1;
-        if *errors >= self.config.max_errors {
+    async fn count_error(&mut self) -> std::io::Result<Flow> {
+        self.errors += 1;
+        if self.errors >= self.config.max_errors {
             self.send(replies::TOO_MANY_ERRORS).await?;
             return Ok(Flow::Close);
         }
@@ -535,8 +380,4 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         self.writer.write_all(line.as_bytes()).await?;
         self.writer.write_all(b"\r\n").await
     }
-}
-
-fn denial_for_realm(denial: &Denial) -> String {
-    format!("realm: {denial}")
 }

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use super::bindings::CheckerPlugin;
 use super::bindings::checker::exports::portcullis::auth::checker as wit;
 use super::{Plugin, PluginPre, PooledStore, convert};
-use crate::portal::{CredentialKind, Credentials, FaultKind, SecretEntry, Verdict};
+use crate::portal::{Checker, CredentialKind, Credentials, Fault, FaultKind, SecretEntry, Verdict};
 
 impl Plugin {
     async fn instantiate_checker(
@@ -94,5 +96,27 @@ impl Plugin {
             ));
         }
         Ok(id)
+    }
+}
+
+/// A checker plugin in the portal's [`Checker`] role.
+pub struct WasmChecker(pub Arc<Plugin>);
+
+#[async_trait]
+impl Checker for WasmChecker {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn credential_kinds(&self) -> Result<Vec<CredentialKind>, Fault> {
+        self.0.credential_kinds().await
+    }
+
+    async fn check(&self, credentials: &Credentials) -> Verdict<String> {
+        self.0.check(credentials).await
+    }
+
+    async fn lookup_secret(&self, username: &str, kind: CredentialKind) -> Verdict<SecretEntry> {
+        self.0.lookup_secret(username, kind).await
     }
 }

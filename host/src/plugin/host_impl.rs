@@ -89,8 +89,8 @@ impl session::Host for PluginState {
             )));
         }
         session.lookups_left -= 1;
-        let portal = session.portal.clone();
-        match portal.lookup_secret(&username, kind).await {
+        let source = session.source.clone();
+        match source.lookup_secret(&username, kind).await {
             Ok(Ok(entry)) => {
                 let secret = convert::secret_to_wit(&entry.secret);
                 self.session_mut()?

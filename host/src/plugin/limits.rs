@@ -4,6 +4,27 @@
 
 use std::time::Duration;
 
+impl Limits {
+    /// The limits a realm runs under, as the file writes them (for
+    /// check-config).
+    pub fn realm_summary(&self) -> String {
+        format!(
+            "limits = {{ memory = \"{}M\", call-time = \"{}\", deliver-time = \"{}\" }}",
+            self.memory >> 20,
+            duration_text(self.call_time),
+            duration_text(self.deliver_time),
+        )
+    }
+}
+
+/// A duration as the file writes it: `10ms`, `30s`.
+fn duration_text(d: Duration) -> String {
+    match d.as_millis() {
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
 /// What one instance of a plugin may use. Every store gets a copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -2,34 +2,19 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use super::bindings::mechanism::MechanismPlugin;
 use super::bindings::mechanism::exports::portcullis::auth::mechanism as wit;
 use super::state::SessionContext;
-use super::{ChannelInfo, Plugin, PluginPre, PooledStore, convert};
-use crate::portal::{CredentialKind, Credentials, Fault, FaultKind, Portal};
-
-/// What a mechanism says about itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MechanismInfo {
-    pub name: String,
-    pub plaintext: bool,
-    pub kinds: Vec<CredentialKind>,
-}
-
-/// One step of an exchange, as the host sees it.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Step {
-    Challenge(Vec<u8>),
-    Success {
-        credentials: Credentials,
-        additional_data: Option<Vec<u8>>,
-    },
-    /// The mechanism ended the exchange; the text is for the log.
-    Failure(String),
-}
+use super::{Plugin, PluginPre, PooledStore, convert};
+use crate::portal::{
+    ChannelInfo, CredentialKind, Exchange, Fault, FaultKind, Mechanism, MechanismInfo,
+    SecretSource, Step,
+};
 
 /// A running exchange. Dropping it frees the instance.
-pub struct Exchange {
+pub struct WasmExchange {
     plugin: Arc<Plugin>,
     store: PooledStore,
     bindings: MechanismPlugin,
@@ -90,13 +75,13 @@ impl Plugin {
     /// mechanism's `info` named: the only ones it may look up.
     pub async fn exchange(
         self: &Arc<Self>,
-        portal: Arc<Portal>,
+        source: Arc<dyn SecretSource>,
         channel: ChannelInfo,
         declared: &[CredentialKind],
-    ) -> Result<Exchange, Fault> {
+    ) -> Result<WasmExchange, Fault> {
         let session = SessionContext {
             channel,
-            portal,
+            source,
             declared: declared.to_vec(),
             may_lookup: self.lookup_secrets,
             lookups_left: self.runtime.max_lookups,
@@ -104,7 +89,7 @@ impl Plugin {
             fault: None,
         };
         let (store, bindings) = self.instantiate_mechanism(Some(session)).await?;
-        Ok(Exchange {
+        Ok(WasmExchange {
             plugin: self.clone(),
             store,
             bindings,
@@ -112,12 +97,9 @@ impl Plugin {
     }
 }
 
-impl Exchange {
-    pub fn plugin(&self) -> &Arc<Plugin> {
-        &self.plugin
-    }
-
-    pub async fn start(&mut self, initial_response: Option<&[u8]>) -> Result<Step, Fault> {
+#[async_trait]
+impl Exchange for WasmExchange {
+    async fn start(&mut self, initial_response: Option<&[u8]>) -> Result<Step, Fault> {
         self.plugin.arm(&mut self.store);
         let step = self
             .plugin
@@ -131,7 +113,7 @@ impl Exchange {
         self.check(step)
     }
 
-    pub async fn step(&mut self, response: &[u8]) -> Result<Step, Fault> {
+    async fn step(&mut self, response: &[u8]) -> Result<Step, Fault> {
         self.plugin.arm(&mut self.store);
         let step = self
             .plugin
@@ -145,8 +127,7 @@ impl Exchange {
         self.check(step)
     }
 
-    /// The error challenge to send after a denial, if the mechanism has one.
-    pub async fn denied(&mut self) -> Result<Option<Vec<u8>>, Fault> {
+    async fn denied(&mut self) -> Result<Option<Vec<u8>>, Fault> {
         self.plugin.arm(&mut self.store);
         let data = self
             .plugin
@@ -163,17 +144,17 @@ impl Exchange {
         }
     }
 
-    /// The avatar id a checker vouched for when it handed this exchange
-    /// `username`'s secret of `kind`.
-    pub fn vouched_avatar(&self, username: &str, kind: CredentialKind) -> Option<&str> {
+    fn vouched_avatar(&self, username: &str, kind: CredentialKind) -> Option<String> {
         let session = self.store.data().session.as_ref()?;
         session
             .secrets
             .iter()
             .find(|(u, k, _)| u == username && *k == kind)
-            .map(|(_, _, id)| id.as_str())
+            .map(|(_, _, id)| id.clone())
     }
+}
 
+impl WasmExchange {
     /// A checker fault met while the mechanism looked up a secret.
     pub fn take_lookup_fault(&mut self) -> Option<Fault> {
         self.store.data_mut().session.as_mut()?.fault.take()
@@ -232,4 +213,27 @@ fn truncate(mut text: String, max: usize) -> String {
     }
     text.retain(|c| !c.is_control());
     text
+}
+
+/// A mechanism plugin in the portal's [`Mechanism`] role.
+pub struct WasmMechanism(pub Arc<Plugin>);
+
+#[async_trait]
+impl Mechanism for WasmMechanism {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn info(&self) -> Result<MechanismInfo, Fault> {
+        self.0.mechanism_info().await
+    }
+
+    async fn exchange(
+        &self,
+        secrets: Arc<dyn SecretSource>,
+        channel: ChannelInfo,
+        declared: &[CredentialKind],
+    ) -> Result<Box<dyn Exchange>, Fault> {
+        Ok(Box::new(self.0.exchange(secrets, channel, declared).await?))
+    }
 }

@@ -50,9 +50,12 @@ use wasmtime::{
 };
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+pub use checker::WasmChecker;
 pub use limits::Limits;
+pub use mechanism::{WasmExchange, WasmMechanism};
 pub use pin::Sha256Pin;
-pub use state::{ChannelInfo, PluginState};
+pub use realm::{WasmAvatar, WasmRealm};
+pub use state::PluginState;
 
 use crate::portal::{Fault, FaultKind};
 

@@ -10,83 +10,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use wasmtime::component::ResourceAny;
 
 use super::bindings::realm::RealmPlugin;
 use super::bindings::realm::exports::portcullis::auth::realm as wit;
 use super::{Plugin, PluginPre, PooledStore, convert};
-use crate::portal::{Fault, FaultKind, Verdict};
-
-/// The avatar interface a protocol asks the realm for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AvatarInterface {
-    Echo,
-    MessageDelivery,
-}
-
-impl AvatarInterface {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AvatarInterface::Echo => "echo",
-            AvatarInterface::MessageDelivery => "message-delivery",
-        }
-    }
-}
-
-/// What the host tells the realm about the connection.
-#[derive(Clone, Debug, Default)]
-pub struct Mind {
-    pub peer: String,
-    pub protocol: &'static str,
-    pub mechanism: Option<String>,
-    pub secure: bool,
-}
-
-/// The realm's answer to one echo line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EchoReply {
-    pub lines: Vec<String>,
-    pub close: bool,
-}
-
-/// Why the realm refused a sender, recipient or message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    /// 5xx when true, 4xx otherwise.
-    pub permanent: bool,
-    /// One printable line for the client.
-    pub text: String,
-}
-
-/// What the host knows when a message arrives (RFC 5321 §4.4).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReceivedInfo {
-    pub helo: String,
-    pub peer_ip: String,
-    pub server_name: String,
-    pub with_protocol: String,
-    pub authenticated_id: Option<String>,
-    pub id: String,
-    pub sender: String,
-    pub recipients: Vec<String>,
-    pub date: String,
-}
-
-impl ReceivedInfo {
-    fn to_wit(&self) -> wit::ReceivedInfo {
-        wit::ReceivedInfo {
-            helo: self.helo.clone(),
-            peer_ip: self.peer_ip.clone(),
-            server_name: self.server_name.clone(),
-            with_protocol: self.with_protocol.clone(),
-            authenticated_id: self.authenticated_id.clone(),
-            id: self.id.clone(),
-            sender: self.sender.clone(),
-            recipients: self.recipients.clone(),
-            date: self.date.clone(),
-        }
-    }
-}
+use crate::portal::{
+    Avatar, AvatarInterface, EchoReply, Fault, FaultKind, Mind, Realm, ReceivedInfo, Rejection,
+    Verdict,
+};
 
 /// How long past `deliver-time` the host waits for a guest blocked in a
 /// host call (the epoch deadline stops one that computes).
@@ -95,8 +28,8 @@ const DELIVER_GRACE: Duration = Duration::from_millis(100);
 /// The longest Received header a realm may return, folded lines and all.
 const MAX_RECEIVED_HEADER: usize = 4096;
 
-/// A logged-in user's avatar.
-pub struct Avatar {
+/// A logged-in user's avatar: a guest resource in a store of its own.
+pub struct WasmAvatar {
     plugin: Arc<Plugin>,
     store: PooledStore,
     bindings: RealmPlugin,
@@ -116,7 +49,7 @@ impl Plugin {
         avatar_id: Option<&str>,
         interface: AvatarInterface,
         mind: &Mind,
-    ) -> Verdict<Avatar> {
+    ) -> Verdict<WasmAvatar> {
         let PluginPre::Realm(pre) = &self.pre else {
             return Err(self.fault(FaultKind::Contract, "not a realm plugin"));
         };
@@ -165,7 +98,7 @@ impl Plugin {
                 ));
             }
         };
-        Ok(Ok(Avatar {
+        Ok(Ok(WasmAvatar {
             plugin: self.clone(),
             store,
             bindings,
@@ -176,16 +109,7 @@ impl Plugin {
     }
 }
 
-impl Avatar {
-    pub fn interface(&self) -> AvatarInterface {
-        self.interface
-    }
-
-    /// The realm plugin's name, for the log.
-    pub fn plugin_name(&self) -> &str {
-        self.plugin.name()
-    }
-
+impl WasmAvatar {
     fn handle(&self) -> Result<ResourceAny, Fault> {
         if self.poisoned {
             return Err(self.plugin.fault(
@@ -199,12 +123,6 @@ impl Avatar {
         })
     }
 
-    /// Whether a call into this avatar failed, so that it cannot be used
-    /// again (a session asks the realm for a fresh one, or ends).
-    pub fn is_poisoned(&self) -> bool {
-        self.poisoned
-    }
-
     /// A failed call: the fault, and the avatar poisoned.
     fn failed(&mut self, err: wasmtime::Error) -> Fault {
         self.poisoned = true;
@@ -215,11 +133,26 @@ impl Avatar {
     fn breach(&self, detail: impl Into<String>) -> Fault {
         self.plugin.fault(FaultKind::Contract, detail)
     }
+}
+
+#[async_trait]
+impl Avatar for WasmAvatar {
+    fn interface(&self) -> AvatarInterface {
+        self.interface
+    }
+
+    fn realm_name(&self) -> &str {
+        self.plugin.name()
+    }
+
+    fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
 
     /// One line from an echo client. The reply's lines must be at most
     /// [`MAX_ECHO_LINES`], each without CR or LF (what the host lifts is
     /// bounded by `max-output` before it is copied at all).
-    pub async fn echo_line(&mut self, line: &str) -> Result<EchoReply, Fault> {
+    async fn echo_line(&mut self, line: &str) -> Result<EchoReply, Fault> {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
         let reply = self
@@ -254,7 +187,7 @@ impl Avatar {
     }
 
     /// May this session send mail from `sender` (empty: the null path)?
-    pub async fn validate_from(
+    async fn validate_from(
         &mut self,
         helo: &str,
         sender: &str,
@@ -275,7 +208,7 @@ impl Avatar {
     }
 
     /// May mail be delivered to `recipient`?
-    pub async fn validate_to(&mut self, recipient: &str) -> Result<Result<(), Rejection>, Fault> {
+    async fn validate_to(&mut self, recipient: &str) -> Result<Result<(), Rejection>, Fault> {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
         let answer = self
@@ -292,7 +225,7 @@ impl Avatar {
     }
 
     /// The realm's own Received header, or `None` for the host's.
-    pub async fn received_header(&mut self, info: &ReceivedInfo) -> Result<Option<String>, Fault> {
+    async fn received_header(&mut self, info: &ReceivedInfo) -> Result<Option<String>, Fault> {
         let handle = self.handle()?;
         self.plugin.arm(&mut self.store);
         let header = self
@@ -301,7 +234,7 @@ impl Avatar {
                 self.bindings
                     .portcullis_auth_realm()
                     .delivery_avatar()
-                    .call_received_header(&mut self.store, handle, &info.to_wit()),
+                    .call_received_header(&mut self.store, handle, &received_to_wit(info)),
             )
             .await
             .map_err(|e| self.failed(e))?;
@@ -318,7 +251,7 @@ impl Avatar {
 
     /// Hands a complete message to the realm; `Ok(Ok(()))` means it is
     /// safe and the client may be told so.
-    pub async fn deliver(
+    async fn deliver(
         &mut self,
         info: &ReceivedInfo,
         message: &[u8],
@@ -328,7 +261,7 @@ impl Avatar {
         let limit = self.plugin.limits.deliver_time;
         let started = Instant::now();
         self.store.data_mut().deadline = started + limit;
-        let wit_info = info.to_wit();
+        let wit_info = received_to_wit(info);
         let realm = self.bindings.portcullis_auth_realm();
         let delivery = realm.delivery_avatar();
         let call = delivery.call_deliver(&mut self.store, handle, &wit_info, message);
@@ -357,7 +290,7 @@ impl Avatar {
     /// time, like any call), then the instance is freed. A destructor that
     /// traps or overruns is reported and abandoned; a poisoned avatar is
     /// not entered at all.
-    pub async fn logout(mut self) {
+    async fn logout(mut self: Box<Self>) {
         let Some(handle) = self.handle.take() else {
             return;
         };
@@ -375,6 +308,44 @@ impl Avatar {
             let fault = self.failed(e);
             tracing::warn!(plugin = %fault.plugin, kind = %fault.kind, "logout failed: {}", fault.detail);
         }
+    }
+}
+
+/// A realm plugin in the portal's [`Realm`] role.
+pub struct WasmRealm(pub Arc<Plugin>);
+
+#[async_trait]
+impl Realm for WasmRealm {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn settings(&self) -> Option<String> {
+        Some(self.0.limits().realm_summary())
+    }
+
+    async fn request_avatar(
+        &self,
+        avatar_id: Option<&str>,
+        interface: AvatarInterface,
+        mind: &Mind,
+    ) -> Verdict<Box<dyn Avatar>> {
+        let avatar = self.0.request_avatar(avatar_id, interface, mind).await?;
+        Ok(avatar.map(|a| Box::new(a) as Box<dyn Avatar>))
+    }
+}
+
+fn received_to_wit(info: &ReceivedInfo) -> wit::ReceivedInfo {
+    wit::ReceivedInfo {
+        helo: info.helo.clone(),
+        peer_ip: info.peer_ip.clone(),
+        server_name: info.server_name.clone(),
+        with_protocol: info.with_protocol.clone(),
+        authenticated_id: info.authenticated_id.clone(),
+        id: info.id.clone(),
+        sender: info.sender.clone(),
+        recipients: info.recipients.clone(),
+        date: info.date.clone(),
     }
 }
 

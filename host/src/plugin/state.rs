@@ -9,7 +9,7 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::portal::{CredentialKind, Fault, Portal};
+use crate::portal::{ChannelInfo, CredentialKind, Fault, SecretSource};
 
 /// The data of one plugin store.
 pub struct PluginState {
@@ -50,23 +50,11 @@ impl WasiView for PluginState {
     }
 }
 
-/// What the transport knows, handed to a mechanism for one exchange.
-#[derive(Clone, Debug, Default)]
-pub struct ChannelInfo {
-    /// The server's host name.
-    pub server_name: String,
-    /// Whether the transport is encrypted.
-    pub secure: bool,
-    /// The identity a verified TLS client certificate established.
-    pub external_identity: Option<String>,
-    /// The client's address, `ip:port`.
-    pub peer: String,
-}
-
 /// The mechanism store's view of its exchange.
 pub struct SessionContext {
     pub(crate) channel: ChannelInfo,
-    pub(crate) portal: Arc<Portal>,
+    /// Where `lookup-secret` is answered.
+    pub(crate) source: Arc<dyn SecretSource>,
     /// The kinds the mechanism declared: the only ones it may look up.
     pub(crate) declared: Vec<CredentialKind>,
     /// Whether the operator lets this mechanism look secrets up at all.

@@ -1,39 +1,97 @@
 //! The portal (Twisted Cred's `Portal`): native, never a plugin. It routes
 //! credentials to the one checker registered for their kind, then asks the
 //! realm that serves the protocol for an avatar.
+//!
+//! The portal defines the roles and knows nothing of how they are made:
+//! - [`Checker`] and [`SecretSource`] ([`checker`]): who verifies
+//!   credentials, and where a mechanism looks a stored secret up;
+//! - [`Realm`] and [`Avatar`] ([`realm`]), with the realm vocabulary
+//!   ([`AvatarInterface`], [`Mind`], [`Rejection`], [`ReceivedInfo`]);
+//! - [`Mechanism`] and [`Exchange`] ([`mechanism`]): what the SASL driver
+//!   needs from a mechanism.
+//!
+//! `plugin` implements them with Wasm components; the benchmark's native
+//! path and the tests below implement them in Rust.
 
+pub mod checker;
 mod credentials;
+#[cfg(test)]
+pub mod fakes;
+pub mod mechanism;
+pub mod realm;
 mod secret;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::bail;
+use async_trait::async_trait;
 
+pub use checker::{Checker, SecretSource};
 pub use credentials::{CredentialKind, Credentials, Denial, Fault, FaultKind, Verdict};
+pub use mechanism::{ChannelInfo, Exchange, Mechanism, MechanismInfo, Step};
+pub use realm::{Avatar, AvatarInterface, EchoReply, Mind, Realm, ReceivedInfo, Rejection};
 pub use secret::{ScramKeys, SecretEntry, StoredSecret};
-
-use crate::plugin::Plugin;
-use crate::plugin::realm::{Avatar, AvatarInterface, Mind};
 
 /// A successful login: who, and the avatar that acts for them.
 pub struct Login {
     /// `None` for an anonymous login.
     pub avatar_id: Option<String>,
-    pub avatar: Avatar,
+    pub avatar: Box<dyn Avatar>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("avatar_id", &self.avatar_id)
+            .field("realm", &self.avatar.realm_name())
+            .finish()
+    }
+}
+
+/// A login the portal refused, and who refused it (for the log).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub denial: Denial,
+    /// The checker or realm that said no.
+    pub by: Option<String>,
+    /// The realm refused the avatar (after the checker accepted).
+    pub realm: bool,
+}
+
+/// What a login presents to the portal.
+#[derive(Clone, Copy, Debug)]
+pub enum Proof<'a> {
+    /// Credentials, for the checker of their kind.
+    Credentials(&'a Credentials),
+    /// An identity already established (`None`: anonymous): by a mechanism
+    /// that verified a secret this portal looked up for it, or by an
+    /// earlier login on the same session that needs a fresh avatar.
+    Established(Option<&'a str>),
 }
 
 /// Routes credentials to checkers and avatar requests to realms.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Portal {
-    checkers: BTreeMap<CredentialKind, Arc<Plugin>>,
-    realms: HashMap<AvatarInterface, Arc<Plugin>>,
+    checkers: BTreeMap<CredentialKind, Arc<dyn Checker>>,
+    realms: HashMap<AvatarInterface, Arc<dyn Realm>>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let checkers: BTreeMap<_, _> = self.checkers.iter().map(|(k, c)| (k, c.name())).collect();
+        let realms: HashMap<_, _> = self.realms.iter().map(|(i, r)| (i, r.name())).collect();
+        f.debug_struct("Portal")
+            .field("checkers", &checkers)
+            .field("realms", &realms)
+            .finish()
+    }
 }
 
 impl Portal {
     /// Registers a checker for every kind it declares. Two checkers for one
     /// kind is a configuration error.
-    pub async fn register_checker(&mut self, checker: Arc<Plugin>) -> anyhow::Result<()> {
+    pub async fn register_checker(&mut self, checker: Arc<dyn Checker>) -> anyhow::Result<()> {
         self.register_checker_for(checker, None).await
     }
 
@@ -41,7 +99,7 @@ impl Portal {
     /// if `None`). A kind it does not declare is a configuration error.
     pub async fn register_checker_for(
         &mut self,
-        checker: Arc<Plugin>,
+        checker: Arc<dyn Checker>,
         only: Option<&[CredentialKind]>,
     ) -> anyhow::Result<()> {
         let declared = checker.credential_kinds().await?;
@@ -78,22 +136,28 @@ impl Portal {
         Ok(())
     }
 
+    /// Makes `checker` serve `kind` in place of whatever served it (the
+    /// benchmark's native checker stands in for a plugin this way).
+    pub fn replace_checker(&mut self, kind: CredentialKind, checker: Arc<dyn Checker>) {
+        self.checkers.insert(kind, checker);
+    }
+
     /// Makes `realm` serve `interface`, replacing any earlier one.
-    pub fn register_realm(&mut self, interface: AvatarInterface, realm: Arc<Plugin>) {
+    pub fn register_realm(&mut self, interface: AvatarInterface, realm: Arc<dyn Realm>) {
         self.realms.insert(interface, realm);
     }
 
     /// The checker registered for `kind`.
-    pub fn checker_for(&self, kind: CredentialKind) -> Option<&Arc<Plugin>> {
+    pub fn checker_for(&self, kind: CredentialKind) -> Option<&Arc<dyn Checker>> {
         self.checkers.get(&kind)
     }
 
     /// Every registered kind with its checker, in a stable order.
-    pub fn checkers(&self) -> impl Iterator<Item = (CredentialKind, &Arc<Plugin>)> {
+    pub fn checkers(&self) -> impl Iterator<Item = (CredentialKind, &Arc<dyn Checker>)> {
         self.checkers.iter().map(|(k, p)| (*k, p))
     }
 
-    pub fn realm_for(&self, interface: AvatarInterface) -> Option<&Arc<Plugin>> {
+    pub fn realm_for(&self, interface: AvatarInterface) -> Option<&Arc<dyn Realm>> {
         self.realms.get(&interface)
     }
 
@@ -109,10 +173,6 @@ impl Portal {
     /// that looked the secret up; see [`crate::sasl::Authenticator`].
     pub async fn check(&self, credentials: &Credentials) -> Verdict<Option<String>> {
         let kind = credentials.kind();
-        #[cfg(feature = "bench-native")]
-        if let Some(verdict) = crate::bench_native::check(credentials) {
-            return Ok(verdict.map(Some));
-        }
         let Some(checker) = self.checkers.get(&kind) else {
             return Ok(Err(Denial::NoChecker(kind)));
         };
@@ -144,7 +204,7 @@ impl Portal {
         avatar_id: Option<&str>,
         interface: AvatarInterface,
         mind: &Mind,
-    ) -> Verdict<Avatar> {
+    ) -> Verdict<Box<dyn Avatar>> {
         let Some(realm) = self.realms.get(&interface) else {
             return Ok(Err(Denial::Other(format!(
                 "no realm serves the {} interface",
@@ -154,30 +214,245 @@ impl Portal {
         realm.request_avatar(avatar_id, interface, mind).await
     }
 
-    /// Checks credentials and returns the avatar: Twisted's `Portal.login`.
+    /// Twisted's `Portal.login`: verifies the proof, then asks the realm
+    /// for the avatar that acts for the identity on `interface`.
     pub async fn login(
         &self,
-        credentials: &Credentials,
+        proof: Proof<'_>,
         interface: AvatarInterface,
         mind: &Mind,
-    ) -> Verdict<Login> {
-        let avatar_id = match self.check(credentials).await? {
-            Ok(id) => id,
-            Err(denial) => return Ok(Err(denial)),
+    ) -> Result<Result<Login, Refused>, Fault> {
+        let avatar_id = match proof {
+            Proof::Credentials(credentials) => match self.check(credentials).await? {
+                Ok(id) => id,
+                Err(denial) => {
+                    let by = self
+                        .checker_for(credentials.kind())
+                        .map(|c| c.name().to_owned());
+                    return Ok(Err(Refused {
+                        denial,
+                        by,
+                        realm: false,
+                    }));
+                }
+            },
+            Proof::Established(id) => id.map(str::to_owned),
         };
-        self.avatar_for(avatar_id, interface, mind).await
+        Ok(
+            match self
+                .request_avatar(avatar_id.as_deref(), interface, mind)
+                .await?
+            {
+                Ok(avatar) => Ok(Login { avatar_id, avatar }),
+                Err(denial) => Err(Refused {
+                    denial,
+                    by: self.realm_for(interface).map(|r| r.name().to_owned()),
+                    realm: true,
+                }),
+            },
+        )
+    }
+}
+
+#[async_trait]
+impl SecretSource for Portal {
+    async fn lookup_secret(&self, username: &str, kind: CredentialKind) -> Verdict<SecretEntry> {
+        Portal::lookup_secret(self, username, kind).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fakes::{FakeChecker, FakeRealm};
+    use super::*;
+
+    fn password(user: &str, pass: &str) -> Credentials {
+        Credentials::UsernamePassword {
+            authzid: None,
+            username: user.into(),
+            password: pass.into(),
+        }
     }
 
-    /// The avatar for an identity already established.
-    pub async fn avatar_for(
-        &self,
-        avatar_id: Option<String>,
-        interface: AvatarInterface,
-        mind: &Mind,
-    ) -> Verdict<Login> {
-        Ok(self
-            .request_avatar(avatar_id.as_deref(), interface, mind)
-            .await?
-            .map(|avatar| Login { avatar_id, avatar }))
+    fn mind() -> Mind {
+        Mind {
+            peer: "127.0.0.1:1".into(),
+            protocol: "test",
+            mechanism: None,
+            secure: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_checker_per_kind() {
+        let mut portal = Portal::default();
+        let passwords = FakeChecker::new("passwords", &[CredentialKind::UsernamePassword]);
+        let tokens = FakeChecker::new("tokens", &[CredentialKind::BearerToken]);
+        portal.register_checker(passwords.clone()).await.unwrap();
+        portal.register_checker(tokens.clone()).await.unwrap();
+        let again = FakeChecker::new("again", &[CredentialKind::UsernamePassword]);
+        let err = portal.register_checker(again).await.unwrap_err();
+        assert!(err.to_string().contains("two checkers"), "{err}");
+
+        assert_eq!(
+            portal.check(&password("user", "password")).await.unwrap(),
+            Ok(Some("user".into()))
+        );
+        let token = Credentials::BearerToken {
+            authzid: None,
+            username: Some("bob".into()),
+            token: "t".into(),
+        };
+        assert_eq!(portal.check(&token).await.unwrap(), Ok(Some("bob".into())));
+        assert_eq!((passwords.checks(), tokens.checks()), (1, 1));
+        let cram = Credentials::ChallengeResponse {
+            authzid: None,
+            username: "user".into(),
+            method: "hmac-md5".into(),
+            challenge: Vec::new(),
+            response: Vec::new(),
+        };
+        assert_eq!(
+            portal.check(&cram).await.unwrap(),
+            Err(Denial::NoChecker(CredentialKind::ChallengeResponse))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_checker_serves_only_kinds_it_declares() {
+        let mut portal = Portal::default();
+        let checker = FakeChecker::new("passwords", &[CredentialKind::UsernamePassword]);
+        let err = portal
+            .register_checker_for(checker, Some(&[CredentialKind::BearerToken]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("does not serve"), "{err}");
+        let mute = FakeChecker::new("mute", &[]);
+        assert!(portal.register_checker(mute).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn anonymous_logins_have_no_avatar_id() {
+        let mut portal = Portal::default();
+        assert!(!portal.allows_anonymous());
+        let anonymous = FakeChecker::new("anonymous", &[CredentialKind::Anonymous]);
+        portal.register_checker(anonymous).await.unwrap();
+        assert!(portal.allows_anonymous());
+        let realm = FakeRealm::new("realm");
+        portal.register_realm(AvatarInterface::Echo, realm.clone());
+        let credentials = Credentials::Anonymous {
+            trace: String::new(),
+        };
+        let login = portal
+            .login(
+                Proof::Credentials(&credentials),
+                AvatarInterface::Echo,
+                &mind(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(login.avatar_id, None);
+        assert_eq!(realm.record.lock().unwrap().avatars, vec![None]);
+    }
+
+    #[tokio::test]
+    async fn verified_secrets_never_reach_a_checker() {
+        let mut portal = Portal::default();
+        let scram = FakeChecker::new("scram", &[CredentialKind::ScramSha256]);
+        portal.register_checker(scram.clone()).await.unwrap();
+        let vouched = Credentials::VerifiedSecret {
+            authzid: None,
+            username: "user".into(),
+            kind: CredentialKind::ScramSha256,
+        };
+        assert_eq!(
+            portal.check(&vouched).await.unwrap(),
+            Err(Denial::Unsupported)
+        );
+        assert_eq!(scram.checks(), 0);
+        // The lookup a SCRAM exchange makes goes to the same checker.
+        let source: &dyn SecretSource = &portal;
+        let entry = source
+            .lookup_secret("user", CredentialKind::ScramSha256)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.avatar_id, "user");
+    }
+
+    #[tokio::test]
+    async fn login_checks_then_asks_the_realm() {
+        let mut portal = Portal::default();
+        let checker = FakeChecker::new("passwords", &[CredentialKind::UsernamePassword]);
+        portal.register_checker(checker).await.unwrap();
+        let iface = AvatarInterface::MessageDelivery;
+
+        // No realm: the checker said yes, the realm part refuses.
+        let good = password("user", "password");
+        let refused = portal
+            .login(Proof::Credentials(&good), iface, &mind())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(refused.realm && refused.by.is_none(), "{refused:?}");
+
+        let realm = Arc::new(FakeRealm {
+            name: "realm",
+            refuse: Some("disabled"),
+            record: Arc::default(),
+        });
+        portal.register_realm(iface, realm.clone());
+        let login = portal
+            .login(Proof::Credentials(&good), iface, &mind())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(login.avatar_id.as_deref(), Some("user"));
+
+        let bad = password("user", "wrong");
+        let refused = portal
+            .login(Proof::Credentials(&bad), iface, &mind())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            Refused {
+                denial: Denial::BadCredentials,
+                by: Some("passwords".into()),
+                realm: false
+            }
+        );
+        let refused = portal
+            .login(Proof::Established(Some("disabled")), iface, &mind())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.denial, Denial::AccountDisabled);
+        assert_eq!(refused.by.as_deref(), Some("realm"));
+        // The realm was asked once for "user"; the refused id got nothing.
+        assert_eq!(
+            realm.record.lock().unwrap().avatars,
+            vec![Some("user".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_checker_fault_is_not_a_denial() {
+        let mut portal = Portal::default();
+        let down = Arc::new(FakeChecker {
+            name: "down",
+            kinds: vec![CredentialKind::UsernamePassword],
+            users: Default::default(),
+            checks: Default::default(),
+            unavailable: true,
+        });
+        portal.register_checker(down).await.unwrap();
+        let fault = portal
+            .check(&password("user", "password"))
+            .await
+            .unwrap_err();
+        assert_eq!(fault.kind, FaultKind::Unavailable);
     }
 }

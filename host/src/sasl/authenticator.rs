@@ -1,16 +1,17 @@
-//! Drives one SASL exchange: the mechanism plugin produces challenges and,
-//! at the end, credentials; the portal verifies them.
+//! Drives one SASL exchange: the mechanism produces challenges and, at the
+//! end, credentials; the portal verifies them and asks the realm for the
+//! avatar, in one [`Portal::login`].
 
 use std::sync::Arc;
 
-use crate::plugin::ChannelInfo;
-use crate::plugin::mechanism::{Exchange, Step};
-use crate::portal::{Credentials, Denial, Fault, FaultKind, Portal};
+use crate::portal::{
+    AvatarInterface, ChannelInfo, CredentialKind, Credentials, Denial, Exchange, Fault, FaultKind,
+    Login, Mind, Portal, Proof, SecretSource, Step,
+};
 
-use super::registry::Mechanism;
+use super::registry::Registered;
 
 /// Where an exchange stands after a client message.
-#[derive(Debug, PartialEq, Eq)]
 pub enum Progress {
     /// Send this challenge and wait for the client's response.
     Challenge(Vec<u8>),
@@ -18,56 +19,88 @@ pub enum Progress {
     Done(Outcome),
 }
 
-#[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Authenticated. `avatar_id` is `None` for an anonymous login.
+    /// Authenticated, and the realm handed out the avatar.
     /// `additional_data` must reach the client before the success reply.
     Success {
-        avatar_id: Option<String>,
+        login: Login,
         /// The user name the client claimed, for the log.
         user: Option<String>,
-        /// The checker plugin that decided, for the log.
-        checker: Option<String>,
+        /// The checker that decided, for the log.
+        plugin: Option<String>,
         additional_data: Option<Vec<u8>>,
     },
-    /// Not authenticated. An `error_challenge` must be sent, and its answer
-    /// discarded, before the failure reply.
+    /// Not authenticated (by the checker, the mechanism or the realm). An
+    /// `error_challenge` must be sent, and its answer discarded, before
+    /// the failure reply.
     Denied {
         denial: Denial,
         user: Option<String>,
-        /// The checker plugin that decided (none when the mechanism
+        /// What decided (the checker or the realm; none when the mechanism
         /// itself failed), for the log.
-        checker: Option<String>,
+        plugin: Option<String>,
         error_challenge: Option<Vec<u8>>,
     },
 }
 
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Success { login, user, .. } => f
+                .debug_struct("Success")
+                .field("avatar_id", &login.avatar_id)
+                .field("user", user)
+                .finish_non_exhaustive(),
+            Outcome::Denied { denial, user, .. } => f
+                .debug_struct("Denied")
+                .field("denial", denial)
+                .field("user", user)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// What the login is for: the avatar interface and what the realm is told.
+#[derive(Clone, Debug)]
+pub struct Purpose {
+    pub interface: AvatarInterface,
+    pub mind: Mind,
+}
+
 /// One exchange in progress.
 pub struct Authenticator {
-    exchange: Exchange,
+    exchange: Box<dyn Exchange>,
+    mechanism: String,
     portal: Arc<Portal>,
     external_identity: Option<String>,
     /// The kinds the mechanism declared; it may vouch for no other.
-    declared: Vec<crate::portal::CredentialKind>,
+    declared: Vec<CredentialKind>,
+    purpose: Purpose,
 }
 
 impl Authenticator {
-    /// Instantiates `mechanism` for a new exchange on `channel`.
+    /// Starts `mechanism` for a new exchange on `channel`; its lookups and
+    /// the final login go to `portal`, so an exchange sees one set of
+    /// checkers and realms from start to end.
     pub async fn new(
-        mechanism: &Mechanism,
+        mechanism: &Registered,
         portal: Arc<Portal>,
         channel: ChannelInfo,
+        purpose: Purpose,
     ) -> Result<Authenticator, Fault> {
         let external_identity = channel.external_identity.clone();
+        let secrets: Arc<dyn SecretSource> = portal.clone();
         let exchange = mechanism
-            .plugin
-            .exchange(portal.clone(), channel, &mechanism.info.kinds)
+            .mechanism
+            .exchange(secrets, channel, &mechanism.info.kinds)
             .await?;
         Ok(Authenticator {
             exchange,
+            mechanism: mechanism.mechanism.name().to_owned(),
             portal,
             external_identity,
             declared: mechanism.info.kinds.clone(),
+            purpose,
         })
     }
 
@@ -88,7 +121,7 @@ impl Authenticator {
                 return Ok(Progress::Done(Outcome::Denied {
                     denial: Denial::MechanismFailed(why),
                     user: None,
-                    checker: None,
+                    plugin: None,
                     error_challenge: None,
                 }));
             }
@@ -101,44 +134,62 @@ impl Authenticator {
         let checker = self
             .portal
             .checker_for(credentials.kind())
-            .map(|p| p.name().to_owned());
-        match self.verify(&credentials).await? {
-            Ok(avatar_id) => Ok(Progress::Done(Outcome::Success {
-                avatar_id,
+            .map(|c| c.name().to_owned());
+        let vouched = match self.vouched(&credentials)? {
+            Ok(vouched) => vouched,
+            Err(denial) => return self.denied(denial, user, checker).await,
+        };
+        let proof = match &vouched {
+            Some(avatar_id) => Proof::Established(Some(avatar_id)),
+            None => Proof::Credentials(&credentials),
+        };
+        let Purpose { interface, mind } = &self.purpose;
+        let portal = self.portal.clone();
+        match portal.login(proof, *interface, mind).await? {
+            Ok(login) => Ok(Progress::Done(Outcome::Success {
+                login,
                 user,
-                checker,
+                plugin: checker,
                 additional_data,
             })),
-            Err(denial) => {
-                let error_challenge = self.exchange.denied().await?;
-                Ok(Progress::Done(Outcome::Denied {
-                    denial,
-                    user,
-                    checker,
-                    error_challenge,
-                }))
+            Err(refused) => {
+                let denial = match refused.realm {
+                    true => Denial::Other(format!("realm: {}", refused.denial)),
+                    false => refused.denial,
+                };
+                self.denied(denial, user, refused.by.or(checker)).await
             }
         }
     }
 
-    /// Verifies what the mechanism established. Claims the mechanism could
-    /// not have made honestly are faults, not denials.
-    async fn verify(
+    async fn denied(
         &mut self,
-        credentials: &Credentials,
-    ) -> Result<Result<Option<String>, Denial>, Fault> {
-        let plugin = self.exchange.plugin().clone();
+        denial: Denial,
+        user: Option<String>,
+        plugin: Option<String>,
+    ) -> Result<Progress, Fault> {
+        let error_challenge = self.exchange.denied().await?;
+        Ok(Progress::Done(Outcome::Denied {
+            denial,
+            user,
+            plugin,
+            error_challenge,
+        }))
+    }
+
+    /// Holds the mechanism to what it could honestly claim. `Some(id)` is
+    /// an identity the exchange itself established (a secret the portal
+    /// looked up for it); `None` leaves the credentials to the checker.
+    /// Claims the mechanism could not have made are faults, not denials.
+    fn vouched(&self, credentials: &Credentials) -> Result<Result<Option<String>, Denial>, Fault> {
         // A mechanism vouches only for what it declared: the operator
         // loaded it for those kinds, and SCRAM's `verified-secret` is
         // believed without another check.
         if !self.declared.contains(&credentials.kind()) {
-            return Err(plugin.fault(
-                FaultKind::Contract,
-                format!(
-                    "produced {} credentials, a kind it does not declare",
-                    credentials.kind()
-                ),
-            ));
+            return Err(self.fault(format!(
+                "produced {} credentials, a kind it does not declare",
+                credentials.kind()
+            )));
         }
         match credentials {
             Credentials::VerifiedSecret {
@@ -147,12 +198,9 @@ impl Authenticator {
                 kind,
             } => {
                 let Some(avatar_id) = self.exchange.vouched_avatar(username, *kind) else {
-                    return Err(plugin.fault(
-                        FaultKind::Contract,
-                        format!(
-                            "claimed to verify {username}'s {kind} secret without looking it up"
-                        ),
-                    ));
+                    return Err(self.fault(format!(
+                        "claimed to verify {username}'s {kind} secret without looking it up"
+                    )));
                 };
                 if authzid
                     .as_deref()
@@ -160,18 +208,18 @@ impl Authenticator {
                 {
                     return Ok(Err(Denial::NotAuthorized));
                 }
-                Ok(Ok(Some(avatar_id.to_owned())))
+                Ok(Ok(Some(avatar_id)))
             }
-            Credentials::External { identity, .. } => {
-                if self.external_identity.as_deref() != Some(identity.as_str()) {
-                    return Err(plugin.fault(
-                        FaultKind::Contract,
-                        "claimed an external identity the transport did not establish",
-                    ));
-                }
-                self.portal.check(credentials).await
+            Credentials::External { identity, .. }
+                if self.external_identity.as_deref() != Some(identity.as_str()) =>
+            {
+                Err(self.fault("claimed an external identity the transport did not establish"))
             }
-            other => self.portal.check(other).await,
+            _ => Ok(Ok(None)),
         }
+    }
+
+    fn fault(&self, detail: impl Into<String>) -> Fault {
+        Fault::new(&self.mechanism, FaultKind::Contract, detail)
     }
 }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::plugin::Plugin;
-use crate::plugin::mechanism::MechanismInfo;
-use crate::portal::Portal;
+use crate::portal::{Mechanism, MechanismInfo, Portal};
 
 /// A SASL mechanism name (RFC 4422 §3.1), stored upper case.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,37 +34,42 @@ impl fmt::Display for Mechname {
     }
 }
 
-/// A loaded mechanism.
-#[derive(Debug)]
-pub struct Mechanism {
-    pub plugin: Arc<Plugin>,
+/// A loaded mechanism and what it said about itself.
+pub struct Registered {
+    pub mechanism: Arc<dyn Mechanism>,
     pub info: MechanismInfo,
 }
 
 /// Every mechanism the host can run.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Mechanisms {
-    by_name: BTreeMap<Mechname, Mechanism>,
+    by_name: BTreeMap<Mechname, Registered>,
+}
+
+impl fmt::Debug for Mechanisms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.by_name.keys()).finish()
+    }
 }
 
 impl Mechanisms {
     /// Adds a mechanism plugin; a later one replaces an earlier one of the
     /// same name (so operators can replace a built-in).
-    pub async fn register(&mut self, plugin: Arc<Plugin>) -> anyhow::Result<Mechname> {
-        let info = plugin.mechanism_info().await?;
+    pub async fn register(&mut self, mechanism: Arc<dyn Mechanism>) -> anyhow::Result<Mechname> {
+        let info = mechanism.info().await?;
         let Some(name) = Mechname::parse(info.name.as_bytes()) else {
             bail!(
                 "plugin {} names itself {:?}, not a SASL name",
-                plugin.name(),
+                mechanism.name(),
                 info.name
             );
         };
         self.by_name
-            .insert(name.clone(), Mechanism { plugin, info });
+            .insert(name.clone(), Registered { mechanism, info });
         Ok(name)
     }
 
-    pub fn get(&self, name: &Mechname) -> Option<&Mechanism> {
+    pub fn get(&self, name: &Mechname) -> Option<&Registered> {
         self.by_name.get(name)
     }
 

@@ -3,29 +3,38 @@
 //!
 //! - [`command`] and [`params`]: pure parsers for command lines and ESMTP
 //!   parameters; [`data`]: the DATA accumulator; [`reply`]: every reply.
-//! - [`session`]: the connection's state machine and mail transaction;
-//!   `auth`: the AUTH exchange within it.
+//! - [`state`]: the session as a state machine: each line decided without
+//!   sockets or plugins, answered by an effect for the connection.
+//! - `connection`: the read loop, its clocks and the AUTH exchange;
+//!   `delivery`: the realm's delivery avatar and its calls.
+//! - [`config`]: settings, AUTH policy and session limits.
 //! - [`serve`]: one connection from accept to close, TLS upgrades included.
 
-mod auth;
 pub mod command;
+pub mod config;
+mod connection;
 pub mod data;
+mod delivery;
 pub mod params;
 pub mod received;
 pub mod reply;
-pub mod session;
-mod transaction;
+#[cfg(test)]
+mod session_tests;
+pub mod state;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+pub use config::{AuthPolicy, SessionLimits, SmtpConfig, TlsOnly};
+use connection::{Connection, Ended};
 pub use data::BareNewline;
-pub use session::{AuthPolicy, SessionLimits, SmtpConfig, TlsOnly};
-use session::{Connection, Ended, Session};
+use state::{Rules, Session};
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,20 +52,26 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let deadline = Instant::now() + config.limits.session_timeout;
+    let deadline = tokio::time::Instant::now() + config.limits.session_timeout;
+    let rules = Rules {
+        server_name: config.server_name.clone(),
+        peer,
+        limits: config.limits.clone(),
+        policy: config.policy.clone(),
+        tls_offered: config.tls.is_some(),
+    };
     if implicit_tls {
         let stream = handshake(&config, stream).await?;
-        let mut session = Session::new(true);
+        let mut session = Session::new(rules, true);
         session.external_identity = crate::tls::peer_identity(stream.get_ref().1);
-        Connection::run(stream, &mut session, config, peer, shutdown, deadline, true).await?;
+        Connection::run(stream, &mut session, config, shutdown, deadline, true).await?;
         return Ok(());
     }
-    let mut session = Session::new(false);
+    let mut session = Session::new(rules.clone(), false);
     let ended = Connection::run(
         stream,
         &mut session,
         config.clone(),
-        peer,
         shutdown.clone(),
         deadline,
         true,
@@ -69,19 +84,10 @@ where
     // RFC 3207 §4.2: the client starts over with EHLO; nothing learnt in the
     // clear (greeting, AUTH) survives, but the failure count does.
     let failures = session.auth_failures;
-    let mut session = Session::new(true);
+    let mut session = Session::new(rules, true);
     session.auth_failures = failures;
     session.external_identity = crate::tls::peer_identity(stream.get_ref().1);
-    Connection::run(
-        stream,
-        &mut session,
-        config,
-        peer,
-        shutdown,
-        deadline,
-        false,
-    )
-    .await?;
+    Connection::run(stream, &mut session, config, shutdown, deadline, false).await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use super::command::Param;
 use super::reply::{self, Reply};
 
 /// What MAIL FROM's parameters asked for.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MailParams {
     /// The size the client declared.
     pub size: Option<u64>,

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
-use crate::plugin::realm::ReceivedInfo;
+use crate::portal::ReceivedInfo;
 
 /// A message id unique within this host: start time and a counter.
 pub fn message_id() -> String {

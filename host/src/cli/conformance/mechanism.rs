@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use super::{Outcome, RuleResult, fail, faulted, pass, rule};
-use crate::plugin::mechanism::{Exchange, Step};
-use crate::plugin::{ChannelInfo, Plugin};
-use crate::portal::{Credentials, Fault, Portal};
+use crate::plugin::Plugin;
+use crate::portal::{ChannelInfo, Credentials, Exchange, Fault, Portal, Step};
 
 /// Bytes no mechanism should take for a valid message: not UTF-8, with
 /// NULs and control characters.
@@ -56,10 +55,12 @@ async fn drive(
     plugin: &Arc<Plugin>,
     first: Option<&[u8]>,
     response: &[u8],
-) -> Result<(End, Option<Exchange>), Fault> {
-    let mut exchange = plugin
-        .exchange(Arc::new(Portal::default()), channel(), &[])
-        .await?;
+) -> Result<(End, Option<Box<dyn Exchange>>), Fault> {
+    let mut exchange: Box<dyn Exchange> = Box::new(
+        plugin
+            .exchange(Arc::new(Portal::default()), channel(), &[])
+            .await?,
+    );
     let mut step = exchange.start(first).await;
     for _ in 0..MAX_ROUNDS {
         match step {

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::{Outcome, RuleResult, fail, faulted, pass, rule};
-use crate::plugin::Plugin;
-use crate::plugin::realm::{Avatar, AvatarInterface, Mind, ReceivedInfo};
-use crate::portal::Fault;
+use crate::plugin::{Plugin, WasmRealm};
+use crate::portal::{Avatar, AvatarInterface, Fault, Mind, Realm as _, ReceivedInfo};
 
 pub(super) async fn realm_rules(plugin: &Arc<Plugin>) -> Vec<RuleResult> {
+    let realm = WasmRealm(plugin.clone());
     let mut out = Vec::new();
     let mut served = 0;
     for interface in [AvatarInterface::Echo, AvatarInterface::MessageDelivery] {
@@ -25,7 +25,7 @@ pub(super) async fn realm_rules(plugin: &Arc<Plugin>) -> Vec<RuleResult> {
             mechanism: Some("PLAIN".into()),
             secure: true,
         };
-        let outcome = match plugin
+        let outcome = match realm
             .request_avatar(Some("conformance"), interface, &mind)
             .await
         {
@@ -48,7 +48,7 @@ pub(super) async fn realm_rules(plugin: &Arc<Plugin>) -> Vec<RuleResult> {
             Err(f) => faulted("request-avatar", &f),
         };
         out.push(rule(name, outcome));
-        let anonymous = match plugin.request_avatar(None, interface, &mind).await {
+        let anonymous = match realm.request_avatar(None, interface, &mind).await {
             Ok(Ok(avatar)) => {
                 avatar.logout().await;
                 pass("an avatar")
@@ -77,7 +77,7 @@ pub(super) async fn realm_rules(plugin: &Arc<Plugin>) -> Vec<RuleResult> {
 
 /// Everything a delivery avatar answers short of delivering (which would
 /// have effects: a printed or stored message).
-async fn delivery_calls(avatar: &mut Avatar) -> Result<String, Fault> {
+async fn delivery_calls(avatar: &mut Box<dyn Avatar>) -> Result<String, Fault> {
     let from = avatar
         .validate_from("client.conformance.invalid", "sender@conformance.invalid")
         .await?;
