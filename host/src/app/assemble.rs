@@ -54,7 +54,11 @@ pub(super) fn tls(plan: &ServerPlan) -> anyhow::Result<(Option<PathBuf>, Tls)> {
     let t = &plan.tls;
     let client_ca = t.client_ca.as_deref();
     let (Some(cert), Some(key)) = (t.cert.as_ref(), t.key.as_ref()) else {
-        let out = t.cert_out.value.clone().unwrap_or_else(tls::default_cert_path);
+        let out = t
+            .cert_out
+            .value
+            .clone()
+            .unwrap_or_else(tls::default_cert_path);
         let tls = Tls::self_signed(&plan.server_name, &out, client_ca)?;
         return Ok((Some(out), tls));
     };

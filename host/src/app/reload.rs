@@ -48,7 +48,10 @@ impl Reloader {
     }
 }
 
-pub(super) async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, reloader: Arc<Reloader>) {
+pub(super) async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    reloader: Arc<Reloader>,
+) {
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading");
         let _ = reloader.reload_logged("SIGHUP").await;

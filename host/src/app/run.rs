@@ -53,7 +53,7 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
     // anything is served, and binding may need the privileges dropped below.
     let mut bound = Vec::new();
     for listener in &plan.listeners {
-        let what = ServerPlan::describe(listener);
+        let what = listener.describe();
         bound.push((listener.value, bind(listener.address, what).await?));
     }
     let metrics = match *plan.metrics_listen {

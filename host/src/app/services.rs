@@ -65,7 +65,11 @@ pub async fn build(
     }
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
-        cache = if *plan.plugins.cache == Cache::Off { "off" } else { "on" },
+        cache = if *plan.plugins.cache == Cache::Off {
+            "off"
+        } else {
+            "on"
+        },
         "plugins loaded"
     );
     Ok(Services {

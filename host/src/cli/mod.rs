@@ -284,7 +284,6 @@ pub struct Args {
         default_value = "info"
     )]
     pub log: String,
-
 }
 
 /// Tools that run instead of the server.
@@ -353,7 +352,8 @@ fn tls_only() -> impl clap::builder::TypedValueParser<Value = TlsOnly> {
 /// `--bare-newline`.
 fn bare_newline() -> impl clap::builder::TypedValueParser<Value = BareNewline> {
     PossibleValuesParser::new([
-        PossibleValue::new("normalize").help("Keep the message; each bare CR or LF is stored as CRLF"),
+        PossibleValue::new("normalize")
+            .help("Keep the message; each bare CR or LF is stored as CRLF"),
         PossibleValue::new("reject").help("Refuse a message or command containing one"),
     ])
     .map(|word| word.parse::<BareNewline>().expect("a possible value"))

@@ -53,18 +53,32 @@ impl AuthTable {
                 .offer(Some(tls_only), at(v.span().start, "[auth] tls-only"));
         }
         for (setting, value, key) in [
-            (&mut plan.failure_delay, &self.failure_delay, "[auth] failure-delay"),
+            (
+                &mut plan.failure_delay,
+                &self.failure_delay,
+                "[auth] failure-delay",
+            ),
             (&mut plan.penalty, &self.penalty, "[auth] penalty"),
-            (&mut plan.penalty_cap, &self.penalty_cap, "[auth] penalty-cap"),
-            (&mut plan.step_timeout, &self.step_timeout, "[auth] step-timeout"),
+            (
+                &mut plan.penalty_cap,
+                &self.penalty_cap,
+                "[auth] penalty-cap",
+            ),
+            (
+                &mut plan.step_timeout,
+                &self.step_timeout,
+                "[auth] step-timeout",
+            ),
         ] {
             if let Some(v) = value {
                 setting.offer(Some(src.duration(v)?), at(v.span().start, key));
             }
         }
         if let Some(v) = &self.max_failures {
-            plan.max_failures
-                .offer(Some(*v.get_ref()), at(v.span().start, "[auth] max-failures"));
+            plan.max_failures.offer(
+                Some(*v.get_ref()),
+                at(v.span().start, "[auth] max-failures"),
+            );
         }
         if let Some(v) = &self.penalty_trusted {
             let nets = src.networks(Some(v), "penalty-trusted")?;

@@ -137,7 +137,10 @@ fn one(src: &Source, table: Spanned<DeValue<'_>>) -> Result<CheckerTable, Config
     };
     let kind_span = kind.span();
     let DeValue::String(name) = kind.into_inner() else {
-        return Err(src.error(kind_span.start, "write type = \"file\" (or another type, in quotes)"));
+        return Err(src.error(
+            kind_span.start,
+            "write type = \"file\" (or another type, in quotes)",
+        ));
     };
     let mut common = DeTable::new();
     for key in ["kinds", "limits"] {

@@ -58,6 +58,17 @@ pub struct Listener {
     pub tls: ListenerTls,
 }
 
+impl Listener {
+    /// What the listener serves, for messages.
+    pub fn describe(&self) -> &'static str {
+        match (self.protocol, self.tls) {
+            (Protocol::Echo, _) => "the echo service",
+            (Protocol::Smtp, ListenerTls::Implicit) => "SMTP with implicit TLS",
+            (Protocol::Smtp, _) => "SMTP",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct ListenerTable {
@@ -79,7 +90,9 @@ pub(super) fn plan(
         let l = l.get_ref();
         let address = src.at(&l.address, |a| {
             a.parse::<SocketAddr>().map_err(|_| {
-                format!("\"{a}\" is not an address; write e.g. \"127.0.0.1:2525\" or \"[::1]:2525\"")
+                format!(
+                    "\"{a}\" is not an address; write e.g. \"127.0.0.1:2525\" or \"[::1]:2525\""
+                )
             })
         })?;
         let tls = match (l.protocol, l.tls) {

@@ -30,7 +30,7 @@ use toml::de::{DeTable, DeValue};
 
 pub use listeners::{Listener, ListenerTls, Protocol};
 
-use crate::plan::{At, Origin, ServerPlan};
+use crate::plan::{At, Origin, ServerPlan, Setting};
 
 /// A configuration error: where, and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +99,8 @@ pub fn parse(path: &Path, text: String) -> Result<ConfigFile, ConfigError> {
     };
     let mut root = DeTable::parse(&source.text).map_err(|e| source.toml_error(&e))?;
     let checker = root.get_mut().remove("checker");
-    let file = File::deserialize(toml::de::Deserializer::from(root))
-        .map_err(|e| source.toml_error(&e))?;
+    let file =
+        File::deserialize(toml::de::Deserializer::from(root)).map_err(|e| source.toml_error(&e))?;
     let checkers = match checker {
         Some(tables) => checkers::parse(&source, tables)?,
         None => Vec::new(),
@@ -203,6 +203,20 @@ impl Source {
         )
     }
 
+    /// The file's `value`, read from `spanned`, for `setting` (see
+    /// [`Setting::offer`]).
+    fn offer<T, S>(
+        &self,
+        setting: &mut Setting<T>,
+        value: Option<T>,
+        spanned: &Option<Spanned<S>>,
+        key: &'static str,
+    ) {
+        if let Some(spanned) = spanned {
+            setting.offer(value, || self.origin(spanned.span().start, key));
+        }
+    }
+
     /// toml's errors, with the advice an operator needs.
     fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
         let message = e.message().trim();
@@ -210,7 +224,8 @@ impl Source {
             format!("{message} (see examples/portcullis.toml for every field)")
         } else if message.starts_with("data did not match any variant of untagged enum Size") {
             "expected a size: a number of bytes, or text such as \"64M\" or \"512K\"".into()
-        } else if message.starts_with("data did not match any variant of untagged enum TlsOnlyValue")
+        } else if message
+            .starts_with("data did not match any variant of untagged enum TlsOnlyValue")
         {
             "expected tls-only = \"auto\", true or false".into()
         } else {

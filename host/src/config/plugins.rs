@@ -76,31 +76,50 @@ impl PluginsTable {
             self.max_output.as_ref(),
             self.max_resources.as_ref(),
         )?;
-        let line = |span: Option<std::ops::Range<usize>>, key| at(span.map_or(0, |s| s.start), key);
-        plan.memory.offer(
-            limits.memory.map(Some),
-            line(self.memory.as_ref().map(Spanned::span), "[plugins] memory"),
-        );
-        plan.call_time.offer(
-            limits.call_time.map(Some),
-            line(self.call_time.as_ref().map(Spanned::span), "[plugins] call-time"),
-        );
-        plan.deliver_time.offer(
-            limits.deliver_time.map(Some),
-            line(self.deliver_time.as_ref().map(Spanned::span), "[plugins] deliver-time"),
-        );
-        plan.max_output.offer(
-            limits.max_output.map(Some),
-            line(self.max_output.as_ref().map(Spanned::span), "[plugins] max-output"),
-        );
-        plan.max_resources.offer(
-            limits.max_resources.map(Some),
-            line(self.max_resources.as_ref().map(Spanned::span), "[plugins] max-resources"),
-        );
+        for (setting, value, spanned, key) in [
+            (
+                &mut plan.memory,
+                limits.memory,
+                &self.memory,
+                "[plugins] memory",
+            ),
+            (
+                &mut plan.max_output,
+                limits.max_output,
+                &self.max_output,
+                "[plugins] max-output",
+            ),
+            (
+                &mut plan.max_resources,
+                limits.max_resources,
+                &self.max_resources,
+                "[plugins] max-resources",
+            ),
+        ] {
+            src.offer(setting, value.map(Some), spanned, key);
+        }
+        for (setting, value, spanned, key) in [
+            (
+                &mut plan.call_time,
+                limits.call_time,
+                &self.call_time,
+                "[plugins] call-time",
+            ),
+            (
+                &mut plan.deliver_time,
+                limits.deliver_time,
+                &self.deliver_time,
+                "[plugins] deliver-time",
+            ),
+        ] {
+            src.offer(setting, value.map(Some), spanned, key);
+        }
         if let Some(v) = &self.wasm_stack {
             let stack = src.size_with(v, parse_wasm_stack)?;
-            plan.wasm_stack
-                .offer(Some(Some(stack)), at(v.span().start, "[plugins] wasm-stack"));
+            plan.wasm_stack.offer(
+                Some(Some(stack)),
+                at(v.span().start, "[plugins] wasm-stack"),
+            );
         }
         Ok(())
     }

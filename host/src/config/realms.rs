@@ -74,7 +74,8 @@ pub(super) fn plan(
                 limits: t.limits.as_ref(),
             };
             let plugin = src.plugin(fields, offset, "a realm")?;
-            plan.plugins.push((interface, PluginPlan { plugin, origin }));
+            plan.plugins
+                .push((interface, PluginPlan { plugin, origin }));
             return Ok(());
         }
         (Some(name), None) => name,
@@ -101,9 +102,11 @@ pub(super) fn plan(
         ));
     }
     match (name.get_ref().as_str(), &t.maildir) {
-        ("maildir", Some(dir)) => plan.maildir.offer(Some(Some(src.relative(dir.get_ref()))), || {
-            src.origin(dir.span().start, "maildir")
-        }),
+        ("maildir", Some(dir)) => plan
+            .maildir
+            .offer(Some(Some(src.relative(dir.get_ref()))), || {
+                src.origin(dir.span().start, "[[realm]] maildir")
+            }),
         ("maildir", None) => {
             return Err(src.error(
                 offset,

@@ -56,8 +56,9 @@ impl MetricsTable {
     ) -> Result<(), ConfigError> {
         if let Some(a) = &self.listen {
             let address = src.at(a, |a| {
-                a.parse::<SocketAddr>()
-                    .map_err(|_| format!("\"{a}\" is not an address; write e.g. \"127.0.0.1:9100\""))
+                a.parse::<SocketAddr>().map_err(|_| {
+                    format!("\"{a}\" is not an address; write e.g. \"127.0.0.1:9100\"")
+                })
             })?;
             plan.offer(Some(Some(address)), || {
                 src.origin(a.span().start, "[metrics] listen")

@@ -26,7 +26,11 @@ impl SessionsTable {
         let at = |offset: usize, key| move || src.origin(offset, key);
         for (setting, value, key) in [
             (&mut plan.max, &self.max, "[sessions] max"),
-            (&mut plan.max_per_address, &self.max_per_address, "[sessions] max-per-address"),
+            (
+                &mut plan.max_per_address,
+                &self.max_per_address,
+                "[sessions] max-per-address",
+            ),
             (
                 &mut plan.max_exchanges_per_address,
                 &self.max_exchanges_per_address,
@@ -52,8 +56,16 @@ impl SessionsTable {
                 .offer(Some(policy), at(v.span().start, "[sessions] bare-newline"));
         }
         for (setting, value, key) in [
-            (&mut plan.idle_timeout, &self.idle_timeout, "[sessions] idle-timeout"),
-            (&mut plan.session_timeout, &self.session_timeout, "[sessions] session-timeout"),
+            (
+                &mut plan.idle_timeout,
+                &self.idle_timeout,
+                "[sessions] idle-timeout",
+            ),
+            (
+                &mut plan.session_timeout,
+                &self.session_timeout,
+                "[sessions] session-timeout",
+            ),
         ] {
             if let Some(v) = value {
                 setting.offer(Some(src.duration(v)?), at(v.span().start, key));

@@ -114,7 +114,10 @@ maildir = "mail"
     assert_eq!(c.options.limits.call_time, Some(Duration::from_millis(500)));
     let pin = c.options.sha256.unwrap().to_string();
     assert!(pin.starts_with("ab00"), "{pin}");
-    assert_eq!(plan.mechanisms[0].plugin.path, Path::new("/opt/x-totp.wasm"));
+    assert_eq!(
+        plan.mechanisms[0].plugin.path,
+        Path::new("/opt/x-totp.wasm")
+    );
     assert_eq!(
         plan.realms.maildir.as_deref(),
         Some(Path::new("/etc/portcullis/mail"))
@@ -167,7 +170,10 @@ fn errors_name_the_line_and_the_fix() {
             "[plugins]\nmemory = \"4G\"\n",
             ":2: memory 4G is out of range; write a size from 1M to 512M",
         ),
-        ("[plugins]\n\nmemory = 1024\n", ":3: memory 1024 is out of range"),
+        (
+            "[plugins]\n\nmemory = 1024\n",
+            ":3: memory 1024 is out of range",
+        ),
         (
             "[plugins]\nmax-exchanges = 0\n",
             ":2: max-exchanges = 0 is out of range; write 1 to 100000",
@@ -188,7 +194,10 @@ fn errors_name_the_line_and_the_fix() {
             "[[realm]]\nserves = \"echo\"\nbuiltin = \"maildir\"\n",
             ":3: the built-in realm \"maildir\" serves message-delivery, not echo",
         ),
-        ("[tls]\ncert = \"c.pem\"\n", ":1: [tls] needs both cert and key"),
+        (
+            "[tls]\ncert = \"c.pem\"\n",
+            ":1: [tls] needs both cert and key",
+        ),
         (
             "[auth]\ntls-only = \"maybe\"\n",
             ":2: tls-only = \"maybe\": write \"auto\", true or false",

@@ -28,10 +28,9 @@ pub(super) fn plan(
     if !plan.cert.origin.is_flag() && !plan.key.origin.is_flag() {
         match (&tls.cert, &tls.key) {
             (Some(c), Some(k)) => {
-                plan.cert
-                    .offer(Some(Some(src.relative(c.get_ref()))), || {
-                        src.origin(c.span().start, "[tls] cert")
-                    });
+                plan.cert.offer(Some(Some(src.relative(c.get_ref()))), || {
+                    src.origin(c.span().start, "[tls] cert")
+                });
                 plan.key.offer(Some(Some(src.relative(k.get_ref()))), || {
                     src.origin(k.span().start, "[tls] key")
                 });

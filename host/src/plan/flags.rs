@@ -5,11 +5,11 @@
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 
+use super::Origin;
 use super::{
     AuthPlan, Cache, CheckerPlan, LogPlan, PluginPlan, PluginsPlan, RealmsPlan, ServerPlan,
     ServicePlan, SessionsPlan, Setting, TlsPlan,
 };
-use super::Origin;
 use crate::cli::Args;
 use crate::config::{Listener, ListenerTls, Protocol};
 
@@ -51,7 +51,11 @@ impl<'a> Flags<'a> {
         } else {
             a.cache_dir.clone().map_or(Cache::Default, Cache::Dir)
         };
-        let cache_id = if self.given("no_cache") { "no_cache" } else { "cache_dir" };
+        let cache_id = if self.given("no_cache") {
+            "no_cache"
+        } else {
+            "cache_dir"
+        };
         ServerPlan {
             file: None,
             server_name: self.set("server_name", "--server-name", a.server_name.clone()),
@@ -113,7 +117,11 @@ impl<'a> Flags<'a> {
                 ),
                 bare_newline: self.set("bare_newline", "--bare-newline", a.bare_newline),
                 idle_timeout: self.set("idle_timeout", "--idle-timeout", a.idle_timeout),
-                session_timeout: self.set("session_timeout", "--session-timeout", a.session_timeout),
+                session_timeout: self.set(
+                    "session_timeout",
+                    "--session-timeout",
+                    a.session_timeout,
+                ),
                 max_message_size: self.set(
                     "max_message_size",
                     "--max-message-size",

@@ -24,7 +24,7 @@ use clap::ArgMatches;
 pub use setting::{At, Origin, Setting};
 
 use crate::cli::{Args, AuthSpec, DEFAULT_USER, LimitArgs, LogFormat, PluginArg, PluginOptions};
-use crate::config::{ConfigError, ConfigFile, Listener, ListenerTls, Protocol};
+use crate::config::{ConfigError, ConfigFile, Listener};
 use crate::penalty::Network;
 use crate::plugin::realm::AvatarInterface;
 use crate::portal::CredentialKind;
@@ -239,14 +239,5 @@ impl ServerPlan {
     /// Whether the checkers are the default user's, no one having named any.
     pub fn default_checkers(&self) -> bool {
         self.checkers.iter().all(|c| c.origin.is_default())
-    }
-
-    /// What each listener is, for messages.
-    pub fn describe(listener: &Listener) -> &'static str {
-        match (listener.protocol, listener.tls) {
-            (Protocol::Echo, _) => "the echo service",
-            (Protocol::Smtp, ListenerTls::Implicit) => "SMTP with implicit TLS",
-            (Protocol::Smtp, _) => "SMTP",
-        }
     }
 }

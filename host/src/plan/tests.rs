@@ -16,7 +16,10 @@ fn a_flag_wins_over_the_file_which_wins_over_the_default() {
     let a = &plan.auth;
     assert_eq!(
         (*a.failure_delay, &a.failure_delay.origin),
-        (Duration::from_secs(2), &Origin::Flag("--auth-failure-delay"))
+        (
+            Duration::from_secs(2),
+            &Origin::Flag("--auth-failure-delay")
+        )
     );
     assert_eq!(*a.penalty, Duration::from_secs(3));
     assert_eq!(
@@ -81,7 +84,11 @@ plugin = "m.wasm"
 
 #[test]
 fn without_listeners_or_checkers_the_defaults_serve() {
-    let plan = plan_of("server-name = \"x\"\n", &["--smtps-listen", "127.0.0.1:465"]).unwrap();
+    let plan = plan_of(
+        "server-name = \"x\"\n",
+        &["--smtps-listen", "127.0.0.1:465"],
+    )
+    .unwrap();
     let listeners: Vec<_> = plan
         .listeners
         .iter()
@@ -117,7 +124,11 @@ fn origins_name_what_to_change_in_errors() {
     assert_eq!(user.origin.naming("mail"), "--user mail");
 
     // An error about an entry of the file gets its FILE:LINE in front.
-    let plan = plan_of("\n[[checker]]\ntype = \"memory\"\nusers = { a = \"b\" }\n", &[]).unwrap();
+    let plan = plan_of(
+        "\n[[checker]]\ntype = \"memory\"\nusers = { a = \"b\" }\n",
+        &[],
+    )
+    .unwrap();
     let e = plan.checkers[0]
         .origin
         .wrap(anyhow::anyhow!("plugin checker-memory: trapped"));
