@@ -3,7 +3,7 @@
 //! origin, so an operator knows what to change.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Where a setting's value came from.
@@ -28,12 +28,6 @@ pub struct At {
 impl fmt::Display for At {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.file.display(), self.line)
-    }
-}
-
-impl At {
-    pub fn file(&self) -> &Path {
-        &self.file
     }
 }
 
