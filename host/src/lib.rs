@@ -14,7 +14,15 @@
 //! - [`logtext`]: escaping of client and plugin text in log lines.
 //! - [`metrics`]: Prometheus counters and the opt-in metrics listener.
 //! - [`penalty`]: per-address brute-force penalty (Dovecot's).
-//! - [`cli`] and [`app`]: the command line, and assembling a server from it.
+//! - [`cli`]: the command line: flags, `--auth`, plugin arguments, the
+//!   `password`, `plugin inspect` and `plugin test` tools.
+//! - [`config`]: the configuration file, one module per section.
+//! - [`plan`]: flags over the file, as one typed [`plan::ServerPlan`] with
+//!   each setting's origin; pure.
+//! - [`app`]: the plan assembled (plugins, portal, TLS, listeners), run and
+//!   reloaded; used by the binary only, nothing in the library imports it.
+//! - [`services`]: the services sessions authenticate with, and the live
+//!   set a reload replaces.
 //! - [`server`]: listeners and connection tasks.
 //! - [`smtp`]: the ESMTP service with AUTH, STARTTLS and delivery through
 //!   realm avatars.
@@ -27,11 +35,13 @@ pub mod app;
 #[cfg(feature = "bench-native")]
 pub mod bench_native;
 pub mod cli;
+pub mod config;
 pub mod echo;
 pub mod limits;
 pub mod logtext;
 pub mod metrics;
 pub mod penalty;
+pub mod plan;
 pub mod plugin;
 pub mod portal;
 pub mod proto;

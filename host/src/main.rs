@@ -1,7 +1,8 @@
 use clap::{CommandFactory as _, FromArgMatches as _};
 use portcullis::cli::{
-    Args, LogFormat, PluginCommand, Subcommand, auth, config, conformance, inspect, password,
+    Args, LogFormat, PluginCommand, Subcommand, auth, conformance, inspect, password,
 };
+use portcullis::plan::ServerPlan;
 
 fn main() -> std::process::ExitCode {
     let matches = Args::command().get_matches();
@@ -44,9 +45,10 @@ fn main() -> std::process::ExitCode {
         },
         _ => false,
     };
-    if let Some(path) = args.config.clone() {
-        let applied = config::load(&path).and_then(|c| c.apply(&mut args, &matches));
-        if let Err(e) = applied {
+    // Flags over the file: the plan every command below starts from.
+    let plan = match portcullis::plan::load(&args, &matches) {
+        Ok(plan) => plan,
+        Err(e) => {
             // check-config exits 1 for anything wrong in the file, as its
             // --help says; a start that cannot read its file exits 2.
             if check_only {
@@ -56,8 +58,8 @@ fn main() -> std::process::ExitCode {
             eprintln!("portcullis: {e}");
             return std::process::ExitCode::from(2);
         }
-    }
-    init_logging(&args);
+    };
+    init_logging(&plan);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,7 +99,11 @@ fn main() -> std::process::ExitCode {
         };
     }
     if let Some(Subcommand::Reload(r)) = &args.command {
-        let Some(socket) = r.control_socket.as_ref().or(args.control_socket.as_ref()) else {
+        let Some(socket) = r
+            .control_socket
+            .as_ref()
+            .or(plan.service.control_socket.as_ref())
+        else {
             eprintln!(
                 "portcullis reload: give --control-socket PATH (or the --config that sets it)"
             );
@@ -116,7 +122,7 @@ fn main() -> std::process::ExitCode {
     }
     if check_only {
         let file = args.config.clone().unwrap_or_default();
-        return match runtime.block_on(portcullis::app::check(&args)) {
+        return match runtime.block_on(portcullis::app::check(&plan)) {
             Ok(summary) => {
                 print!("{summary}");
                 println!("{}: ok", file.display());
@@ -128,7 +134,7 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    match runtime.block_on(portcullis::app::run(args, matches)) {
+    match runtime.block_on(portcullis::app::run(plan, matches)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e:#}");
@@ -137,14 +143,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(args: &Args) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+fn init_logging(plan: &ServerPlan) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&*plan.log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match args.log_format {
+    match *plan.log.format {
         // Text from clients and plugins cannot forge lines: every field
         // is escaped (JSON escapes by itself).
         LogFormat::Human => builder

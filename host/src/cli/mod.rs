@@ -1,7 +1,6 @@
 //! The command line: flags, and the strcred-style `--auth` specifications.
 
 pub mod auth;
-pub mod config;
 pub mod conformance;
 pub mod inspect;
 pub mod password;
@@ -12,9 +11,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, ValueEnum};
 
-use crate::smtp::TlsOnly;
+use crate::smtp::{BareNewline, TlsOnly};
 
 pub use auth::AuthSpec;
 pub use plugin_arg::{GrantArg, PluginArg, RealmArg};
@@ -83,7 +83,7 @@ pub struct Args {
 
     /// When plaintext mechanisms (PLAIN, LOGIN) need TLS first: auto means
     /// yes except for clients on loopback.
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = TlsOnly::Auto)]
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = tls_only())]
     pub auth_tls_only: TlsOnly,
 
     /// Pause before answering a failed AUTH (e.g. 1s, 250ms).
@@ -134,8 +134,8 @@ pub struct Args {
     /// normalize keeps it in the message as CRLF (only CRLF.CRLF ends
     /// DATA), reject refuses the message with 550 5.6.0. A command holding
     /// one is refused either way (500 5.5.2).
-    #[arg(long, value_enum, value_name = "POLICY", default_value_t = crate::smtp::BareNewline::Normalize)]
-    pub bare_newline: crate::smtp::BareNewline,
+    #[arg(long, value_name = "POLICY", default_value = "normalize", value_parser = bare_newline())]
+    pub bare_newline: BareNewline,
 
     /// On SIGTERM or Ctrl-C, wait this long for sessions to finish.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -284,23 +284,6 @@ pub struct Args {
         default_value = "info"
     )]
     pub log: String,
-
-    /// What the configuration file adds to the flags.
-    #[arg(skip)]
-    pub extra: config::Extra,
-}
-
-impl Args {
-    /// The limits every plugin gets unless its own argument says otherwise.
-    pub fn plugin_limits(&self) -> LimitArgs {
-        LimitArgs {
-            memory: self.plugin_memory,
-            call_time: self.plugin_call_time,
-            deliver_time: self.plugin_deliver_time,
-            max_output: self.plugin_max_output,
-            max_resources: self.plugin_max_resources,
-        }
-    }
 }
 
 /// Tools that run instead of the server.
@@ -353,6 +336,27 @@ pub enum PluginCommand {
 pub enum LogFormat {
     Human,
     Json,
+}
+
+/// `--auth-tls-only`: the protocol layer's type, parsed here so that it
+/// needs no clap.
+fn tls_only() -> impl clap::builder::TypedValueParser<Value = TlsOnly> {
+    PossibleValuesParser::new([
+        PossibleValue::new("auto").help("Over TLS only, except for clients on loopback"),
+        PossibleValue::new("yes").help("Always over TLS only"),
+        PossibleValue::new("no").help("Allowed in the clear"),
+    ])
+    .map(|word| word.parse::<TlsOnly>().expect("a possible value"))
+}
+
+/// `--bare-newline`.
+fn bare_newline() -> impl clap::builder::TypedValueParser<Value = BareNewline> {
+    PossibleValuesParser::new([
+        PossibleValue::new("normalize")
+            .help("Keep the message; each bare CR or LF is stored as CRLF"),
+        PossibleValue::new("reject").help("Refuse a message or command containing one"),
+    ])
+    .map(|word| word.parse::<BareNewline>().expect("a possible value"))
 }
 
 /// A list of networks (a newtype so clap takes the whole list as one value).

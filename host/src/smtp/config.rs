@@ -39,7 +39,7 @@ pub struct AuthPolicy {
 
 /// When plaintext mechanisms are withheld until the connection is
 /// encrypted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsOnly {
     /// Over TLS only, except for clients on loopback.
     Auto,
@@ -47,6 +47,20 @@ pub enum TlsOnly {
     Yes,
     /// Allowed in the clear.
     No,
+}
+
+impl std::str::FromStr for TlsOnly {
+    type Err = ();
+
+    /// The spelling of the command line and the file: `auto`, `yes`, `no`.
+    fn from_str(word: &str) -> Result<TlsOnly, ()> {
+        match word {
+            "auto" => Ok(TlsOnly::Auto),
+            "yes" => Ok(TlsOnly::Yes),
+            "no" => Ok(TlsOnly::No),
+            _ => Err(()),
+        }
+    }
 }
 
 /// Sizes and times that bound one session.

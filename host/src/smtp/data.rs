@@ -14,7 +14,7 @@ use crate::proto::line::{Frame, has_bare_newline};
 
 /// What to do with a bare CR or LF (one that is not part of CRLF), like
 /// Postfix's `smtpd_forbid_bare_newline`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BareNewline {
     /// Keep the message; each bare CR or LF in it is stored as CRLF
     /// (Postfix 3.9's `normalize`). Only `CRLF . CRLF` ends the message.
@@ -31,6 +31,19 @@ impl BareNewline {
         match self {
             BareNewline::Normalize => "normalize",
             BareNewline::Reject => "reject",
+        }
+    }
+}
+
+impl std::str::FromStr for BareNewline {
+    type Err = ();
+
+    /// The spelling of [`BareNewline::as_str`].
+    fn from_str(word: &str) -> Result<BareNewline, ()> {
+        match word {
+            "normalize" => Ok(BareNewline::Normalize),
+            "reject" => Ok(BareNewline::Reject),
+            _ => Err(()),
         }
     }
 }

@@ -1,0 +1,118 @@
+//! `[[listener]]`: the sockets the server listens on, and what each
+//! speaks. Without any, the flags' (or their defaults') listeners serve.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ConfigError, Source};
+use crate::plan::{ServerPlan, Setting};
+
+/// The protocol a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    Smtp,
+    Echo,
+}
+
+impl Protocol {
+    /// The file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Echo => "echo",
+        }
+    }
+}
+
+/// How a listener uses TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListenerTls {
+    /// SMTP offers STARTTLS (the default for SMTP).
+    Starttls,
+    /// TLS from the first byte (RFC 8314).
+    Implicit,
+    /// No TLS at all (the only choice for echo).
+    None,
+}
+
+impl ListenerTls {
+    /// The file's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerTls::Starttls => "starttls",
+            ListenerTls::Implicit => "implicit",
+            ListenerTls::None => "none",
+        }
+    }
+}
+
+/// One socket the server listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub protocol: Protocol,
+    pub address: SocketAddr,
+    pub tls: ListenerTls,
+}
+
+impl Listener {
+    /// What the listener serves, for messages.
+    pub fn describe(&self) -> &'static str {
+        match (self.protocol, self.tls) {
+            (Protocol::Echo, _) => "the echo service",
+            (Protocol::Smtp, ListenerTls::Implicit) => "SMTP with implicit TLS",
+            (Protocol::Smtp, _) => "SMTP",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ListenerTable {
+    protocol: Protocol,
+    address: Spanned<String>,
+    tls: Option<ListenerTls>,
+}
+
+/// The file's listeners, replacing the defaults (a listener flag then
+/// replaces those of its kind).
+pub(super) fn plan(
+    src: &Source,
+    tables: &[Spanned<ListenerTable>],
+    plan: &mut ServerPlan,
+) -> Result<(), ConfigError> {
+    let mut listeners = Vec::new();
+    for l in tables {
+        let offset = l.span().start;
+        let l = l.get_ref();
+        let address = src.at(&l.address, |a| {
+            a.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "\"{a}\" is not an address; write e.g. \"127.0.0.1:2525\" or \"[::1]:2525\""
+                )
+            })
+        })?;
+        let tls = match (l.protocol, l.tls) {
+            (Protocol::Smtp, None) => ListenerTls::Starttls,
+            (Protocol::Echo, None | Some(ListenerTls::None)) => ListenerTls::None,
+            (Protocol::Echo, Some(_)) => {
+                return Err(src.error(
+                    offset,
+                    "the echo service has no TLS; write tls = \"none\" or leave it out",
+                ));
+            }
+            (Protocol::Smtp, Some(tls)) => tls,
+        };
+        let listener = Listener {
+            protocol: l.protocol,
+            address,
+            tls,
+        };
+        listeners.push(Setting::new(listener, src.origin(offset, "[[listener]]")));
+    }
+    plan.listeners = listeners;
+    Ok(())
+}
