@@ -46,7 +46,7 @@ fn main() -> std::process::ExitCode {
         _ => false,
     };
     // Flags over the file: the plan every command below starts from.
-    let plan = match portcullis::plan::load(&args, &matches) {
+    let plan = match portcullis::config::load_plan(&args, &matches) {
         Ok(plan) => plan,
         Err(e) => {
             // check-config exits 1 for anything wrong in the file, as its

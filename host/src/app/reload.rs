@@ -29,7 +29,7 @@ impl Reloader {
         let _one_at_a_time = self.lock.lock().await;
         let started = std::time::Instant::now();
         let args = Args::from_arg_matches(&self.matches)?;
-        let plan = crate::plan::load(&args, &self.matches)?;
+        let plan = crate::config::load_plan(&args, &self.matches)?;
         let services = services::build(&plan, &self.runtime, Disk::Write).await?;
         let offered = services::offered(&services);
         self.live.replace(services);

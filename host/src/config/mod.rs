@@ -28,8 +28,11 @@ use serde::Deserialize as _;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-pub use listeners::{Listener, ListenerTls, Protocol};
+pub use crate::plan::{Listener, ListenerTls, Protocol};
 
+use clap::ArgMatches;
+
+use crate::cli::Args;
 use crate::plan::{At, Origin, ServerPlan, Setting};
 
 /// A configuration error: where, and what to write instead.
@@ -266,4 +269,31 @@ fn deserialize<T: serde::de::DeserializeOwned>(
     value: Spanned<DeValue<'_>>,
 ) -> Result<T, ConfigError> {
     T::deserialize(toml::de::ValueDeserializer::from(value)).map_err(|e| src.toml_error(&e))
+}
+
+/// Plans from the command line and the file it names (`--config`), read
+/// now: what start-up and every reload do.
+pub fn load_plan(args: &Args, matches: &ArgMatches) -> Result<ServerPlan, ConfigError> {
+    let file = match &args.config {
+        Some(path) => Some(load(path)?),
+        None => None,
+    };
+    plan(args, matches, file.as_ref())
+}
+
+/// The plan of the flags (`args`, `matches` saying which were given) over
+/// the file. Pure.
+pub fn plan(
+    args: &Args,
+    matches: &ArgMatches,
+    file: Option<&ConfigFile>,
+) -> Result<ServerPlan, ConfigError> {
+    let flags = crate::plan::of_flags(args, matches);
+    let mut plan = flags.plan();
+    if let Some(file) = file {
+        plan.file = Some(file.path().to_owned());
+        file.lay_under(&mut plan)?;
+    }
+    flags.finish(&mut plan);
+    Ok(plan)
 }

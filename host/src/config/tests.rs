@@ -19,7 +19,7 @@ pub(crate) fn plan_of(text: &str, argv: &[&str]) -> Result<ServerPlan, ConfigErr
         .unwrap();
     let args = Args::from_arg_matches(&matches).unwrap();
     let file = parse(Path::new("/etc/portcullis/p.toml"), text.to_owned())?;
-    crate::plan::plan(&args, &matches, Some(&file))
+    super::plan(&args, &matches, Some(&file))
 }
 
 fn error(text: &str) -> String {

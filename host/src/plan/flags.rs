@@ -10,8 +10,8 @@ use super::{
     AuthPlan, Cache, CheckerPlan, LogPlan, PluginPlan, PluginsPlan, RealmsPlan, ServerPlan,
     ServicePlan, SessionsPlan, Setting, TlsPlan,
 };
+use super::{Listener, ListenerTls, Protocol};
 use crate::cli::Args;
-use crate::config::{Listener, ListenerTls, Protocol};
 
 pub(super) struct Flags<'a> {
     args: &'a Args,

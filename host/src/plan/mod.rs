@@ -10,6 +10,7 @@
 //! listeners of its kind.
 
 mod flags;
+mod listener;
 mod setting;
 #[cfg(test)]
 mod tests;
@@ -21,10 +22,10 @@ use std::time::Duration;
 
 use clap::ArgMatches;
 
+pub use listener::{Listener, ListenerTls, Protocol};
 pub use setting::{At, Origin, Setting};
 
 use crate::cli::{Args, AuthSpec, DEFAULT_USER, LimitArgs, LogFormat, PluginArg, PluginOptions};
-use crate::config::{ConfigError, ConfigFile, Listener};
 use crate::penalty::Network;
 use crate::portal::AvatarInterface;
 use crate::portal::CredentialKind;
@@ -198,41 +199,35 @@ pub struct ServicePlan {
     pub shutdown_grace: Setting<Duration>,
 }
 
-/// Plans from the command line and the file it names (`--config`), read
-/// now: what start-up and every reload do.
-pub fn load(args: &Args, matches: &ArgMatches) -> Result<ServerPlan, ConfigError> {
-    let file = match &args.config {
-        Some(path) => Some(crate::config::load(path)?),
-        None => None,
-    };
-    plan(args, matches, file.as_ref())
+/// The plan of the flags alone (`args`, `matches` saying which were
+/// given); [`crate::config::plan`] lays the file under it.
+pub fn of_flags<'a>(args: &'a Args, matches: &'a ArgMatches) -> FlagPlan<'a> {
+    FlagPlan(flags::Flags::new(args, matches))
 }
 
-/// The plan of the flags (`args`, `matches` saying which were given) over
-/// the file. Pure.
-pub fn plan(
-    args: &Args,
-    matches: &ArgMatches,
-    file: Option<&ConfigFile>,
-) -> Result<ServerPlan, ConfigError> {
-    let flags = flags::Flags::new(args, matches);
-    let mut plan = flags.plan();
-    if let Some(file) = file {
-        plan.file = Some(file.path().to_owned());
-        file.lay_under(&mut plan)?;
+/// The flags' plan, and the rules that finish it once the file is laid
+/// under: list flags replace the file's lists, and what neither names
+/// gets its default.
+pub struct FlagPlan<'a>(flags::Flags<'a>);
+
+impl FlagPlan<'_> {
+    pub fn plan(&self) -> ServerPlan {
+        self.0.plan()
     }
-    flags.replace_lists(&mut plan);
-    if plan.listeners.is_empty() {
-        plan.listeners = flags.listeners();
+
+    pub fn finish(&self, plan: &mut ServerPlan) {
+        self.0.replace_lists(plan);
+        if plan.listeners.is_empty() {
+            plan.listeners = self.0.listeners();
+        }
+        if plan.checkers.is_empty() {
+            let (user, pass) = DEFAULT_USER;
+            plan.checkers.push(CheckerPlan::from_flag(
+                AuthSpec::Memory(vec![(user.into(), pass.into())]),
+                Origin::Default("--auth"),
+            ));
+        }
     }
-    if plan.checkers.is_empty() {
-        let (user, pass) = DEFAULT_USER;
-        plan.checkers.push(CheckerPlan::from_flag(
-            AuthSpec::Memory(vec![(user.into(), pass.into())]),
-            Origin::Default("--auth"),
-        ));
-    }
-    Ok(plan)
 }
 
 impl ServerPlan {

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use super::{Cache, Origin};
+use super::{ListenerTls, Protocol};
 use crate::cli::AuthSpec;
 use crate::config::tests::plan_of;
-use crate::config::{ListenerTls, Protocol};
 
 const FILE: &str = "/etc/portcullis/p.toml";
 

@@ -4,12 +4,14 @@
 //! - [`command`] and [`params`]: pure parsers for command lines and ESMTP
 //!   parameters; [`data`]: the DATA accumulator; [`reply`]: every reply.
 //! - [`state`]: the session as a state machine: each line decided without
-//!   sockets or plugins, answered by an effect for the connection.
+//!   sockets or plugins, answered by an effect for the connection; its
+//!   `transaction` (MAIL, RCPT, DATA) and `auth` steps.
 //! - `connection`: the read loop, its clocks and the AUTH exchange;
 //!   `delivery`: the realm's delivery avatar and its calls.
 //! - [`config`]: settings, AUTH policy and session limits.
 //! - [`serve`]: one connection from accept to close, TLS upgrades included.
 
+mod auth;
 pub mod command;
 pub mod config;
 mod connection;
@@ -23,6 +25,7 @@ mod session_tests;
 pub mod state;
 #[cfg(test)]
 mod tests;
+mod transaction;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -10,13 +10,12 @@ use std::net::SocketAddr;
 
 use super::command::{Command, ParseError, parse_command};
 use super::config::{AuthPolicy, SessionLimits, TlsOnly};
-use super::data::{DataError, DataProgress, DataReader};
-use super::params::{self, MailParams};
-use super::received;
+use super::data::DataReader;
+use super::params::MailParams;
 use super::reply::{self, Reply};
-use crate::portal::{Avatar, ReceivedInfo, Rejection};
+use crate::portal::{ReceivedInfo, Rejection};
 use crate::proto::line::{Frame, has_bare_newline};
-use crate::sasl::{Ending, LineExchange, Mechname, Refusal};
+use crate::sasl::{LineExchange, Mechname};
 
 /// What a session is held to: fixed for the connection.
 #[derive(Clone, Debug)]
@@ -146,11 +145,11 @@ pub enum Delivered {
 
 /// What one connection has established.
 pub struct Session {
-    rules: Rules,
+    pub(super) rules: Rules,
     pub secure: bool,
     /// Who the client's verified TLS certificate says it is.
     pub external_identity: Option<String>,
-    state: State,
+    pub(super) state: State,
     errors: u32,
     pub auth_failures: u32,
     pub messages: u32,
@@ -177,7 +176,7 @@ impl Session {
         &self.state
     }
 
-    fn greeted(&self) -> Option<&Greeted> {
+    pub(super) fn greeted(&self) -> Option<&Greeted> {
         match &self.state {
             State::Fresh => None,
             State::Ready(g) | State::Mail(g, _) | State::Auth(g, _) | State::Data(g, _) => Some(g),
@@ -241,7 +240,11 @@ impl Session {
             }
     }
 
-    fn take(&mut self) -> State {
+    pub(super) fn auth_required(&self) -> bool {
+        self.rules.policy.required && self.login().is_none()
+    }
+
+    pub(super) fn take(&mut self) -> State {
         std::mem::replace(&mut self.state, State::Fresh)
     }
 
@@ -311,7 +314,7 @@ impl Session {
     }
 
     /// Replies to a bad command and counts it; too many end the session.
-    fn error(&mut self, answer: Reply) -> Effect {
+    pub(super) fn error(&mut self, answer: Reply) -> Effect {
         self.errors += 1;
         if self.errors >= self.rules.limits.max_errors {
             return Effect::Close(vec![answer, reply::TOO_MANY_ERRORS]);
@@ -347,304 +350,5 @@ impl Session {
             text.push_str("\nHELP");
         }
         Reply::new(250, None, "").with_text(text)
-    }
-
-    fn auth_required(&self) -> bool {
-        self.rules.policy.required && self.login().is_none()
-    }
-
-    fn mail(&mut self, from: &str, params: &[super::command::Param<'_>]) -> Effect {
-        let Some(greeted) = self.greeted() else {
-            return Effect::Reply(reply::BAD_SEQUENCE.with_text("Send HELO or EHLO first"));
-        };
-        if self.transaction().is_some() {
-            return Effect::Reply(reply::BAD_SEQUENCE.with_text("Nested MAIL command"));
-        }
-        if self.auth_required() {
-            return Effect::Reply(reply::AUTH_REQUIRED);
-        }
-        if !greeted.greeting.esmtp && !params.is_empty() {
-            return Effect::Reply(reply::BAD_PARAMETER.with_text("MAIL parameters need EHLO"));
-        }
-        let max = self.rules.limits.max_message_size as u64;
-        let params = match params::mail_params(params, max) {
-            Ok(p) => p,
-            Err(answer) => return Effect::Reply(answer),
-        };
-        if let Err(answer) = params::check_address(from, params.smtputf8) {
-            return Effect::Reply(answer);
-        }
-        Effect::ValidateFrom {
-            helo: greeted.greeting.name.clone(),
-            sender: from.to_owned(),
-            params,
-        }
-    }
-
-    pub fn sender_answered(&mut self, sender: String, params: MailParams, answer: Answer) -> Reply {
-        match answer {
-            Answer::Accepted => {
-                self.state = match self.take() {
-                    State::Ready(g) => {
-                        let transaction = Transaction {
-                            sender,
-                            params,
-                            recipients: Vec::new(),
-                        };
-                        State::Mail(g, transaction)
-                    }
-                    other => other,
-                };
-                reply::SENDER_OK
-            }
-            Answer::Rejected(r) => rejected(&r, reply::SENDER_REFUSED, reply::SENDER_DEFERRED),
-            Answer::Trouble(answer) => answer,
-        }
-    }
-
-    fn rcpt(&mut self, to: &str, params: &[super::command::Param<'_>]) -> Effect {
-        if self.auth_required() {
-            return Effect::Reply(reply::AUTH_REQUIRED);
-        }
-        let Some(transaction) = self.transaction() else {
-            return Effect::Reply(reply::BAD_SEQUENCE.with_text("Need MAIL before RCPT"));
-        };
-        if let Err(answer) = params::rcpt_params(params) {
-            return Effect::Reply(answer);
-        }
-        if let Err(answer) = params::check_address(to, transaction.params.smtputf8) {
-            return Effect::Reply(answer);
-        }
-        if transaction.recipients.len() >= self.rules.limits.max_recipients {
-            return Effect::Reply(reply::TOO_MANY_RECIPIENTS);
-        }
-        Effect::ValidateTo {
-            recipient: to.to_owned(),
-        }
-    }
-
-    pub fn recipient_answered(&mut self, recipient: String, answer: Answer) -> Reply {
-        match answer {
-            Answer::Accepted => {
-                if let State::Mail(_, t) = &mut self.state {
-                    t.recipients.push(recipient);
-                }
-                reply::RECIPIENT_OK
-            }
-            Answer::Rejected(r) => {
-                rejected(&r, reply::RECIPIENT_REFUSED, reply::RECIPIENT_DEFERRED)
-            }
-            Answer::Trouble(answer) => answer,
-        }
-    }
-
-    fn data(&mut self) -> Effect {
-        if self.auth_required() {
-            return Effect::Reply(reply::AUTH_REQUIRED);
-        }
-        let Some(transaction) = self.transaction() else {
-            return Effect::Reply(reply::BAD_SEQUENCE.with_text("Need MAIL before DATA"));
-        };
-        if transaction.recipients.is_empty() {
-            return Effect::Reply(reply::NO_RECIPIENTS);
-        }
-        Effect::StartData
-    }
-
-    /// What the realm is told about the message about to arrive (`id` and
-    /// `date` come from the connection, so that tests can fix them).
-    pub fn received_info(&self, id: String, date: String) -> Option<ReceivedInfo> {
-        let greeted = self.greeted()?;
-        let transaction = self.transaction()?;
-        let login = greeted.login.as_ref();
-        Some(ReceivedInfo {
-            helo: greeted.greeting.name.clone(),
-            peer_ip: self.rules.peer.ip().to_string(),
-            server_name: self.rules.server_name.clone(),
-            with_protocol: received::with_protocol(
-                greeted.greeting.esmtp,
-                self.secure,
-                login.is_some(),
-            )
-            .into(),
-            authenticated_id: login.and_then(|l| l.avatar_id.clone().or_else(|| l.user.clone())),
-            id,
-            sender: transaction.sender.clone(),
-            recipients: transaction.recipients.clone(),
-            date,
-        })
-    }
-
-    /// DATA may start with `header` (the Received field) in front of the
-    /// message, or the avatar could not take one.
-    pub fn data_answered(&mut self, answer: Result<(ReceivedInfo, String), Reply>) -> Reply {
-        let (info, header) = match answer {
-            Ok(ready) => ready,
-            Err(trouble) => return trouble,
-        };
-        let (g, transaction) = match self.take() {
-            State::Mail(g, transaction) => (g, transaction),
-            other => {
-                // The transaction went away (a fresh avatar refused it).
-                self.state = other;
-                return reply::LOCAL_ERROR;
-            }
-        };
-        let mut prefix = header.into_bytes();
-        prefix.extend_from_slice(b"\r\n");
-        let limits = &self.rules.limits;
-        let reader = DataReader::with_policy(prefix, limits.max_message_size, limits.bare_newline);
-        self.state = State::Data(
-            g,
-            Box::new(Data {
-                transaction,
-                reader,
-                info,
-            }),
-        );
-        reply::START_DATA
-    }
-
-    fn on_text(&mut self, frame: Frame) -> Effect {
-        let State::Data(_, data) = &mut self.state else {
-            unreachable!("message text outside DATA");
-        };
-        let DataProgress::Done(message) = data.reader.feed(frame) else {
-            return Effect::Nothing;
-        };
-        let State::Data(g, data) = self.take() else {
-            unreachable!()
-        };
-        self.state = State::Ready(g);
-        Effect::Reply(match message {
-            Err(DataError::TooBig) => reply::MESSAGE_TOO_BIG,
-            Err(DataError::LineTooLong) => reply::LINE_TOO_LONG
-                .with_text("Line too long (RFC 5321 allows 1000 octets); message not accepted"),
-            Err(DataError::BareNewline) => reply::BARE_NEWLINE_MESSAGE,
-            Ok(message) => {
-                return Effect::Deliver(Box::new(Delivery {
-                    info: data.info,
-                    message,
-                }));
-            }
-        })
-    }
-
-    pub fn delivered(&mut self, info: &ReceivedInfo, delivered: Delivered) -> Reply {
-        match delivered {
-            Delivered::Answer(Answer::Accepted) => {
-                self.messages += 1;
-                reply::QUEUED.with_text(format!("Message accepted for delivery, id {}", info.id))
-            }
-            Delivered::Answer(Answer::Rejected(r)) => {
-                rejected(&r, reply::MESSAGE_REFUSED, reply::MESSAGE_DEFERRED)
-            }
-            Delivered::Answer(Answer::Trouble(answer)) => answer,
-            Delivered::Uncertain => reply::DELIVERY_UNCERTAIN,
-        }
-    }
-
-    fn auth(&mut self, mechanism: Mechname, initial_response: Option<&[u8]>) -> Effect {
-        Effect::Reply(if self.login().is_some() {
-            reply::ALREADY_AUTHENTICATED
-        } else if !self.greeted().is_some_and(|g| g.greeting.esmtp) {
-            reply::BAD_SEQUENCE.with_text("Send EHLO before AUTH")
-        } else if self.transaction().is_some() {
-            reply::AUTH_IN_TRANSACTION
-        } else {
-            return Effect::Auth {
-                mechanism,
-                initial_response: initial_response.map(<[u8]>::to_vec),
-            };
-        })
-    }
-
-    pub fn auth_refused(&mut self, refusal: Refusal) -> Effect {
-        match refusal {
-            Refusal::UnknownMechanism { .. } => Effect::Reply(reply::UNKNOWN_MECHANISM),
-            Refusal::EncryptionRequired => Effect::Reply(reply::ENCRYPTION_REQUIRED),
-            Refusal::BadBase64 => Effect::Reply(reply::BAD_BASE64),
-            Refusal::TooManyExchanges => Effect::Close(vec![reply::TOO_MANY_EXCHANGES]),
-        }
-    }
-
-    /// The exchange started and waits for the client.
-    pub fn auth_began(&mut self, exchange: LineExchange) {
-        self.state = match self.take() {
-            State::Ready(g) => State::Auth(g, Box::new(exchange)),
-            other => other,
-        };
-    }
-
-    /// Leaves a running exchange (dropping it frees its instance).
-    fn leave_exchange(&mut self) -> Option<Box<LineExchange>> {
-        match self.take() {
-            State::Auth(g, exchange) => {
-                self.state = State::Ready(g);
-                Some(exchange)
-            }
-            other => {
-                self.state = other;
-                None
-            }
-        }
-    }
-
-    /// The client kept the exchange waiting past the step timeout.
-    pub fn auth_timed_out(&mut self) -> Reply {
-        self.leave_exchange();
-        reply::AUTH_STEP_TIMEOUT
-    }
-
-    /// How the exchange for `mechanism` ended; on success, the avatar the
-    /// connection keeps.
-    pub fn auth_over(
-        &mut self,
-        mechanism: Mechname,
-        ending: Ending,
-    ) -> (Effect, Option<Box<dyn Avatar>>) {
-        self.leave_exchange();
-        let effect = match ending {
-            Ending::Success { login, user, .. } => {
-                if let State::Ready(g) = &mut self.state {
-                    g.login = Some(Login {
-                        avatar_id: login.avatar_id,
-                        user,
-                        mechanism,
-                    });
-                }
-                return (Effect::Reply(reply::AUTH_SUCCEEDED), Some(login.avatar));
-            }
-            Ending::Denied { .. } => {
-                self.auth_failures += 1;
-                Effect::AuthFailed {
-                    close: self.auth_failures >= self.rules.policy.max_failures,
-                }
-            }
-            Ending::Fault(_) => Effect::Reply(reply::AUTH_TEMPORARY),
-            Ending::Cancelled => Effect::Reply(reply::AUTH_CANCELLED),
-            Ending::BadBase64 => self.error(reply::BAD_BASE64),
-        };
-        (effect, None)
-    }
-}
-
-/// The reply for a realm's refusal: its own text under our codes.
-pub fn rejected(rejection: &Rejection, permanent: Reply, temporary: Reply) -> Reply {
-    let base = if rejection.permanent {
-        permanent
-    } else {
-        temporary
-    };
-    let text: String = rejection
-        .text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    if text.trim().is_empty() {
-        base
-    } else {
-        base.with_text(text)
     }
 }
