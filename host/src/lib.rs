@@ -1,12 +1,19 @@
 //! portcullis: an authentication host in the shape of Twisted Cred, with
 //! every piece of authentication logic in a sandboxed WebAssembly component.
 //!
-//! - [`plugin`]: the wasmtime runtime: one engine, pre-instantiated
-//!   plugins, a fresh store per exchange and per avatar.
-//! - [`portal`]: the native portal that routes credentials to checkers and
-//!   avatar requests to realms.
-//! - [`sasl`]: mechanism registry, base64 framing and the exchange driver
-//!   shared by every protocol.
+//! The dependency direction is protocols ([`smtp`], [`echo`]) → [`sasl`] →
+//! [`portal`] ← [`plugin`]: the portal defines the roles, the plugin
+//! runtime implements them, and neither protocols nor SASL know how.
+//!
+//! - [`portal`]: the native portal (Twisted's `Portal`) and the roles it
+//!   routes to, as traits: `Checker`, `SecretSource`, `Realm`, `Avatar`,
+//!   `Mechanism`, `Exchange`; `Portal::login` from a proof to an avatar.
+//! - [`plugin`]: the Wasm implementations of those roles over the
+//!   wasmtime runtime: one engine, pre-instantiated plugins, a fresh store
+//!   per exchange and per avatar.
+//! - [`sasl`]: mechanism registry, base64 framing, the authenticator, and
+//!   `sasl::line`: one SASL exchange over lines, which every protocol
+//!   drives and maps to its own replies.
 //! - [`proto`]: line framing with limits.
 //! - [`echo`]: the authenticating echo service (seeds/001, Example 9-1).
 //! - [`limits`]: per-client-address limits on connections and exchanges
@@ -25,7 +32,8 @@
 //!   set a reload replaces.
 //! - [`server`]: listeners and connection tasks.
 //! - [`smtp`]: the ESMTP service with AUTH, STARTTLS and delivery through
-//!   realm avatars.
+//!   realm avatars: a state machine (`smtp::state`) and the connection
+//!   that performs its effects.
 //! - [`sql`]: named queries granted to checker plugins (SQLite, PostgreSQL).
 //! - [`tls`]: rustls configuration, from files or generated.
 //! - `bench_native` (feature `bench-native`, off by default): a native
