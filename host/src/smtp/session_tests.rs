@@ -132,12 +132,13 @@ async fn login_and_deliver() {
     assert!(c.reply().await.starts_with("250 2.0.0 Message accepted"));
     assert!(c.say("QUIT").await.starts_with("221"));
     assert_eq!(c.reply().await, "");
-    let record = world.realm.record.lock().unwrap();
-    assert_eq!(record.avatars, vec![Some("user".to_owned())]);
-    let message = String::from_utf8(record.messages[0].clone()).unwrap();
-    assert!(message.starts_with("Received: from client"), "{message}");
-    assert!(message.ends_with("Subject: hi\r\n.dot\r\n"), "{message}");
-    drop(record);
+    {
+        let record = world.realm.record.lock().unwrap();
+        assert_eq!(record.avatars, vec![Some("user".to_owned())]);
+        let message = String::from_utf8(record.messages[0].clone()).unwrap();
+        assert!(message.starts_with("Received: from client"), "{message}");
+        assert!(message.ends_with("Subject: hi\r\n.dot\r\n"), "{message}");
+    }
     tokio::task::yield_now().await;
     assert_eq!(world.realm.record.lock().unwrap().logouts, 1);
 }
