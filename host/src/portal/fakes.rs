@@ -208,12 +208,18 @@ impl Avatar for FakeAvatar {
 /// user's secret up and vouches for it (as SCRAM does).
 pub struct FakePlain {
     pub exchanges: Arc<AtomicUsize>,
+    /// Sent with a success (as SCRAM's server-final message).
+    pub additional_data: Option<Vec<u8>>,
+    /// Sent after a denial (as XOAUTH2's error).
+    pub error_challenge: Option<Vec<u8>>,
 }
 
 impl FakePlain {
     pub fn new() -> Arc<FakePlain> {
         Arc::new(FakePlain {
             exchanges: Arc::default(),
+            additional_data: None,
+            error_challenge: None,
         })
     }
 
@@ -246,12 +252,16 @@ impl Mechanism for FakePlain {
         self.exchanges.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(PlainExchange {
             live: self.exchanges.clone(),
+            additional_data: self.additional_data.clone(),
+            error_challenge: self.error_challenge.clone(),
         }))
     }
 }
 
 struct PlainExchange {
     live: Arc<AtomicUsize>,
+    additional_data: Option<Vec<u8>>,
+    error_challenge: Option<Vec<u8>>,
 }
 
 impl Drop for PlainExchange {
@@ -265,16 +275,16 @@ impl Exchange for PlainExchange {
     async fn start(&mut self, initial_response: Option<&[u8]>) -> Result<Step, Fault> {
         Ok(match initial_response {
             None => Step::Challenge(Vec::new()),
-            Some(message) => plain(message),
+            Some(message) => plain(message, &self.additional_data),
         })
     }
 
     async fn step(&mut self, response: &[u8]) -> Result<Step, Fault> {
-        Ok(plain(response))
+        Ok(plain(response, &self.additional_data))
     }
 
     async fn denied(&mut self) -> Result<Option<Vec<u8>>, Fault> {
-        Ok(None)
+        Ok(self.error_challenge.clone())
     }
 
     fn vouched_avatar(&self, _: &str, _: CredentialKind) -> Option<String> {
@@ -282,7 +292,7 @@ impl Exchange for PlainExchange {
     }
 }
 
-fn plain(message: &[u8]) -> Step {
+fn plain(message: &[u8], additional_data: &Option<Vec<u8>>) -> Step {
     let text = String::from_utf8_lossy(message);
     match text.split('\0').collect::<Vec<_>>()[..] {
         [_, user, pass] => Step::Success {
@@ -291,7 +301,7 @@ fn plain(message: &[u8]) -> Step {
                 username: user.to_owned(),
                 password: pass.to_owned(),
             },
-            additional_data: None,
+            additional_data: additional_data.clone(),
         },
         _ => Step::Failure("malformed".into()),
     }

@@ -342,3 +342,159 @@ pub fn report_step_timeout(protocol: &'static str, peer: SocketAddr) {
     tracing::info!(protocol, %peer,
         "SASL exchange timed out waiting for the client; cancelled");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::portal::fakes::{FakeChecker, FakePlain, FakeRealm};
+    use crate::portal::{AvatarInterface, CredentialKind, Mind};
+
+    struct Setup {
+        portal: Arc<Portal>,
+        mechanisms: Arc<Mechanisms>,
+        realm: Arc<FakeRealm>,
+        plain: Arc<FakePlain>,
+        clients: Arc<ClientLimits>,
+    }
+
+    async fn setup(plain: FakePlain) -> Setup {
+        let mut portal = Portal::default();
+        let checker = FakeChecker::new("passwords", &[CredentialKind::UsernamePassword]);
+        portal.register_checker(checker).await.unwrap();
+        let realm = FakeRealm::new("realm");
+        portal.register_realm(AvatarInterface::Echo, realm.clone());
+        let plain = Arc::new(plain);
+        let mut mechanisms = Mechanisms::default();
+        mechanisms.register(plain.clone()).await.unwrap();
+        Setup {
+            portal: Arc::new(portal),
+            mechanisms: Arc::new(mechanisms),
+            realm,
+            plain,
+            clients: ClientLimits::new(100, 1, Vec::new()),
+        }
+    }
+
+    fn begin<'a>(s: &'a Setup, name: &str, initial: Option<&'a [u8]>) -> Begin<'a> {
+        Begin {
+            portal: s.portal.clone(),
+            mechanisms: s.mechanisms.clone(),
+            name: Mechname::parse(name.as_bytes()).unwrap(),
+            initial_response: initial,
+            allow_plaintext: true,
+            channel: ChannelInfo::default(),
+            purpose: Purpose {
+                interface: AvatarInterface::Echo,
+                mind: Mind::default(),
+            },
+            clients: &s.clients,
+            peer: "192.0.2.7".parse().unwrap(),
+        }
+    }
+
+    fn with_data(additional: Option<&[u8]>, error: Option<&[u8]>) -> FakePlain {
+        FakePlain {
+            exchanges: Arc::default(),
+            additional_data: additional.map(<[u8]>::to_vec),
+            error_challenge: error.map(<[u8]>::to_vec),
+        }
+    }
+
+    fn b64(text: &str) -> Vec<u8> {
+        crate::sasl::encode(text.as_bytes()).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn refusals_before_the_exchange() {
+        let s = setup(with_data(None, None)).await;
+        let unknown = LineExchange::begin(begin(&s, "CRAM-MD5", None)).await.err();
+        let offered = vec![Mechname::parse(b"PLAIN").unwrap()];
+        assert_eq!(unknown, Some(Refusal::UnknownMechanism { offered }));
+        let mut clear = begin(&s, "PLAIN", None);
+        clear.allow_plaintext = false;
+        let refused = LineExchange::begin(clear).await.err();
+        assert_eq!(refused, Some(Refusal::EncryptionRequired));
+        let bad = LineExchange::begin(begin(&s, "PLAIN", Some(b"%%%")))
+            .await
+            .err();
+        assert_eq!(bad, Some(Refusal::BadBase64));
+        // One exchange per address here: the second waits its turn.
+        let (_held, turn) = LineExchange::begin(begin(&s, "PLAIN", None)).await.unwrap();
+        assert!(matches!(turn, Turn::Challenge(_)));
+        let busy = LineExchange::begin(begin(&s, "PLAIN", None)).await.err();
+        assert_eq!(busy, Some(Refusal::TooManyExchanges));
+        assert_eq!(s.plain.live(), 1);
+    }
+
+    #[tokio::test]
+    async fn additional_data_is_acknowledged_before_the_outcome() {
+        let s = setup(with_data(Some(b"v=final"), None)).await;
+        let initial = b64("\0user\0password");
+        let (mut exchange, turn) = LineExchange::begin(begin(&s, "PLAIN", Some(&initial)))
+            .await
+            .unwrap();
+        assert!(matches!(turn, Turn::Challenge(ref d) if d == b"v=final"));
+        // The mechanism's instance is freed while the client answers.
+        assert_eq!(s.plain.live(), 0);
+        let Turn::Over(Ending::Success { login, .. }) = exchange.on_line(b"").await else {
+            panic!("the acknowledgement completes the login");
+        };
+        assert_eq!(login.avatar_id.as_deref(), Some("user"));
+    }
+
+    #[tokio::test]
+    async fn a_star_withdraws_a_success_and_logs_its_avatar_out() {
+        let s = setup(with_data(Some(b"v=final"), None)).await;
+        let initial = b64("\0user\0password");
+        let (mut exchange, _) = LineExchange::begin(begin(&s, "PLAIN", Some(&initial)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            exchange.on_line(b"*").await,
+            Turn::Over(Ending::Cancelled)
+        ));
+        assert_eq!(s.realm.record.lock().unwrap().logouts, 1);
+    }
+
+    #[tokio::test]
+    async fn a_star_after_a_denial_is_still_a_denial() {
+        let s = setup(with_data(None, Some(b"{\"status\":\"401\"}"))).await;
+        let initial = b64("\0user\0wrong");
+        let (mut exchange, turn) = LineExchange::begin(begin(&s, "PLAIN", Some(&initial)))
+            .await
+            .unwrap();
+        assert!(matches!(turn, Turn::Challenge(_)));
+        let Turn::Over(Ending::Denied { denial, .. }) = exchange.on_line(b"*").await else {
+            panic!("cancelling must not dodge the failure");
+        };
+        assert_eq!(denial, Denial::BadCredentials);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_success_is_logged_out() {
+        let s = setup(with_data(Some(b"v=final"), None)).await;
+        let initial = b64("\0user\0password");
+        let (exchange, _) = LineExchange::begin(begin(&s, "PLAIN", Some(&initial)))
+            .await
+            .unwrap();
+        drop(exchange);
+        tokio::task::yield_now().await;
+        assert_eq!(s.realm.record.lock().unwrap().logouts, 1);
+    }
+
+    #[tokio::test]
+    async fn bad_base64_or_star_mid_exchange_ends_it() {
+        let s = setup(with_data(None, None)).await;
+        let (mut exchange, _) = LineExchange::begin(begin(&s, "PLAIN", None)).await.unwrap();
+        assert!(matches!(
+            exchange.on_line(b"%%%").await,
+            Turn::Over(Ending::BadBase64)
+        ));
+        let s = setup(with_data(None, None)).await;
+        let (mut exchange, _) = LineExchange::begin(begin(&s, "PLAIN", None)).await.unwrap();
+        assert!(matches!(
+            exchange.on_line(b"*").await,
+            Turn::Over(Ending::Cancelled)
+        ));
+    }
+}
