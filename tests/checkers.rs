@@ -2,7 +2,7 @@
 //! hashed, with Twisted's layout options) and third-party checkers loaded
 //! from `.wasm` files.
 
-mod common;
+use crate::common;
 
 use common::{LOGIN_DENIED, LOGIN_OK, Server, guest_wasm};
 

@@ -1,7 +1,7 @@
 //! The command line: strcred-style help, and errors that say what is wrong
 //! and how to fix it.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

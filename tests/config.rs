@@ -1,7 +1,7 @@
 //! Running as a service: the configuration file, `check-config`, reloads
 //! (SIGHUP and `portcullis reload`) and dropping privileges after binding.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! under tests/plugins fail exactly the rules they break: trap-* by
 //! trapping, lax-* by answering what the contract forbids.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! exactly once, and nothing partial may be visible in `new/`. Bounded:
 //! three rounds of four clients, a few seconds each.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -1,7 +1,7 @@
 //! The authenticating echo service, end to end: the real binary, the real
 //! built-in plugins, a TCP client. Transcripts follow seeds/001, Example 9-1.
 
-mod common;
+use crate::common;
 
 use common::{LOGIN_DENIED, LOGIN_OK, Server, b64};
 

@@ -3,7 +3,7 @@
 //! wasm32-wasip2` in their own folder, against the SDK by path), loaded
 //! into the real server from the command line, and logged in through.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

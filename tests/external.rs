@@ -2,7 +2,7 @@
 //! verified against the operator's CA (`--tls-client-ca`), allowed by the
 //! external checker (`--auth external:…`).
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! temporary failure, logged with the plugin's name, while other sessions
 //! go on.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

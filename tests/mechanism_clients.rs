@@ -4,7 +4,7 @@
 //! and Python's smtplib (CRAM-MD5), each with the right secret and a wrong
 //! one, against the memory, file and token checkers.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::path::Path;

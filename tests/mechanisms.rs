@@ -7,7 +7,7 @@
 //! tests only: no built-in checker serves bearer tokens or external
 //! identities yet, so the host does not offer them (checked here).
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -1,7 +1,7 @@
 //! Realm plugins through the host's plugin API: the delivery avatar of the
 //! console realm (seeds/000) and the echo realm's refusal to deliver mail.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -12,13 +12,10 @@
 //!   (descriptors, logouts, lookups, output, memory at load, stderr).
 //! - `logs`: text from clients and plugins cannot forge a log line.
 
-mod common;
+use crate::common;
 
-#[path = "resources/clients.rs"]
 mod clients;
-#[path = "resources/logs.rs"]
 mod logs;
-#[path = "resources/plugins.rs"]
 mod plugins;
 
 use std::time::{Duration, Instant};

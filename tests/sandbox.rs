@@ -4,7 +4,7 @@
 //! plugin; the instance pool makes exchanges wait rather than fail; and a
 //! plugin's identity (sha256 pin, WIT version) is checked before it runs.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! transaction rules produce, pipelining, limits, garbage, TLS upgrades,
 //! the session cap, timeouts and shutdown.
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

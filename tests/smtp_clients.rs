@@ -3,7 +3,7 @@
 //! over plain TCP on loopback and after STARTTLS, with the right password
 //! and a wrong one.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! real server with the built-in Maildir realm and open (anonymous)
 //! delivery, as an inbound MX runs.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

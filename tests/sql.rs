@@ -3,7 +3,7 @@
 //! cluster), through the sandboxed SQL checker and the queries the host
 //! grants it, over the echo and SMTP services.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! file in a grant, and HS256 JWTs), and `--auth token` on the command
 //! line.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! through `--auth unix` on the echo service, and the sandbox keeping it
 //! inside its grant.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

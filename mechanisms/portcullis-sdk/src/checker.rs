@@ -139,6 +139,21 @@ macro_rules! export_checker {
                 }
             }
 
+            // Only a wasm32 build exports: the WIT export names (`iface#func`)
+            // are not symbols a native linker accepts, so a native cdylib
+            // (`cargo build --workspace`) would fail to link. A native build
+            // still type-checks the glue and keeps the plugin's code live,
+            // for its unit tests and without dead-code warnings.
+            #[cfg(not(target_arch = "wasm32"))]
+            #[allow(dead_code)]
+            fn native_build_uses_the_exports() {
+                use $crate::__bindings::checker::exports::portcullis::auth::checker::Guest;
+                let _ = <PortcullisChecker as Guest>::credential_kinds;
+                let _ = <PortcullisChecker as Guest>::check;
+                let _ = <PortcullisChecker as Guest>::lookup_secret;
+            }
+
+            #[cfg(target_arch = "wasm32")]
             $crate::__bindings::checker::export_checker_world!(
                 PortcullisChecker with_types_in $crate::__bindings::checker
             );

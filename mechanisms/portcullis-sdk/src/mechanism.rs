@@ -373,6 +373,22 @@ macro_rules! export_mechanism {
                 }
             }
 
+            // Only a wasm32 build exports: the WIT export names (`iface#func`)
+            // are not symbols a native linker accepts, so a native cdylib
+            // (`cargo build --workspace`) would fail to link. A native build
+            // still type-checks the glue and keeps the plugin's code live,
+            // for its unit tests and without dead-code warnings.
+            #[cfg(not(target_arch = "wasm32"))]
+            #[allow(dead_code)]
+            fn native_build_uses_the_exports() {
+                use $crate::__bindings::mechanism::exports::portcullis::auth::mechanism::Guest;
+                let _ = <PortcullisMechanism as Guest>::info;
+                let _ = <PortcullisMechanism as Guest>::start;
+                let _ = <PortcullisMechanism as Guest>::step;
+                let _ = <PortcullisMechanism as Guest>::denied;
+            }
+
+            #[cfg(target_arch = "wasm32")]
             $crate::__bindings::mechanism::export_mechanism_world!(
                 PortcullisMechanism with_types_in $crate::__bindings::mechanism
             );

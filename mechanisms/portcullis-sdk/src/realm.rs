@@ -156,6 +156,19 @@ macro_rules! export_realm {
                 }
             }
 
+            // Only a wasm32 build exports: the WIT export names (`iface#func`)
+            // are not symbols a native linker accepts, so a native cdylib
+            // (`cargo build --workspace`) would fail to link. A native build
+            // still type-checks the glue and keeps the plugin's code live,
+            // for its unit tests and without dead-code warnings.
+            #[cfg(not(target_arch = "wasm32"))]
+            #[allow(dead_code)]
+            fn native_build_uses_the_exports() {
+                use $crate::__bindings::realm::exports::portcullis::auth::realm::Guest;
+                let _ = <PortcullisRealm as Guest>::request_avatar;
+            }
+
+            #[cfg(target_arch = "wasm32")]
             $crate::__bindings::realm::export_realm_world!(
                 PortcullisRealm with_types_in $crate::__bindings::realm
             );
