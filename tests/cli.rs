@@ -218,7 +218,7 @@ fn plugin_inspect_describes_each_kind_and_refuses_non_plugins() {
     assert_eq!(code, 0, "{err}");
     for want in [
         "kind                     mechanism",
-        "world                    portcullis:auth/mechanism-plugin@0.1.0",
+        "world                    portcullis:auth/mechanism-plugin@0.2.0",
         "mechanism                LOGIN",
         "plaintext                true",
         "credential kinds         username-password",
@@ -233,7 +233,7 @@ fn plugin_inspect_describes_each_kind_and_refuses_non_plugins() {
     ]);
     assert_eq!(code, 0);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["world"], "portcullis:auth/sql-checker-plugin@0.1.0");
+    assert_eq!(report["world"], "portcullis:auth/sql-checker-plugin@0.2.0");
     assert_eq!(
         report["credential-kinds"],
         serde_json::json!(["username-password", "scram-sha1", "scram-sha256"])

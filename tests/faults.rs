@@ -476,3 +476,51 @@ fn hostile_rounds_do_not_grow_the_host() {
         "RSS grew from {before} KiB to {after} KiB"
     );
 }
+
+/// A realm that answers `unavailable` (WIT 0.2; its own configuration or
+/// store is broken) fails the login temporarily: SMTP 454 4.7.0 and the
+/// echo service's temporary failure, at once, with no failure delay, no
+/// penalty and no strike toward disconnection. Under WIT 0.1 a realm could
+/// only deny, so its clients got 535, the delay and a strike.
+#[test]
+fn a_realm_that_is_unavailable_fails_the_login_temporarily_and_costs_the_client_nothing() {
+    let realm = guest_wasm("trap-realm");
+    let server = Server::start(&[
+        "--auth",
+        "memory:broken:pw:guest:password",
+        "--realm",
+        &format!("echo={}", realm.display()),
+        "--realm",
+        &format!("message-delivery={}", realm.display()),
+        "--auth-failure-delay",
+        "2s",
+        "--auth-penalty",
+        "2s",
+        "--auth-penalty-trusted",
+        "none",
+        "--max-auth-failures",
+        "2",
+    ]);
+    let mut c = common::Client::connect(server.smtp);
+    assert_eq!(c.reply().code, 220);
+    c.cmd("EHLO client.example").expect(250, None);
+    // More unavailable answers than --max-auth-failures allows failures,
+    // none of them delayed (by the failure delay or the penalty).
+    for attempt in 1..=3 {
+        let started = Instant::now();
+        c.cmd(&plain("broken")).expect(454, Some("4.7.0"));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1), "attempt {attempt}: {took:?}");
+    }
+    // Still connected, with no strike and no penalty: the next login works.
+    let started = Instant::now();
+    c.cmd(&format!("AUTH PLAIN {}", b64(b"\0guest\0password")))
+        .expect(235, Some("2.7.0"));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    server.wait_for_log("plugin=trap_realm");
+    server.wait_for_log("the realm's store is unreachable");
+
+    let started = Instant::now();
+    assert_eq!(server.connect().ask("broken pw"), TEMPORARY);
+    assert!(started.elapsed() < Duration::from_secs(1));
+}

@@ -117,11 +117,11 @@ fn a_pin_on_the_command_line_is_checked_before_compiling() {
     );
 }
 
-/// The same component with every `portcullis:auth/…@0.1.0` name changed
-/// to `@9.1.0` (same length, so the binary stays valid).
+/// The same component with every `portcullis:auth/…@0.2.0` name changed
+/// to `@9.2.0` (same length, so the binary stays valid).
 fn built_against_another_version(dir: &Path) -> std::path::PathBuf {
     let mut wasm = std::fs::read(guest_wasm("trap-checker")).unwrap();
-    let (package, old, new) = (b"portcullis:auth/", b"@0.1.0", b"@9.1.0");
+    let (package, old, new) = (b"portcullis:auth/", b"@0.2.0", b"@9.2.0");
     let mut changed = 0;
     let mut at = 0;
     while let Some(i) = find(&wasm[at..], package) {
@@ -151,8 +151,27 @@ fn a_plugin_built_against_another_wit_version_is_refused_by_name() {
     let failure = Server::try_start(&["--auth", &spec]).unwrap_err();
     assert!(
         failure.stderr.contains(
-            "plugin old_checker: built against portcullis:auth@9.1.0, but this host speaks \
-             portcullis:auth@0.1.0: rebuild the plugin against this host's wit/"
+            "plugin old_checker: built against portcullis:auth@9.2.0, but this host implements \
+             portcullis:auth@0.2.0: rebuild it against portcullis-sdk 0.2 (or the WIT in wit/ \
+             of this host's source); PLUGINS.md lists what changed"
+        ),
+        "{}",
+        failure.stderr
+    );
+}
+
+/// A real 0.1 component (`tests/plugins/v01-checker`, built from its own
+/// copy of the 0.1 WIT), not a patched one: refused at start, by name,
+/// with how to rebuild it.
+#[test]
+fn a_plugin_built_against_wit_0_1_is_refused_with_how_to_rebuild_it() {
+    let spec = format!("wasm:{}", guest_wasm("v01-checker").display());
+    let failure = Server::try_start(&["--auth", &spec]).unwrap_err();
+    assert_ne!(failure.code, Some(0));
+    assert!(
+        failure.stderr.contains(
+            "plugin v01_checker: built against portcullis:auth@0.1.0, but this host implements \
+             portcullis:auth@0.2.0: rebuild it against portcullis-sdk 0.2"
         ),
         "{}",
         failure.stderr

@@ -62,7 +62,7 @@ use crate::portal::{Fault, FaultKind};
 /// The WIT package this host speaks, as guests name it in their imports.
 pub const WIT_PACKAGE: &str = "portcullis:auth";
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Bytes of a freed slot's linear memory reset in place and kept resident
 /// (see `Runtime::new`): what a Rust guest typically touches per call.
@@ -413,8 +413,10 @@ impl PluginKind {
             let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
             if !version_compatible(version) {
                 bail!(
-                    "built against {WIT_PACKAGE}@{version}, but this host speaks \
-                     {WIT_PACKAGE}@{WIT_VERSION}: rebuild the plugin against this host's wit/"
+                    "built against {WIT_PACKAGE}@{version}, but this host implements \
+                     {WIT_PACKAGE}@{WIT_VERSION}: rebuild it against portcullis-sdk {} (or \
+                     the WIT in wit/ of this host's source); PLUGINS.md lists what changed",
+                    sdk_version()
                 );
             }
             match interface {
@@ -459,6 +461,16 @@ impl PluginKind {
             PluginKind::Checker => "checker",
             PluginKind::Realm => "realm",
         }
+    }
+}
+
+/// The portcullis-sdk release that builds plugins for [`WIT_VERSION`]: the
+/// SDK's major.minor is the WIT package's.
+fn sdk_version() -> &'static str {
+    let mut dots = WIT_VERSION.match_indices('.');
+    match dots.nth(1) {
+        Some((i, _)) => &WIT_VERSION[..i],
+        None => WIT_VERSION,
     }
 }
 
@@ -940,7 +952,12 @@ fn to_anyhow(err: wasmtime::Error) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::version_compatible;
+    use super::{sdk_version, version_compatible};
+
+    #[test]
+    fn the_sdk_release_for_this_wit() {
+        assert_eq!(sdk_version(), "0.2");
+    }
 
     #[test]
     fn last_stderr_line() {
@@ -957,9 +974,10 @@ mod tests {
     #[test]
     fn wit_versions() {
         for (v, ok) in [
-            ("0.1.0", true),
-            ("0.1.7", true),
-            ("0.2.0", false),
+            ("0.2.0", true),
+            ("0.2.7", true),
+            ("0.1.0", false),
+            ("0.3.0", false),
             ("1.0.0", false),
             ("", false),
             ("x.y", false),

@@ -81,7 +81,12 @@ impl Plugin {
             .await
             .map_err(|e| self.trap(&store, e))?;
         let handle = match answer {
-            Err(denial) => return Ok(Err(convert::denial_from_wit(denial))),
+            Err(wit::AvatarError::Denied(denial)) => {
+                return Ok(Err(convert::denial_from_wit(denial)));
+            }
+            Err(wit::AvatarError::Unavailable(why)) => {
+                return Err(self.fault(FaultKind::Unavailable, why));
+            }
             Ok(wit::Avatar::Echo(h)) if interface == AvatarInterface::Echo => h,
             Ok(wit::Avatar::MessageDelivery(h))
                 if interface == AvatarInterface::MessageDelivery =>

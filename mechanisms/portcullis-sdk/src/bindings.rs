@@ -33,8 +33,8 @@ pub mod checker {
         export_macro_name: "export_checker_world",
         runtime_path: "::portcullis_sdk::__wit_bindgen::rt",
         with: {
-            "portcullis:auth/types@0.1.0": crate::bindings::mechanism::portcullis::auth::types,
-            "portcullis:auth/host@0.1.0": crate::bindings::mechanism::portcullis::auth::host,
+            "portcullis:auth/types@0.2.0": crate::bindings::mechanism::portcullis::auth::types,
+            "portcullis:auth/host@0.2.0": crate::bindings::mechanism::portcullis::auth::host,
         },
     });
 }
@@ -49,8 +49,8 @@ pub mod realm {
         export_macro_name: "export_realm_world",
         runtime_path: "::portcullis_sdk::__wit_bindgen::rt",
         with: {
-            "portcullis:auth/types@0.1.0": crate::bindings::mechanism::portcullis::auth::types,
-            "portcullis:auth/host@0.1.0": crate::bindings::mechanism::portcullis::auth::host,
+            "portcullis:auth/types@0.2.0": crate::bindings::mechanism::portcullis::auth::types,
+            "portcullis:auth/host@0.2.0": crate::bindings::mechanism::portcullis::auth::host,
         },
     });
 }

@@ -3,8 +3,12 @@
 //!
 //! Implement [`Realm`], with an [`EchoAvatar`] for the echo service and a
 //! [`DeliveryAvatar`] for SMTP delivery (use [`NoAvatar`] for an interface
-//! you do not serve, and answer its requests `Err(Denial::Unsupported)`),
-//! then export it with [`export_realm!`](crate::export_realm).
+//! you do not serve, and answer its requests
+//! `Err(Denial::Unsupported.into())`), then export it with
+//! [`export_realm!`](crate::export_realm). A realm that cannot serve anyone
+//! (its own configuration or data is broken) answers
+//! `Err(AvatarError::Unavailable(why))`: the client gets a temporary
+//! failure, not a failed login.
 //!
 //! The host creates a fresh instance for every avatar and drops the avatar
 //! at logout: implement `Drop` on your avatar type to release what the
@@ -13,7 +17,15 @@
 use crate::bindings::realm::exports::portcullis::auth::realm as wit;
 use crate::types::Denial;
 
-pub use wit::{AvatarInterface, EchoReply, Mind, ReceivedInfo, Rejection};
+pub use wit::{AvatarError, AvatarInterface, EchoReply, Mind, ReceivedInfo, Rejection};
+
+/// A denial is the usual reason for no avatar: `?` on a `Result<_, Denial>`
+/// and `Err(denial.into())` work in [`Realm::request_avatar`].
+impl From<Denial> for AvatarError {
+    fn from(denial: Denial) -> Self {
+        AvatarError::Denied(denial)
+    }
+}
 
 /// One logged-in user of the echo service.
 pub trait EchoAvatar: 'static {
@@ -72,13 +84,16 @@ pub trait Realm {
 
     /// The avatar for `avatar_id` (`None`: an anonymous user) implementing
     /// `interface`. A realm that does not serve the interface MUST answer
-    /// `Err(Denial::Unsupported)`; the SDK refuses an avatar of the other
-    /// interface than the one asked for in the same way.
+    /// `Err(Denial::Unsupported.into())`; the SDK refuses an avatar of the
+    /// other interface than the one asked for in the same way. A realm that
+    /// cannot serve because of its own fault SHOULD answer
+    /// `Err(AvatarError::Unavailable(why))` (a temporary failure, logged
+    /// with `why`), never a denial.
     fn request_avatar(
         avatar_id: Option<String>,
         interface: AvatarInterface,
         mind: Mind,
-    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial>;
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, AvatarError>;
 }
 
 #[doc(hidden)]
@@ -113,7 +128,7 @@ pub fn __request_avatar<R: Realm>(
     avatar_id: Option<String>,
     interface: AvatarInterface,
     mind: Mind,
-) -> Result<wit::Avatar, Denial> {
+) -> Result<wit::Avatar, AvatarError> {
     match (R::request_avatar(avatar_id, interface, mind)?, interface) {
         (Avatar::Echo(e), AvatarInterface::Echo) => {
             Ok(wit::Avatar::Echo(wit::EchoAvatar::new(EchoResource(e))))
@@ -121,7 +136,7 @@ pub fn __request_avatar<R: Realm>(
         (Avatar::MessageDelivery(d), AvatarInterface::MessageDelivery) => Ok(
             wit::Avatar::MessageDelivery(wit::DeliveryAvatar::new(DeliveryResource(d))),
         ),
-        _ => Err(Denial::Unsupported),
+        _ => Err(AvatarError::Denied(Denial::Unsupported)),
     }
 }
 
@@ -150,7 +165,7 @@ macro_rules! export_realm {
                     mind: $crate::realm::Mind,
                 ) -> Result<
                     $crate::__bindings::realm::exports::portcullis::auth::realm::Avatar,
-                    $crate::types::Denial,
+                    $crate::realm::AvatarError,
                 > {
                     $crate::realm::__request_avatar::<$ty>(avatar_id, interface, mind)
                 }

@@ -6,8 +6,8 @@
 use std::io::Write;
 
 use portcullis_sdk::realm::{
-    Avatar, AvatarInterface, DeliveryAvatar, Mind, NoAvatar, Realm as SdkRealm, ReceivedInfo,
-    Rejection,
+    Avatar, AvatarError, AvatarInterface, DeliveryAvatar, Mind, NoAvatar, Realm as SdkRealm,
+    ReceivedInfo, Rejection,
 };
 use portcullis_sdk::types::Denial;
 
@@ -68,10 +68,10 @@ impl SdkRealm for Realm {
         _avatar_id: Option<String>,
         interface: AvatarInterface,
         _mind: Mind,
-    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial> {
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, AvatarError> {
         match interface {
             AvatarInterface::MessageDelivery => Ok(Avatar::MessageDelivery(Console)),
-            AvatarInterface::Echo => Err(Denial::Unsupported),
+            AvatarInterface::Echo => Err(Denial::Unsupported.into()),
         }
     }
 }

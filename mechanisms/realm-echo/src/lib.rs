@@ -8,7 +8,7 @@
 
 use portcullis_sdk::host::log;
 use portcullis_sdk::realm::{
-    Avatar, AvatarInterface, EchoAvatar, EchoReply, Mind, NoAvatar, Realm as SdkRealm,
+    Avatar, AvatarError, AvatarInterface, EchoAvatar, EchoReply, Mind, NoAvatar, Realm as SdkRealm,
 };
 use portcullis_sdk::types::{Denial, LogLevel};
 
@@ -56,14 +56,14 @@ impl SdkRealm for Realm {
         avatar_id: Option<String>,
         interface: AvatarInterface,
         _mind: Mind,
-    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial> {
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, AvatarError> {
         match interface {
             AvatarInterface::Echo => {
                 let who = who(avatar_id);
                 log(LogLevel::Info, &format!("avatar for {who} logged in"));
                 Ok(Avatar::Echo(Echo { who }))
             }
-            AvatarInterface::MessageDelivery => Err(Denial::Unsupported),
+            AvatarInterface::MessageDelivery => Err(Denial::Unsupported.into()),
         }
     }
 }

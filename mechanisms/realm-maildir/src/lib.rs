@@ -39,8 +39,8 @@ mod maildir;
 use std::path::PathBuf;
 
 use portcullis_sdk::realm::{
-    Avatar, AvatarInterface, DeliveryAvatar, Mind, NoAvatar, Realm as SdkRealm, ReceivedInfo,
-    Rejection,
+    Avatar, AvatarError, AvatarInterface, DeliveryAvatar, Mind, NoAvatar, Realm as SdkRealm,
+    ReceivedInfo, Rejection,
 };
 use portcullis_sdk::types::{Denial, LogLevel};
 
@@ -163,12 +163,12 @@ impl SdkRealm for Realm {
         _avatar_id: Option<String>,
         interface: AvatarInterface,
         _mind: Mind,
-    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial> {
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, AvatarError> {
         if interface == AvatarInterface::Echo {
-            return Err(Denial::Unsupported);
+            return Err(Denial::Unsupported.into());
         }
         let config: Config = serde_json::from_str(&portcullis_sdk::host::config())
-            .map_err(|e| Denial::Other(format!("bad configuration: {e}")))?;
+            .map_err(|e| AvatarError::Unavailable(format!("bad configuration: {e}")))?;
         Ok(Avatar::MessageDelivery(Mailbox { config }))
     }
 }

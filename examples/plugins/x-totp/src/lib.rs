@@ -16,7 +16,7 @@
 //! exactly as for PLAIN. A wrong code ends the exchange in failure before
 //! any checker sees the password.
 //!
-//! Why not `session.lookup-secret`: in `portcullis:auth@0.1.0` a stored
+//! Why not `session.lookup-secret`: in `portcullis:auth@0.2.0` a stored
 //! secret can only be SCRAM keys, so a TOTP secret has no way through the
 //! host; a grant is the honest channel until the WIT grows one.
 //!

@@ -8,7 +8,7 @@
 //! it instantiated, its avatars would echo every line.
 
 use portcullis_sdk::realm::{
-    Avatar, AvatarInterface, EchoAvatar, EchoReply, Mind, NoAvatar, Realm as SdkRealm,
+    Avatar, AvatarError, AvatarInterface, EchoAvatar, EchoReply, Mind, NoAvatar, Realm as SdkRealm,
 };
 use portcullis_sdk::types::Denial;
 
@@ -50,11 +50,11 @@ impl SdkRealm for Realm {
         avatar_id: Option<String>,
         interface: AvatarInterface,
         _mind: Mind,
-    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial> {
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, AvatarError> {
         let _ = ballast_byte(avatar_id.map_or(0, |id| id.len()));
         match interface {
             AvatarInterface::Echo => Ok(Avatar::Echo(Echo)),
-            AvatarInterface::MessageDelivery => Err(Denial::Unsupported),
+            AvatarInterface::MessageDelivery => Err(Denial::Unsupported.into()),
         }
     }
 }

@@ -13,12 +13,17 @@
 //! an epoch deadline to interrupt. Every other id gets avatars that drop
 //! at once. Delivery avatars accept every sender, recipient and message
 //! and leave the Received header to the host.
+//!
+//! The avatar id `broken` gets no avatar: the realm answers `unavailable`,
+//! as a realm whose own configuration is broken should (never a denial).
 
 use portcullis_sdk::realm::{
-    Avatar, AvatarInterface, DeliveryAvatar, EchoAvatar, EchoReply, Mind, Realm as SdkRealm,
-    ReceivedInfo, Rejection,
+    Avatar, AvatarError, AvatarInterface, DeliveryAvatar, EchoAvatar, EchoReply, Mind,
+    Realm as SdkRealm, ReceivedInfo, Rejection,
 };
-use portcullis_sdk::types::Denial;
+
+/// The `broken` user's answer, for the operator's log.
+pub const BROKEN: &str = "the realm's store is unreachable";
 
 /// The `crlf` answer: one line with a line break inside it.
 pub const CRLF_LINE: &str = "crlf\r\nFORGED-LINE from the realm";
@@ -91,7 +96,10 @@ impl SdkRealm for Realm {
         avatar_id: Option<String>,
         interface: AvatarInterface,
         _mind: Mind,
-    ) -> Result<Avatar<Self::Echo, Self::Delivery>, Denial> {
+    ) -> Result<Avatar<Self::Echo, Self::Delivery>, AvatarError> {
+        if avatar_id.as_deref() == Some("broken") {
+            return Err(AvatarError::Unavailable(BROKEN.into()));
+        }
         let sleepy = avatar_id.as_deref() == Some("sleepy");
         Ok(match interface {
             AvatarInterface::Echo => Avatar::Echo(Echo { sleepy }),
