@@ -59,6 +59,16 @@ pub struct Refused {
     pub realm: bool,
 }
 
+impl Refused {
+    /// The denial as the log shows it: a realm's is marked as such.
+    pub fn into_denial(self) -> Denial {
+        match self.realm {
+            true => Denial::Other(format!("realm: {}", self.denial)),
+            false => self.denial,
+        }
+    }
+}
+
 /// What a login presents to the portal.
 #[derive(Clone, Copy, Debug)]
 pub enum Proof<'a> {

@@ -153,11 +153,8 @@ impl Authenticator {
                 additional_data,
             })),
             Err(refused) => {
-                let denial = match refused.realm {
-                    true => Denial::Other(format!("realm: {}", refused.denial)),
-                    false => refused.denial,
-                };
-                self.denied(denial, user, refused.by.or(checker)).await
+                let by = refused.by.clone().or(checker);
+                self.denied(refused.into_denial(), user, by).await
             }
         }
     }

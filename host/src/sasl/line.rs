@@ -16,7 +16,7 @@ use super::authenticator::{Authenticator, Outcome, Progress, Purpose};
 use super::framing::{Continuation, decode_continuation, decode_initial_response};
 use super::registry::{Mechanisms, Mechname};
 use crate::limits::{ClientLimits, Counted, Held};
-use crate::portal::{ChannelInfo, Credentials, Denial, Fault, Login, Portal, Proof, Refused};
+use crate::portal::{ChannelInfo, Credentials, Denial, Fault, Login, Portal, Proof};
 
 /// What a new exchange needs.
 pub struct Begin<'a> {
@@ -106,13 +106,10 @@ impl Ending {
                     .checker_for(credentials.kind())
                     .map(|c| c.name().to_owned()),
             },
-            Ok(Err(Refused { denial, by, realm })) => Ending::Denied {
-                denial: match realm {
-                    true => Denial::Other(format!("realm: {denial}")),
-                    false => denial,
-                },
+            Ok(Err(refused)) => Ending::Denied {
+                plugin: refused.by.clone(),
+                denial: refused.into_denial(),
                 user,
-                plugin: by,
             },
             Err(fault) => Ending::Fault(fault),
         }
@@ -173,12 +170,8 @@ impl LineExchange {
             clients,
             peer,
         } = begin;
-        let offered: Vec<Mechname> = mechanisms.offered(&portal, true).cloned().collect();
-        let Some(registered) = offered
-            .contains(&name)
-            .then(|| mechanisms.get(&name))
-            .flatten()
-        else {
+        let known = mechanisms.offered(&portal, true).any(|m| *m == name);
+        let Some(registered) = known.then(|| mechanisms.get(&name)).flatten() else {
             let offered = mechanisms
                 .offered(&portal, allow_plaintext)
                 .cloned()
