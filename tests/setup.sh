@@ -16,6 +16,12 @@ for tool in swaks curl python3 gsasl msmtp; do
     command -v "$tool" >/dev/null 2>&1 || need=1
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need=1
+# The real servers the interop tests run privately: Postfix and Exim as
+# MTAs that authenticate through portcullis, Dovecot's auth for comparison
+# and its LMTP as a next hop, HAProxy and Redis for the fleet.
+for tool in /usr/sbin/postfix /usr/sbin/dovecot /usr/lib/dovecot/lmtp /usr/sbin/haproxy /usr/bin/redis-server; do
+    [ -x "$tool" ] || need=1
+done
 perl -MAuthen::SASL -MIO::Socket::SSL -MDigest::HMAC_MD5 -e 1 >/dev/null 2>&1 || need=1
 if [ -n "$need" ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -27,4 +33,27 @@ if [ -n "$need" ]; then
     apt-get install -y -qq --no-install-recommends \
         swaks libauthen-sasl-perl libdigest-hmac-perl libio-socket-ssl-perl \
         curl ca-certificates python3 postgresql gsasl msmtp >/dev/null
+    # Postfix asks debconf what kind of mail system this is; say none, so
+    # it installs without a configuration of its own (tests bring theirs).
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get install -y -qq --no-install-recommends \
+        postfix libsasl2-modules dovecot-core dovecot-lmtpd haproxy redis-server >/dev/null
 fi
+# Exim conflicts with Postfix as a Debian package: unpack its daemon beside
+# it (with the libraries it links) and give it the user it runs as.
+EXIM_ROOT=/opt/portcullis-exim
+if [ ! -x "$EXIM_ROOT/usr/sbin/exim4" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "tests/setup.sh: run as root to unpack exim4-daemon-light into $EXIM_ROOT" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends \
+        libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 >/dev/null
+    work=$(mktemp -d)
+    (cd "$work" && apt-get download -qq exim4-daemon-light >/dev/null)
+    dpkg -x "$work"/exim4-daemon-light_*.deb "$EXIM_ROOT"
+    rm -rf "$work"
+fi
+getent group Debian-exim >/dev/null 2>&1 || groupadd --system Debian-exim
+getent passwd Debian-exim >/dev/null 2>&1 || useradd --system -g Debian-exim -d /nonexistent -s /usr/sbin/nologin Debian-exim
