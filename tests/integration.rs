@@ -18,6 +18,7 @@ mod cli;
 mod config;
 mod conformance;
 mod crash;
+mod dovecot;
 mod echo;
 mod examples;
 mod external;

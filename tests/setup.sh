@@ -40,19 +40,23 @@ if [ -n "$need" ]; then
         postfix libsasl2-modules dovecot-core dovecot-lmtpd haproxy redis-server >/dev/null
 fi
 # Exim conflicts with Postfix as a Debian package: unpack its daemon beside
-# it (with the libraries it links) and give it the user it runs as.
+# it (with the libraries it links) and give it the user it runs as. The
+# heavy build: the light one has no dovecot authenticator.
 EXIM_ROOT=/opt/portcullis-exim
-if [ ! -x "$EXIM_ROOT/usr/sbin/exim4" ]; then
+if ! "$EXIM_ROOT/usr/sbin/exim4" -bV -C /dev/null 2>/dev/null | grep -q dovecot; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "tests/setup.sh: run as root to unpack exim4-daemon-light into $EXIM_ROOT" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq --no-install-recommends \
-        libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 >/dev/null
+        libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 \
+        libldap-2.5-0 libmariadb3 libpam0g libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0 >/dev/null
     work=$(mktemp -d)
-    (cd "$work" && apt-get download -qq exim4-daemon-light >/dev/null)
-    dpkg -x "$work"/exim4-daemon-light_*.deb "$EXIM_ROOT"
+    chmod 755 "$work"
+    (cd "$work" && apt-get download -qq exim4-daemon-heavy >/dev/null)
+    rm -rf "$EXIM_ROOT"
+    dpkg -x "$work"/exim4-daemon-heavy_*.deb "$EXIM_ROOT"
     rm -rf "$work"
 fi
 getent group Debian-exim >/dev/null 2>&1 || groupadd --system Debian-exim

@@ -44,6 +44,7 @@ pub mod app;
 pub mod bench_native;
 pub mod cli;
 pub mod config;
+pub mod dovecot;
 pub mod echo;
 pub mod limits;
 pub mod logtext;

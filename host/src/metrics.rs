@@ -90,7 +90,7 @@ pub struct Metrics {
     histograms: Mutex<BTreeMap<Labels, Histogram>>,
     /// By plugin name and kind; kept across reloads so counts only grow.
     plugin_times: Mutex<BTreeMap<(String, &'static str), Arc<PluginTimes>>>,
-    sessions_active: [AtomicI64; 2],
+    sessions_active: [AtomicI64; 3],
     instances_live: AtomicI64,
     instances_total: AtomicU64,
     pool_waits: AtomicU64,
@@ -101,15 +101,20 @@ pub static METRICS: Metrics = Metrics {
     counters: Mutex::new(BTreeMap::new()),
     histograms: Mutex::new(BTreeMap::new()),
     plugin_times: Mutex::new(BTreeMap::new()),
-    sessions_active: [AtomicI64::new(0), AtomicI64::new(0)],
+    sessions_active: [AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)],
     instances_live: AtomicI64::new(0),
     instances_total: AtomicU64::new(0),
     pool_waits: AtomicU64::new(0),
     pool_timeouts: AtomicU64::new(0),
 };
 
-fn protocol_slot(protocol: &str) -> usize {
-    usize::from(protocol != "echo")
+/// The sessions' label: `echo`, `dovecot`, or `smtp` (with `smtps`).
+fn session_label(protocol: &str) -> (&'static str, usize) {
+    match protocol {
+        "echo" => ("echo", 0),
+        "dovecot" => ("dovecot", 2),
+        _ => ("smtp", 1),
+    }
 }
 
 impl Metrics {
@@ -120,16 +125,16 @@ impl Metrics {
 
     /// A connection was accepted (`smtp`, `smtps` count as smtp).
     pub fn session_started(&self, protocol: &str) {
-        let protocol = if protocol == "echo" { "echo" } else { "smtp" };
+        let (label, slot) = session_label(protocol);
         self.count(
             "portcullis_sessions_total",
-            vec![("protocol", protocol.into())],
+            vec![("protocol", label.into())],
         );
-        self.sessions_active[protocol_slot(protocol)].fetch_add(1, Ordering::Relaxed);
+        self.sessions_active[slot].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn session_ended(&self, protocol: &str) {
-        self.sessions_active[protocol_slot(protocol)].fetch_sub(1, Ordering::Relaxed);
+        self.sessions_active[session_label(protocol).1].fetch_sub(1, Ordering::Relaxed);
     }
 
     /// One authentication outcome: `success`, `denied` or `fault`.
@@ -256,7 +261,7 @@ impl Metrics {
             "gauge",
             "Sessions open now.",
         );
-        for (protocol, slot) in [("echo", 0), ("smtp", 1)] {
+        for (protocol, slot) in [("echo", 0), ("smtp", 1), ("dovecot", 2)] {
             let n = self.sessions_active[slot].load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
@@ -414,7 +419,7 @@ mod tests {
             counters: Mutex::new(BTreeMap::new()),
             histograms: Mutex::new(BTreeMap::new()),
             plugin_times: Mutex::new(BTreeMap::new()),
-            sessions_active: [AtomicI64::new(0), AtomicI64::new(0)],
+            sessions_active: [AtomicI64::new(0), AtomicI64::new(0), AtomicI64::new(0)],
             instances_live: AtomicI64::new(0),
             instances_total: AtomicU64::new(0),
             pool_waits: AtomicU64::new(0),

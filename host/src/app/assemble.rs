@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
+use crate::dovecot::DovecotConfig;
 use crate::echo::EchoConfig;
 use crate::limits::ClientLimits;
 use crate::penalty::Penalty;
@@ -137,6 +138,21 @@ pub(super) fn smtp(
         clients: shared.clients.clone(),
         step_timeout: *a.step_timeout,
     })
+}
+
+/// The Dovecot auth protocol service's configuration.
+pub(super) fn dovecot(plan: &ServerPlan, live: &Arc<Live>, shared: &Shared) -> Arc<DovecotConfig> {
+    let a = &plan.auth;
+    let mut dovecot = DovecotConfig::new(live.clone());
+    dovecot.server_name = plan.server_name.value.clone();
+    dovecot.tls_only = *a.tls_only;
+    dovecot.failure_delay = *a.failure_delay;
+    dovecot.penalty = shared.penalty.clone();
+    dovecot.clients = shared.clients.clone();
+    dovecot.step_timeout = *a.step_timeout;
+    dovecot.max_connections = *plan.dovecot.max_connections as usize;
+    dovecot.trusted_networks = plan.dovecot.trusted_networks.value.clone();
+    Arc::new(dovecot)
 }
 
 /// The echo service's configuration.

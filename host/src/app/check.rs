@@ -33,6 +33,13 @@ pub async fn check(plan: &ServerPlan) -> anyhow::Result<String> {
             l.tls.as_str()
         ));
     }
+    for s in &plan.dovecot.sockets {
+        out.push_str(&format!(
+            "listener protocol = \"dovecot\" path = \"{}\" mode = \"{:04o}\"\n",
+            s.path.display(),
+            s.mode
+        ));
+    }
     for (kind, plugin) in services.portal.checkers() {
         out.push_str(&format!("checker {} for {kind}\n", plugin.name()));
     }

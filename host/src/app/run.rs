@@ -48,6 +48,8 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
     let smtp_tls = assemble::smtp(&plan, &live, &shared, Some(tls));
     let smtp_plain = assemble::smtp(&plan, &live, &shared, None);
     let echo = assemble::echo(&plan, &live, &shared);
+    let dovecot = assemble::dovecot(&plan, &live, &shared);
+    let dovecot_cap = crate::dovecot::connection_cap(&dovecot);
 
     // Bind everything first: a port that is taken stops the start before
     // anything is served, and binding may need the privileges dropped below.
@@ -55,6 +57,12 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
     for listener in &plan.listeners {
         let what = listener.describe();
         bound.push((listener.value, bind(listener.address, what).await?));
+    }
+    let mut sockets = Vec::new();
+    for socket in &plan.dovecot.sockets {
+        let listener = crate::dovecot::bind_unix(socket)
+            .with_context(|| format!("{}: the Dovecot auth socket", socket.origin))?;
+        sockets.push((socket.path.clone(), listener));
     }
     let metrics = match *plan.metrics_listen {
         Some(addr) => Some(bind(addr, "metrics").await?),
@@ -93,6 +101,17 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
                     tls == ListenerTls::Implicit,
                 ));
             }
+            (Protocol::Dovecot, _) => {
+                println!(
+                    "portcullis: dovecot auth service listening on {addr} (mechanisms: {offered})"
+                );
+                tasks.spawn(crate::dovecot::serve_tcp(
+                    socket,
+                    dovecot.clone(),
+                    dovecot_cap.clone(),
+                    sessions.shutdown(),
+                ));
+            }
             (Protocol::Echo, _) => {
                 println!("portcullis: echo service listening on {addr} (mechanisms: {offered})");
                 let echo = echo.clone();
@@ -112,6 +131,20 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
                 });
             }
         }
+    }
+
+    for (path, listener) in sockets {
+        println!(
+            "portcullis: dovecot auth service listening on {} (mechanisms: {offered})",
+            path.display()
+        );
+        tasks.spawn(crate::dovecot::serve_unix(
+            listener,
+            path,
+            dovecot.clone(),
+            dovecot_cap.clone(),
+            sessions.shutdown(),
+        ));
     }
 
     let reloader = Arc::new(Reloader {
@@ -139,6 +172,9 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
     }
     if let Some(path) = plan.service.control_socket.as_deref() {
         let _ = std::fs::remove_file(path);
+    }
+    for socket in &plan.dovecot.sockets {
+        let _ = std::fs::remove_file(&socket.path);
     }
     Ok(())
 }

@@ -56,6 +56,28 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     pub smtps_listen: Option<SocketAddr>,
 
+    /// Address of a Dovecot auth protocol listener (TCP), for Postfix's
+    /// `smtpd_sasl_path = inet:ADDR` or Exim's dovecot authenticator.
+    /// Off unless given.
+    #[arg(long, value_name = "ADDR")]
+    pub dovecot_listen: Option<SocketAddr>,
+
+    /// A UNIX socket for the Dovecot auth protocol (e.g. Postfix's
+    /// `private/auth`), mode 0660; owner and group from the file. Off
+    /// unless given.
+    #[arg(long, value_name = "PATH")]
+    pub dovecot_socket: Option<PathBuf>,
+
+    /// Peers the Dovecot auth protocol's TCP listener serves,
+    /// comma-separated ADDR/PREFIX.
+    #[arg(long, value_name = "NETS", default_value = "127.0.0.0/8,::1", value_parser = parse_networks)]
+    pub dovecot_trusted: Networks,
+
+    /// Dovecot auth protocol connections at once (Postfix holds one per
+    /// smtpd process).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub dovecot_max_connections: u32,
+
     /// TLS certificate chain (PEM). Without --tls-cert and --tls-key a
     /// self-signed certificate is generated at start-up.
     #[arg(long, value_name = "PEM", requires = "tls_key")]

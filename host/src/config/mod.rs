@@ -11,6 +11,7 @@
 
 mod auth;
 mod checkers;
+mod dovecot;
 mod listeners;
 mod plugins;
 mod realms;
@@ -74,6 +75,7 @@ struct File {
     log: Option<service::LogTable>,
     metrics: Option<service::MetricsTable>,
     service: Option<service::ServiceTable>,
+    dovecot: Option<dovecot::DovecotTable>,
 }
 
 /// The settings of one configuration file, checked and typed.
@@ -164,6 +166,9 @@ impl ConfigFile {
         }
         if let Some(s) = &f.service {
             s.plan(src, &mut plan.service)?;
+        }
+        if let Some(d) = &f.dovecot {
+            d.plan(src, &mut plan.dovecot)?;
         }
         Ok(())
     }

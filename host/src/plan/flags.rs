@@ -7,8 +7,8 @@ use clap::parser::ValueSource;
 
 use super::Origin;
 use super::{
-    AuthPlan, Cache, CheckerPlan, LogPlan, PluginPlan, PluginsPlan, RealmsPlan, ServerPlan,
-    ServicePlan, SessionsPlan, Setting, TlsPlan,
+    AuthPlan, Cache, CheckerPlan, DovecotPlan, LogPlan, PluginPlan, PluginsPlan, RealmsPlan,
+    ServerPlan, ServicePlan, SessionsPlan, Setting, TlsPlan,
 };
 use super::{Listener, ListenerTls, Protocol};
 use crate::cli::Args;
@@ -178,7 +178,32 @@ impl<'a> Flags<'a> {
                 ),
                 shutdown_grace: self.set("shutdown_grace", "--shutdown-grace", a.shutdown_grace),
             },
+            dovecot: DovecotPlan {
+                sockets: Vec::new(),
+                trusted_networks: self.set(
+                    "dovecot_trusted",
+                    "--dovecot-trusted",
+                    a.dovecot_trusted.0.clone(),
+                ),
+                max_connections: self.set(
+                    "dovecot_max_connections",
+                    "--dovecot-max-connections",
+                    a.dovecot_max_connections,
+                ),
+            },
         }
+    }
+
+    /// `--dovecot-socket`, which replaces the file's sockets.
+    pub(super) fn dovecot_socket(&self) -> Option<Setting<crate::dovecot::UnixSocket>> {
+        let path = self.args.dovecot_socket.clone()?;
+        let socket = crate::dovecot::UnixSocket {
+            path,
+            mode: 0o660,
+            owner: None,
+            group: None,
+        };
+        Some(self.set("dovecot_socket", "--dovecot-socket", socket))
     }
 
     /// `--auth`, `--mechanism` and `--realm` replace the file's lists of
@@ -250,6 +275,13 @@ impl<'a> Flags<'a> {
                 "smtps_listen",
                 "--smtps-listen",
                 listener(Protocol::Smtp, address, ListenerTls::Implicit),
+            ));
+        }
+        if let Some(address) = a.dovecot_listen {
+            out.push(self.set(
+                "dovecot_listen",
+                "--dovecot-listen",
+                listener(Protocol::Dovecot, address, ListenerTls::None),
             ));
         }
         out.push(self.set(

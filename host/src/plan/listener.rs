@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub enum Protocol {
     Smtp,
     Echo,
+    /// Dovecot's auth protocol, for MTAs that delegate SASL.
+    Dovecot,
 }
 
 impl Protocol {
@@ -18,6 +20,7 @@ impl Protocol {
         match self {
             Protocol::Smtp => "smtp",
             Protocol::Echo => "echo",
+            Protocol::Dovecot => "dovecot",
         }
     }
 }
@@ -58,6 +61,7 @@ impl Listener {
     pub fn describe(&self) -> &'static str {
         match (self.protocol, self.tls) {
             (Protocol::Echo, _) => "the echo service",
+            (Protocol::Dovecot, _) => "the Dovecot auth protocol",
             (Protocol::Smtp, ListenerTls::Implicit) => "SMTP with implicit TLS",
             (Protocol::Smtp, _) => "SMTP",
         }

@@ -51,6 +51,16 @@ pub struct ServerPlan {
     pub log: LogPlan,
     pub metrics_listen: Setting<Option<SocketAddr>>,
     pub service: ServicePlan,
+    pub dovecot: DovecotPlan,
+}
+
+/// The Dovecot auth protocol service: its UNIX sockets (its TCP
+/// listeners are in [`ServerPlan::listeners`]) and what it serves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DovecotPlan {
+    pub sockets: Vec<Setting<crate::dovecot::UnixSocket>>,
+    pub trusted_networks: Setting<Vec<Network>>,
+    pub max_connections: Setting<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -217,6 +227,9 @@ impl FlagPlan<'_> {
 
     pub fn finish(&self, plan: &mut ServerPlan) {
         self.0.replace_lists(plan);
+        if let Some(socket) = self.0.dovecot_socket() {
+            plan.dovecot.sockets = vec![socket];
+        }
         if plan.listeners.is_empty() {
             plan.listeners = self.0.listeners();
         }
