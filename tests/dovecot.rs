@@ -212,6 +212,28 @@ fn several_requests_on_one_connection_in_any_parameter_order() {
 }
 
 #[test]
+fn external_needs_a_verified_certificate_and_its_identity() {
+    let server = auth_server(&["--auth", "external:alice"]);
+    let mut c = AuthClient::connect(auth_address(&server));
+    let handshake = c.handshake();
+    assert!(handshake.iter().any(|l| l == "MECH\tEXTERNAL"), "{handshake:?}");
+    c.send("VERSION\t1\t0");
+    // The certificate the MTA verified, and the identity it names.
+    assert_eq!(
+        c.ask("AUTH\t1\tEXTERNAL\trip=127.0.0.1\tsecured\tvalid-client-cert\tcert_username=alice\tresp=="),
+        "OK\t1\tuser=alice"
+    );
+    // An identity the checker does not allow.
+    let denied = c.ask("AUTH\t2\tEXTERNAL\trip=127.0.0.1\tsecured\tvalid-client-cert\tcert_username=mallory\tresp==");
+    assert!(denied.starts_with("FAIL\t2"), "{denied}");
+    // An identity without the MTA's word that it verified the
+    // certificate counts for nothing.
+    let denied = c.ask("AUTH\t3\tEXTERNAL\trip=127.0.0.1\tsecured\tcert_username=alice\tresp==");
+    assert!(denied.starts_with("FAIL\t3"), "{denied}");
+    server.wait_for_log("no verified client certificate");
+}
+
+#[test]
 fn the_penalty_counts_by_the_client_the_mta_reports() {
     let server = auth_server(&["--auth-penalty", "2s", "--auth-tls-only", "no"]);
     let mut c = AuthClient::connect(auth_address(&server));

@@ -134,7 +134,7 @@ fn errors_name_the_line_and_the_fix() {
         ),
         (
             "[[listener]]\nprotocol = \"imap\"\naddress = \"127.0.0.1:1\"\n",
-            ":2: unknown variant `imap`, expected `smtp` or `echo`",
+            ":2: unknown variant `imap`, expected one of `smtp`, `echo`, `dovecot`",
         ),
         (
             "\n\n[auth]\nfailure-delay = \"1 s\"\n",
@@ -212,4 +212,74 @@ fn errors_name_the_line_and_the_fix() {
             "{text:?}: got {got:?}, want {want:?}"
         );
     }
+}
+
+#[test]
+fn the_dovecot_service_listens_on_sockets_and_addresses() {
+    let text = r#"
+[[listener]]
+protocol = "dovecot"
+path = "run/auth"
+mode = "0660"
+owner = "postfix"
+group = "postfix"
+[[listener]]
+protocol = "dovecot"
+address = "127.0.0.1:12345"
+[dovecot]
+trusted-networks = ["10.0.0.0/8"]
+max-connections = 64
+"#;
+    let plan = plan_of(text, &[]).unwrap();
+    let socket = &plan.dovecot.sockets[0];
+    assert_eq!(socket.path, Path::new("/etc/portcullis/run/auth"));
+    assert_eq!(socket.mode, 0o660);
+    assert_eq!(socket.owner.as_deref(), Some("postfix"));
+    assert_eq!(socket.group.as_deref(), Some("postfix"));
+    assert_eq!(socket.origin.to_string(), "/etc/portcullis/p.toml:2: [[listener]]");
+    let tcp = &plan.listeners[0];
+    assert_eq!(tcp.protocol, crate::plan::Protocol::Dovecot);
+    assert_eq!(tcp.address.port(), 12345);
+    assert_eq!(*plan.dovecot.max_connections, 64);
+    assert!(plan.dovecot.trusted_networks[0].contains("10.1.2.3".parse().unwrap()));
+    assert!(!plan.dovecot.trusted_networks[0].contains("127.0.0.1".parse().unwrap()));
+    // --dovecot-socket replaces the file's sockets.
+    let plan = plan_of(text, &["--dovecot-socket", "/run/a"]).unwrap();
+    assert_eq!(plan.dovecot.sockets.len(), 1);
+    assert_eq!(plan.dovecot.sockets[0].path, Path::new("/run/a"));
+    assert_eq!(plan.dovecot.sockets[0].origin.to_string(), "--dovecot-socket");
+}
+
+#[test]
+fn dovecot_listener_errors_name_the_fix() {
+    let e = error("[[listener]]\nprotocol = \"smtp\"\npath = \"/run/x\"\n");
+    assert!(e.contains(":1: only protocol = \"dovecot\""), "{e}");
+    let e = error("[[listener]]\nprotocol = \"dovecot\"\npath = \"/run/x\"\nmode = \"rw\"\n");
+    assert!(e.contains("write octal permission bits"), "{e}");
+    let e = error("[[listener]]\nprotocol = \"dovecot\"\n");
+    assert!(e.contains("needs an address"), "{e}");
+    let e = error("[[listener]]\nprotocol = \"dovecot\"\naddress = \"127.0.0.1:1\"\ntls = \"implicit\"\n");
+    assert!(e.contains("the dovecot listener has no TLS"), "{e}");
+    let e = error("[dovecot]\nmax-connections = 0\n");
+    assert!(e.contains("max-connections = 0 is out of range"), "{e}");
+}
+
+#[test]
+fn the_mta_example_file_is_valid() {
+    let text = include_str!("../../../examples/mta/portcullis.toml");
+    let plan = plan_of(text, &[]).unwrap();
+    assert_eq!(plan.dovecot.sockets.len(), 2);
+    assert_eq!(plan.dovecot.sockets[0].owner.as_deref(), Some("postfix"));
+    assert!(!plan.default_checkers());
+}
+
+#[test]
+fn a_file_with_only_a_dovecot_socket_opens_nothing_else() {
+    let text = "[[listener]]\nprotocol = \"dovecot\"\npath = \"/run/auth\"\n";
+    let plan = plan_of(text, &[]).unwrap();
+    assert!(plan.listeners.is_empty(), "{:?}", plan.listeners);
+    // A listener flag given on the command line still adds its socket.
+    let plan = plan_of(text, &["--smtp-listen", "127.0.0.1:2600"]).unwrap();
+    assert_eq!(plan.listeners.len(), 1);
+    assert_eq!(plan.listeners[0].address.port(), 2600);
 }

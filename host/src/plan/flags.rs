@@ -242,7 +242,7 @@ impl<'a> Flags<'a> {
                 })
                 .collect();
         }
-        if plan.listeners.is_empty() {
+        if plan.listeners.is_empty() && plan.dovecot.sockets.is_empty() {
             return;
         }
         for flag in self.listeners() {

@@ -227,11 +227,13 @@ impl FlagPlan<'_> {
 
     pub fn finish(&self, plan: &mut ServerPlan) {
         self.0.replace_lists(plan);
+        // A file that names any socket, a UNIX one included, names them
+        // all; only without, the flags' defaults serve.
+        if plan.listeners.is_empty() && plan.dovecot.sockets.is_empty() {
+            plan.listeners = self.0.listeners();
+        }
         if let Some(socket) = self.0.dovecot_socket() {
             plan.dovecot.sockets = vec![socket];
-        }
-        if plan.listeners.is_empty() {
-            plan.listeners = self.0.listeners();
         }
         if plan.checkers.is_empty() {
             let (user, pass) = DEFAULT_USER;
