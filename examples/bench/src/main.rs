@@ -11,11 +11,14 @@
 //! - [`idle`], [`startup`]: memory with idle sessions, start-up time.
 //! - [`resources`]: issue 12's figures (idle sessions from many
 //!   addresses, logins during a compiling reload and a lookup flood).
+//! - [`mta`]: logins/s through Postfix with portcullis as its SASL backend
+//!   against Postfix with Dovecot's auth.
 //! - [`servers`]: building portcullis and starting the servers under test.
 
 mod echo;
 mod idle;
 mod metrics;
+mod mta;
 mod report;
 mod resources;
 mod run;
@@ -45,6 +48,10 @@ enum Command {
     /// idle sessions, a compiling reload, a lookup flood (see
     /// src/resources.rs).
     Resources(resources::Options),
+    /// Logins/s through a private Postfix whose SASL backend is portcullis
+    /// (Dovecot's auth protocol) against Dovecot 2.3's auth (see
+    /// src/mta.rs). Needs root, Postfix and Dovecot (tests/setup.sh).
+    Mta(mta::Options),
     /// Serve the bare tokio line echo (no authentication) until killed.
     BareEcho {
         #[arg(long, default_value = "127.0.0.1:8001")]
@@ -96,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
             run::run(opts).await
         }
         Command::Resources(opts) => resources::run(opts).await,
+        Command::Mta(opts) => mta::run(opts).await,
         Command::BareEcho { listen } => {
             servers::raise_nofile();
             echo::bare_server(tokio::net::TcpListener::bind(listen).await?).await
