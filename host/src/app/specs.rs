@@ -63,16 +63,35 @@ pub(super) fn builtin_spec(name: &str, config: Value) -> anyhow::Result<PluginSp
     Ok(spec)
 }
 
+/// The memory checker's configuration: the users, and their SCRAM keys
+/// derived here once (natively, on start and reload) so that no SCRAM
+/// login runs PBKDF2 inside the sandbox.
+pub(super) fn memory_config(users: &[(String, String)]) -> Value {
+    use scram_core::{Algorithm, DEFAULT_ITERATIONS, Keys, derived_salt};
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let keys = |algorithm, user: &str, password: &str| {
+        let k = Keys::derive(algorithm, password, &derived_salt(user), DEFAULT_ITERATIONS);
+        json!({ "stored-key": hex(&k.stored_key), "server-key": hex(&k.server_key) })
+    };
+    let mut passwords = serde_json::Map::new();
+    let mut scram = serde_json::Map::new();
+    for (user, password) in users {
+        passwords.insert(user.clone(), Value::String(password.clone()));
+        scram.insert(
+            user.clone(),
+            json!({
+                "sha1": keys(Algorithm::Sha1, user, password),
+                "sha256": keys(Algorithm::Sha256, user, password),
+            }),
+        );
+    }
+    json!({ "users": passwords, "scram": scram })
+}
+
 /// The plugin for one `--auth` specification.
 pub(super) async fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> {
     match spec {
-        AuthSpec::Memory(users) => {
-            let users: serde_json::Map<String, Value> = users
-                .iter()
-                .map(|(u, p)| (u.clone(), Value::String(p.clone())))
-                .collect();
-            builtin_spec("checker-memory", json!({ "users": users }))
-        }
+        AuthSpec::Memory(users) => builtin_spec("checker-memory", memory_config(users)),
         AuthSpec::Anonymous => builtin_spec("checker-anonymous", json!({})),
         AuthSpec::External(ids) if ids.is_empty() => builtin_spec("checker-external", json!({})),
         AuthSpec::External(ids) => builtin_spec("checker-external", json!({ "allow": ids })),

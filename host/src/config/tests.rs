@@ -236,7 +236,10 @@ max-connections = 64
     assert_eq!(socket.mode, 0o660);
     assert_eq!(socket.owner.as_deref(), Some("postfix"));
     assert_eq!(socket.group.as_deref(), Some("postfix"));
-    assert_eq!(socket.origin.to_string(), "/etc/portcullis/p.toml:2: [[listener]]");
+    assert_eq!(
+        socket.origin.to_string(),
+        "/etc/portcullis/p.toml:2: [[listener]]"
+    );
     let tcp = &plan.listeners[0];
     assert_eq!(tcp.protocol, crate::plan::Protocol::Dovecot);
     assert_eq!(tcp.address.port(), 12345);
@@ -247,7 +250,10 @@ max-connections = 64
     let plan = plan_of(text, &["--dovecot-socket", "/run/a"]).unwrap();
     assert_eq!(plan.dovecot.sockets.len(), 1);
     assert_eq!(plan.dovecot.sockets[0].path, Path::new("/run/a"));
-    assert_eq!(plan.dovecot.sockets[0].origin.to_string(), "--dovecot-socket");
+    assert_eq!(
+        plan.dovecot.sockets[0].origin.to_string(),
+        "--dovecot-socket"
+    );
 }
 
 #[test]
@@ -258,7 +264,9 @@ fn dovecot_listener_errors_name_the_fix() {
     assert!(e.contains("write octal permission bits"), "{e}");
     let e = error("[[listener]]\nprotocol = \"dovecot\"\n");
     assert!(e.contains("needs an address"), "{e}");
-    let e = error("[[listener]]\nprotocol = \"dovecot\"\naddress = \"127.0.0.1:1\"\ntls = \"implicit\"\n");
+    let e = error(
+        "[[listener]]\nprotocol = \"dovecot\"\naddress = \"127.0.0.1:1\"\ntls = \"implicit\"\n",
+    );
     assert!(e.contains("the dovecot listener has no TLS"), "{e}");
     let e = error("[dovecot]\nmax-connections = 0\n");
     assert!(e.contains("max-connections = 0 is out of range"), "{e}");

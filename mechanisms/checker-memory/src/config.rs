@@ -12,6 +12,26 @@ pub struct Config {
     /// Match user names ASCII-case-insensitively.
     #[serde(default)]
     pub case_insensitive: bool,
+    /// SCRAM keys the host derived once, when it configured the checker:
+    /// user name (as in `users`) to its keys per hash. Hex.
+    #[serde(default)]
+    pub scram: BTreeMap<String, DerivedKeys>,
+}
+
+/// One user's SCRAM keys, with the salt of its name
+/// (`scram_core::derived_salt`) and the default iterations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DerivedKeys {
+    pub sha1: Option<KeyPair>,
+    pub sha256: Option<KeyPair>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeyPair {
+    pub stored_key: String,
+    pub server_key: String,
 }
 
 impl Config {

@@ -15,9 +15,12 @@
 //!   is recomputed from the password and compared in constant time. Other
 //!   methods are denied `unsupported`.
 //! - **scram-sha1** and **scram-sha256** (`lookup-secret`): the keys are
-//!   derived on every lookup from the password (after SASLprep) with
-//!   4096 iterations and a salt computed from the user name as the client
-//!   sent it (`scram_core::derived_salt`). A random salt would have to be
+//!   derived from the password (after SASLprep) with 4096 iterations and a
+//!   salt computed from the user name as the client sent it
+//!   (`scram_core::derived_salt`). The host derives them once, when it
+//!   configures the checker (`"scram": {USER: {"sha256": {"stored-key":
+//!   HEX, "server-key": HEX}, ...}}`), and a lookup only reads them; a
+//!   configuration without them has every lookup derive them. A random salt would have to be
 //!   stored, and this checker stores nothing; the deterministic one is the
 //!   same salt the SCRAM mechanisms invent for unknown users, so the
 //!   exchange does not tell real users from invented ones. It also lets an
@@ -98,16 +101,55 @@ fn verify_response(
     decide(config, found.map(|(name, _)| name), matches, authzid)
 }
 
-/// The SCRAM keys for `username`, derived from the password.
+/// The keys the host derived for `name` (spelled as the client spelled
+/// it, since the salt depends on the spelling), if it did.
+fn derived_keys(config: &Config, name: &str, username: &str, algorithm: Algorithm) -> Option<Keys> {
+    if name != username {
+        return None;
+    }
+    let entry = config.scram.get(name)?;
+    let pair = match algorithm {
+        Algorithm::Sha1 => entry.sha1.as_ref(),
+        Algorithm::Sha256 => entry.sha256.as_ref(),
+    }?;
+    let keys = Keys {
+        salt: derived_salt(name).to_vec(),
+        iterations: DEFAULT_ITERATIONS,
+        stored_key: hex(&pair.stored_key)?,
+        server_key: hex(&pair.server_key)?,
+    };
+    keys.fit(algorithm).then_some(keys)
+}
+
+fn hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The SCRAM keys for `username`: the host's, or derived from the
+/// password.
 fn scram_keys(config: &Config, username: &str, algorithm: Algorithm) -> SecretAnswer {
     let found = config.find(username);
-    let password = found.map_or(DUMMY, |(_, p)| p);
-    let keys = Keys::derive(
-        algorithm,
-        password,
-        &derived_salt(username),
-        DEFAULT_ITERATIONS,
-    );
+    let derived = found.and_then(|(name, _)| derived_keys(config, name, username, algorithm));
+    let keys = match derived {
+        Some(keys) => keys,
+        // With the host's keys, an unknown user costs what a known one
+        // does (nothing); without, both cost one derivation.
+        None if found.is_none() && !config.scram.is_empty() => {
+            return SecretAnswer::Denied(Denial::UnknownUser);
+        }
+        None => Keys::derive(
+            algorithm,
+            found.map_or(DUMMY, |(_, p)| p),
+            &derived_salt(username),
+            DEFAULT_ITERATIONS,
+        ),
+    };
     match found {
         None => SecretAnswer::Denied(Denial::UnknownUser),
         Some((name, _)) => SecretAnswer::Found(SecretEntry {
@@ -181,6 +223,7 @@ mod tests {
                 .map(|(u, p)| (u.to_owned(), p.to_owned()))
                 .collect(),
             case_insensitive,
+            scram: Default::default(),
         }
     }
 
@@ -360,5 +403,49 @@ mod tests {
             scram_keys(&config(false), "bob", Algorithm::Sha256),
             SecretAnswer::Denied(Denial::UnknownUser)
         ));
+    }
+
+    #[test]
+    fn scram_lookups_read_the_hosts_keys() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        // Keys the host would derive; marked so the test sees they are
+        // read, not derived again.
+        let mut stored = vec![7u8; 32];
+        stored[0] = 1;
+        let json = format!(
+            r#"{{"users": {{"guest": "password"}},
+                "scram": {{"guest": {{"sha256": {{"stored-key": "{}", "server-key": "{}"}}}}}}}}"#,
+            hex(&stored),
+            hex(&[9u8; 32])
+        );
+        let config = Config::parse(&json).unwrap();
+        let SecretAnswer::Found(entry) = scram_keys(&config, "guest", Algorithm::Sha256) else {
+            panic!("guest has keys");
+        };
+        let StoredSecret::Scram(keys) = entry.secret;
+        assert_eq!(keys.stored_key, stored);
+        assert_eq!(keys.server_key, vec![9u8; 32]);
+        assert_eq!(keys.salt, derived_salt("guest"));
+        // No SHA-1 keys from the host: derived from the password.
+        let SecretAnswer::Found(entry) = scram_keys(&config, "guest", Algorithm::Sha1) else {
+            panic!("guest has keys");
+        };
+        let StoredSecret::Scram(keys) = entry.secret;
+        let derived = Keys::derive(Algorithm::Sha1, "password", &derived_salt("guest"), 4096);
+        assert_eq!(keys.stored_key, derived.stored_key);
+        assert!(matches!(
+            scram_keys(&config, "nobody", Algorithm::Sha256),
+            SecretAnswer::Denied(Denial::UnknownUser)
+        ));
+        // Keys of the wrong length are not served.
+        let bad = json.replace(&hex(&[9u8; 32]), "abcd");
+        let SecretAnswer::Found(entry) =
+            scram_keys(&Config::parse(&bad).unwrap(), "guest", Algorithm::Sha256)
+        else {
+            panic!("guest has keys");
+        };
+        let StoredSecret::Scram(keys) = entry.secret;
+        assert_ne!(keys.server_key, b"\xab\xcd");
+        assert_eq!(keys.server_key.len(), 32);
     }
 }
