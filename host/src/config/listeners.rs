@@ -15,6 +15,7 @@ pub(super) struct ListenerTable {
     protocol: Protocol,
     address: Spanned<String>,
     tls: Option<ListenerTls>,
+    proxy_protocol: Option<bool>,
 }
 
 /// The file's listeners, replacing the defaults (a listener flag then
@@ -50,6 +51,7 @@ pub(super) fn plan(
             protocol: l.protocol,
             address,
             tls,
+            proxy_protocol: l.proxy_protocol.unwrap_or(false),
         };
         listeners.push(Setting::new(listener, src.origin(offset, "[[listener]]")));
     }

@@ -222,7 +222,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                     effect = self.on_turn(session, turn).await;
                     continue;
                 }
-                Effect::AuthFailed { close } => return self.auth_failed(close).await,
+                Effect::AuthFailed { close, user } => {
+                    return self.auth_failed(close, user.as_deref()).await;
+                }
             };
             self.reply(&answer).await?;
             return Ok(Flow::Continue);
@@ -278,9 +280,14 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         };
         let (name, started) = (exchange.mechanism().clone(), exchange.started());
         sasl::line::report("smtp", self.peer, name.as_str(), &ending, started);
+        let user = match &ending {
+            sasl::Ending::Success { user, .. } => user.clone(),
+            _ => None,
+        };
         let (effect, avatar) = session.auth_over(name, ending);
         if let Some(avatar) = avatar {
-            self.config.penalty.success(self.peer.ip());
+            let penalty = &self.config.penalty;
+            penalty.success(self.peer.ip(), user.as_deref()).await;
             if let Some(old) = self.avatar.replace(avatar) {
                 old.logout().await;
             }
@@ -289,8 +296,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     }
 
     /// 535 after the failure delay; 421 once the failures run out.
-    async fn auth_failed(&mut self, close: bool) -> std::io::Result<Flow> {
-        let pause = self.config.policy.failure_delay + self.config.penalty.failure(self.peer.ip());
+    async fn auth_failed(&mut self, close: bool, user: Option<&str>) -> std::io::Result<Flow> {
+        let penalty = self.config.penalty.failure(self.peer.ip(), user).await;
+        let pause = self.config.policy.failure_delay + penalty;
         if !pause.is_zero() {
             self.writer.flush().await?;
             tokio::time::sleep(pause).await;
