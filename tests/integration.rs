@@ -24,6 +24,7 @@ mod external;
 mod faults;
 mod mechanism_clients;
 mod mechanisms;
+mod penalty_store;
 mod proxy;
 mod realms;
 mod resources;
