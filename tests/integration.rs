@@ -22,6 +22,7 @@ mod echo;
 mod examples;
 mod external;
 mod faults;
+mod fleet;
 mod mechanism_clients;
 mod mechanisms;
 mod penalty_store;
