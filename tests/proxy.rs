@@ -279,9 +279,7 @@ fn on_an_implicit_tls_listener_the_header_comes_before_the_handshake() {
 
 #[test]
 fn a_proxy_listener_without_trusted_networks_does_not_start() {
-    let failure = Server::try_start(&["--proxy-protocol"])
-        .err()
-        .expect("refused to start");
+    let failure = Server::try_start(&["--proxy-protocol"]).unwrap_err();
     assert!(
         failure
             .stderr
