@@ -216,7 +216,10 @@ fn external_needs_a_verified_certificate_and_its_identity() {
     let server = auth_server(&["--auth", "external:alice"]);
     let mut c = AuthClient::connect(auth_address(&server));
     let handshake = c.handshake();
-    assert!(handshake.iter().any(|l| l == "MECH\tEXTERNAL"), "{handshake:?}");
+    assert!(
+        handshake.iter().any(|l| l == "MECH\tEXTERNAL"),
+        "{handshake:?}"
+    );
     c.send("VERSION\t1\t0");
     // The certificate the MTA verified, and the identity it names.
     assert_eq!(

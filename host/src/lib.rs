@@ -20,7 +20,9 @@
 //!   (Postfix's anvil).
 //! - [`logtext`]: escaping of client and plugin text in log lines.
 //! - [`metrics`]: Prometheus counters and the opt-in metrics listener.
-//! - [`penalty`]: per-address brute-force penalty (Dovecot's).
+//! - [`penalty`]: the brute-force penalty (Dovecot's), per address and
+//!   user name, counted in-process or in a shared Redis/Valkey store.
+//! - [`proxy`]: the PROXY protocol header a trusted load balancer sends.
 //! - [`cli`]: the command line: flags, `--auth`, plugin arguments, the
 //!   `password`, `plugin inspect` and `plugin test` tools.
 //! - [`config`]: the configuration file, one module per section.
@@ -54,6 +56,7 @@ pub mod plan;
 pub mod plugin;
 pub mod portal;
 pub mod proto;
+pub mod proxy;
 pub mod sasl;
 pub mod server;
 pub mod services;

@@ -95,6 +95,7 @@ pub struct Metrics {
     instances_total: AtomicU64,
     pool_waits: AtomicU64,
     pool_timeouts: AtomicU64,
+    penalty_store_up: AtomicI64,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -106,6 +107,7 @@ pub static METRICS: Metrics = Metrics {
     instances_total: AtomicU64::new(0),
     pool_waits: AtomicU64::new(0),
     pool_timeouts: AtomicU64::new(0),
+    penalty_store_up: AtomicI64::new(-1),
 };
 
 /// The sessions' label: `echo`, `dovecot`, or `smtp` (with `smtps`).
@@ -177,6 +179,27 @@ impl Metrics {
         );
     }
 
+    /// A PROXY protocol header read (`client`, `local`) or refused (the
+    /// reason: `untrusted`, `missing`, `malformed`, `timeout`, …).
+    pub fn proxy_header(&self, outcome: &str) {
+        self.count(
+            "portcullis_proxy_headers_total",
+            vec![("outcome", outcome.into())],
+        );
+    }
+
+    /// The shared penalty store could not be used; local counts served.
+    pub fn penalty_store_fallback(&self) {
+        self.count("portcullis_penalty_store_fallbacks_total", Vec::new());
+    }
+
+    /// Whether the shared penalty store answers (1), or the local counts
+    /// stand in for it (0); -1: no shared store configured.
+    pub fn penalty_store_up(&self, up: bool) {
+        self.penalty_store_up
+            .store(i64::from(up), Ordering::Relaxed);
+    }
+
     /// An exchange waited too long for the client and was cancelled.
     pub fn auth_step_timeout(&self, protocol: &str) {
         self.count(
@@ -246,6 +269,14 @@ impl Metrics {
                 "portcullis_auth_step_timeouts_total",
                 "SASL exchanges cancelled while waiting for the client.",
             ),
+            (
+                "portcullis_proxy_headers_total",
+                "PROXY protocol headers by outcome (client, local, or why refused).",
+            ),
+            (
+                "portcullis_penalty_store_fallbacks_total",
+                "Penalty updates served by local counts: the shared store failed or was down.",
+            ),
         ];
         for (name, text) in texts {
             help(&mut out, name, "counter", text);
@@ -310,6 +341,14 @@ impl Metrics {
             "Instance pool capacity.",
         );
         let _ = writeln!(out, "portcullis_plugin_pool_size {pool_size}");
+        help(
+            &mut out,
+            "portcullis_penalty_store_up",
+            "gauge",
+            "1: the shared penalty store answers; 0: local counts stand in; -1: none configured.",
+        );
+        let up = self.penalty_store_up.load(Ordering::Relaxed);
+        let _ = writeln!(out, "portcullis_penalty_store_up {up}");
         for (name, text, value) in [
             (
                 "portcullis_plugin_pool_waits_total",
@@ -424,6 +463,7 @@ mod tests {
             instances_total: AtomicU64::new(0),
             pool_waits: AtomicU64::new(0),
             pool_timeouts: AtomicU64::new(0),
+            penalty_store_up: AtomicI64::new(-1),
         };
         m.pool_wait();
         m.session_started("smtps");

@@ -1,6 +1,8 @@
 //! Listeners: accept connections and run each in its own task, under a cap
 //! on concurrent sessions shared by every listener and a cap per client
-//! address, until shutdown.
+//! address, until shutdown. A listener behind a load balancer reads the
+//! PROXY protocol header first ([`accept_loop_with`]), and the client it
+//! names is the client from then on.
 //!
 //! A refused connection is answered by its protocol (SMTP's 421 after the
 //! TLS handshake on an implicit-TLS port, the echo service's busy line) in
@@ -17,9 +19,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::limits::{ClientLimits, Counted, Held};
+use crate::penalty::Network;
+use crate::proxy::Proxied;
 
 /// Refusals being written at once, all listeners together.
 pub const MAX_REFUSALS: usize = 256;
+/// PROXY protocol headers being read at once, all listeners together;
+/// past it a new connection is closed at once.
+pub const MAX_PENDING_HEADERS: usize = 1024;
 /// How long a refusal may take (a TLS handshake included).
 pub const REFUSAL_TIME: Duration = Duration::from_secs(5);
 /// The longest pause after a failed accept (out of descriptors).
@@ -35,6 +42,7 @@ pub struct Sessions {
     shutdown: watch::Receiver<bool>,
     clients: Arc<ClientLimits>,
     refusals: Arc<Semaphore>,
+    headers: Arc<Semaphore>,
 }
 
 /// Why a connection is refused.
@@ -62,6 +70,7 @@ impl Sessions {
             shutdown,
             clients,
             refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
+            headers: Arc::new(Semaphore::new(MAX_PENDING_HEADERS)),
         }
     }
 
@@ -79,6 +88,19 @@ impl Sessions {
     }
 }
 
+/// A listener that requires the PROXY protocol, and the peers it takes
+/// the header from (the load balancers).
+#[derive(Clone, Debug)]
+pub struct ProxyPolicy {
+    pub trusted: Arc<Vec<Network>>,
+}
+
+impl ProxyPolicy {
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+}
+
 /// Accepts connections on `listener` until shutdown; `handle` serves one
 /// (holding its per-address share for as long as it runs), `refuse`
 /// answers one over a limit.
@@ -89,13 +111,43 @@ pub async fn accept_loop<F, Fut, R, RFut>(
     refuse: R,
     handle: F,
 ) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::io::Result<()>> + Send + 'static,
-    R: Fn(TcpStream, Refusal) -> RFut,
+    R: Fn(TcpStream, Refusal) -> RFut + Send + Sync + 'static,
+    RFut: Future<Output = ()> + Send + 'static,
+{
+    accept_loop_with(listener, sessions, protocol, None, refuse, handle).await;
+}
+
+/// [`accept_loop`], with the PROXY protocol when `proxy` is given: each
+/// connection's header is read in a task of its own (at most
+/// [`MAX_PENDING_HEADERS`] at once, each within
+/// [`proxy::HEADER_TIME`]), so a slow peer never holds up the accept
+/// loop; from then on the client the header names is the peer everywhere
+/// (its per-address share, logs, penalty, metrics). A v2 LOCAL header (a
+/// health check) is served as the proxy's own connection, without a
+/// per-address share and without counting as a session.
+pub async fn accept_loop_with<F, Fut, R, RFut>(
+    listener: TcpListener,
+    sessions: Sessions,
+    protocol: &'static str,
+    proxy: Option<ProxyPolicy>,
+    refuse: R,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    R: Fn(TcpStream, Refusal) -> RFut + Send + Sync + 'static,
     RFut: Future<Output = ()> + Send + 'static,
 {
     let mut shutdown = sessions.shutdown.clone();
     let mut backoff = AcceptBackoff::default();
+    let serve = Arc::new(Serve {
+        sessions,
+        protocol,
+        refuse,
+        handle,
+    });
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|down| *down) => return,
@@ -117,25 +169,91 @@ pub async fn accept_loop<F, Fut, R, RFut>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Some(share) = sessions.clients.acquire(peer.ip(), Counted::Connections) else {
-            tracing::info!(protocol, %peer, "too many connections from this address; refusing");
-            send_refusal(&sessions, stream, Refusal::PerAddress, &refuse);
+        let Some(policy) = &proxy else {
+            serve.admit(stream, peer, true);
             continue;
+        };
+        if !policy.trusts(peer.ip()) {
+            tracing::info!(protocol, %peer, "PROXY protocol listener: peer not in proxy-trusted-networks; closing");
+            crate::metrics::METRICS.proxy_header("untrusted");
+            continue;
+        }
+        let Ok(pending) = serve.sessions.headers.clone().try_acquire_owned() else {
+            tracing::warn!(protocol, %peer, "too many PROXY headers being read; closing");
+            crate::metrics::METRICS.proxy_header("busy");
+            continue;
+        };
+        let serve = serve.clone();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let header = crate::proxy::read_header(&mut stream).await;
+            drop(pending);
+            match header {
+                Ok(Proxied::Client(client)) => {
+                    crate::metrics::METRICS.proxy_header("client");
+                    serve.admit(stream, client, true);
+                }
+                Ok(Proxied::Local) => {
+                    crate::metrics::METRICS.proxy_header("local");
+                    serve.admit(stream, peer, false);
+                }
+                Err(e) => {
+                    tracing::info!(protocol, %peer, "closing: {e}");
+                    crate::metrics::METRICS.proxy_header(e.outcome());
+                }
+            }
+        });
+    }
+}
+
+/// What a listener needs to start a session.
+struct Serve<F, R> {
+    sessions: Sessions,
+    protocol: &'static str,
+    refuse: R,
+    handle: F,
+}
+
+impl<F, Fut, R, RFut> Serve<F, R>
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+    R: Fn(TcpStream, Refusal) -> RFut,
+    RFut: Future<Output = ()> + Send + 'static,
+{
+    /// Starts a session for `peer` (the client's address), or refuses it
+    /// over a limit. A `client` takes a per-address share and counts as a
+    /// session; the proxy's own health check does neither.
+    fn admit(&self, stream: TcpStream, peer: SocketAddr, client: bool) {
+        let (sessions, protocol) = (&self.sessions, self.protocol);
+        let share = if client {
+            let Some(share) = sessions.clients.acquire(peer.ip(), Counted::Connections) else {
+                tracing::info!(protocol, %peer, "too many connections from this address; refusing");
+                send_refusal(sessions, stream, Refusal::PerAddress, &self.refuse);
+                return;
+            };
+            Some(share)
+        } else {
+            None
         };
         let Ok(permit) = sessions.permits.clone().try_acquire_owned() else {
             tracing::warn!(protocol, %peer, "session limit reached; refusing connection");
-            send_refusal(&sessions, stream, Refusal::SessionCap, &refuse);
-            continue;
+            send_refusal(sessions, stream, Refusal::SessionCap, &self.refuse);
+            return;
         };
-        let session = handle(stream, peer);
-        crate::metrics::METRICS.session_started(protocol);
+        let session = (self.handle)(stream, peer);
+        if client {
+            crate::metrics::METRICS.session_started(protocol);
+        }
         tokio::spawn(async move {
             if let Err(e) = session.await {
                 tracing::debug!(protocol, %peer, "connection ended: {e}");
             }
-            crate::metrics::METRICS.session_ended(protocol);
+            if client {
+                crate::metrics::METRICS.session_ended(protocol);
+            }
             drop(permit);
-            drop::<Held>(share);
+            drop::<Option<Held>>(share);
         });
     }
 }

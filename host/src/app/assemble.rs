@@ -9,9 +9,10 @@ use anyhow::bail;
 use crate::dovecot::DovecotConfig;
 use crate::echo::EchoConfig;
 use crate::limits::ClientLimits;
-use crate::penalty::Penalty;
-use crate::plan::{Cache, ServerPlan};
+use crate::penalty::{Penalty, RedisStore};
+use crate::plan::{Cache, Listener, ServerPlan, Setting};
 use crate::plugin::{Budgets, Limits, Runtime, RuntimeConfig};
+use crate::server::ProxyPolicy;
 use crate::services::Live;
 use crate::smtp::{AuthPolicy, SessionLimits, SmtpConfig};
 use crate::tls::{self, Tls};
@@ -91,21 +92,48 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(plan: &ServerPlan) -> Shared {
+    /// Inside the runtime: a shared penalty store connects (lazily) there.
+    pub(super) fn new(plan: &ServerPlan) -> anyhow::Result<Shared> {
         let (a, s) = (&plan.auth, &plan.sessions);
-        Shared {
-            penalty: Arc::new(Penalty::new(
-                *a.penalty,
-                *a.penalty_cap,
-                a.penalty_trusted.value.clone(),
-            )),
+        let mut penalty = Penalty::new(*a.penalty, *a.penalty_cap, a.penalty_trusted.value.clone());
+        if let Some(url) = a.penalty_store.as_deref() {
+            let store = RedisStore::new(url)
+                .map_err(|e| anyhow::anyhow!("{}: {url:?}: {e}", a.penalty_store.origin))?;
+            penalty = penalty.with_store(Arc::new(store));
+        }
+        Ok(Shared {
+            penalty: Arc::new(penalty),
             clients: ClientLimits::new(
                 *s.max_per_address,
                 *s.max_exchanges_per_address,
                 s.limit_exempt.value.clone(),
             ),
-        }
+        })
     }
+}
+
+/// The PROXY protocol policy of `listener`, if it requires the header;
+/// an error if no network is trusted to send it.
+pub(super) fn proxy(
+    plan: &ServerPlan,
+    listener: &Setting<Listener>,
+) -> anyhow::Result<Option<ProxyPolicy>> {
+    if !listener.proxy_protocol {
+        return Ok(None);
+    }
+    let trusted = &plan.sessions.proxy_trusted;
+    if trusted.is_empty() {
+        bail!(
+            "{}: the listener on {} requires the PROXY protocol, but no network is trusted \
+             to send it: set [sessions] proxy-trusted-networks (or --proxy-trusted-networks) \
+             to your load balancers' addresses",
+            listener.origin,
+            listener.address
+        );
+    }
+    Ok(Some(ProxyPolicy {
+        trusted: Arc::new(trusted.value.clone()),
+    }))
 }
 
 /// The SMTP service's configuration, with `tls` for STARTTLS and implicit

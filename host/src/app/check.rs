@@ -24,13 +24,20 @@ pub async fn check(plan: &ServerPlan) -> anyhow::Result<String> {
         )
     };
     system::lookup_user(&plan.service)?;
+    assemble::Shared::new(plan)?;
     let mut out = String::new();
     for l in &plan.listeners {
+        assemble::proxy(plan, l)?;
         out.push_str(&format!(
-            "listener protocol = \"{}\" address = \"{}\" tls = \"{}\"\n",
+            "listener protocol = \"{}\" address = \"{}\" tls = \"{}\"{}\n",
             l.protocol.as_str(),
             l.address,
-            l.tls.as_str()
+            l.tls.as_str(),
+            if l.proxy_protocol {
+                " proxy-protocol = true"
+            } else {
+                ""
+            }
         ));
     }
     for s in &plan.dovecot.sockets {

@@ -15,7 +15,7 @@ use super::{assemble, system};
 use crate::cli::DEFAULT_USER;
 use crate::config::{ListenerTls, Protocol};
 use crate::plan::ServerPlan;
-use crate::server::Sessions;
+use crate::server::{ProxyPolicy, Sessions};
 use crate::services::Live;
 use crate::smtp::SmtpConfig;
 
@@ -43,7 +43,7 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
     println!("portcullis: TLS uses a {}", tls.source);
 
     let (stop, shutdown) = watch::channel(false);
-    let shared = assemble::Shared::new(&plan);
+    let shared = assemble::Shared::new(&plan)?;
     let sessions = Sessions::with_limits(*plan.sessions.max, shutdown, shared.clients.clone());
     let smtp_tls = assemble::smtp(&plan, &live, &shared, Some(tls));
     let smtp_plain = assemble::smtp(&plan, &live, &shared, None);
@@ -56,7 +56,8 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
     let mut bound = Vec::new();
     for listener in &plan.listeners {
         let what = listener.describe();
-        bound.push((listener.value, bind(listener.address, what).await?));
+        let proxy = assemble::proxy(&plan, listener)?;
+        bound.push((listener.value, proxy, bind(listener.address, what).await?));
     }
     let mut sockets = Vec::new();
     for socket in &plan.dovecot.sockets {
@@ -82,7 +83,7 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
         tasks.spawn(crate::metrics::serve(listener, runtime.budgets().total()));
     }
     let offered = services::offered(&live.get());
-    for (listener, socket) in bound {
+    for (listener, proxy, socket) in bound {
         let addr = socket.local_addr()?;
         match (listener.protocol, listener.tls) {
             (Protocol::Smtp, tls) => {
@@ -97,6 +98,7 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
                 tasks.spawn(smtp_listener(
                     socket,
                     sessions.clone(),
+                    proxy,
                     config,
                     tls == ListenerTls::Implicit,
                 ));
@@ -118,10 +120,11 @@ pub async fn run(plan: ServerPlan, matches: ArgMatches) -> anyhow::Result<()> {
                 let sessions = sessions.clone();
                 tasks.spawn(async move {
                     let shutdown = sessions.shutdown();
-                    crate::server::accept_loop(
+                    crate::server::accept_loop_with(
                         socket,
                         sessions,
                         "echo",
+                        proxy,
                         crate::echo::refuse,
                         move |stream, peer| {
                             crate::echo::serve(stream, peer, echo.clone(), shutdown.clone())
@@ -188,16 +191,18 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 async fn smtp_listener(
     listener: TcpListener,
     sessions: Sessions,
+    proxy: Option<ProxyPolicy>,
     config: Arc<SmtpConfig>,
     implicit_tls: bool,
 ) {
     let shutdown = sessions.shutdown();
     let protocol = if implicit_tls { "smtps" } else { "smtp" };
     let refusing = config.clone();
-    crate::server::accept_loop(
+    crate::server::accept_loop_with(
         listener,
         sessions,
         protocol,
+        proxy,
         move |stream, why| crate::smtp::refuse(stream, refusing.clone(), implicit_tls, why),
         move |stream, peer| {
             crate::smtp::serve(stream, peer, config.clone(), shutdown.clone(), implicit_tls)

@@ -127,6 +127,12 @@ pub struct Args {
     #[arg(long, value_name = "NETS", default_value = "127.0.0.0/8,::1", value_parser = parse_networks)]
     pub auth_penalty_trusted: Networks,
 
+    /// Share the penalty's failure counts with the other nodes of a fleet
+    /// in this Redis/Valkey server (e.g. redis://127.0.0.1:6379/0); when it
+    /// is down, each node counts alone until it answers again.
+    #[arg(long, value_name = "URL")]
+    pub auth_penalty_store: Option<String>,
+
     /// Failed AUTHs allowed per SMTP connection before 421 and close.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub max_auth_failures: u32,
@@ -248,6 +254,17 @@ pub struct Args {
     /// ADDR/PREFIX, or `none` (e.g. a proxy or an MTA you run).
     #[arg(long, value_name = "NETS", default_value = "none", value_parser = parse_networks)]
     pub client_limit_exempt: Networks,
+
+    /// Every listener requires a PROXY protocol header (v1 or v2, as
+    /// HAProxy's send-proxy-v2 sends) from --proxy-trusted-networks; the
+    /// client it names is the client everywhere.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// The load balancers a PROXY header is accepted from, comma-separated
+    /// ADDR/PREFIX; anyone else is closed.
+    #[arg(long, value_name = "NETS", default_value = "none", value_parser = parse_networks)]
+    pub proxy_trusted_networks: Networks,
 
     /// Linear memory each plugin may use (e.g. 64M; default 96M); a
     /// plugin's own memory=SIZE wins.

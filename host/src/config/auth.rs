@@ -19,6 +19,7 @@ pub(super) struct AuthTable {
     penalty: Option<Spanned<String>>,
     penalty_cap: Option<Spanned<String>>,
     penalty_trusted: Option<Spanned<Vec<String>>>,
+    penalty_store: Option<Spanned<String>>,
     step_timeout: Option<Spanned<String>>,
     max_lookups: Option<Spanned<u32>>,
 }
@@ -84,6 +85,13 @@ impl AuthTable {
             let nets = src.networks(Some(v), "penalty-trusted")?;
             plan.penalty_trusted
                 .offer(nets, at(v.span().start, "[auth] penalty-trusted"));
+        }
+        if let Some(v) = &self.penalty_store {
+            let url = src.at(v, |url| {
+                crate::penalty::RedisStore::check_url(url).map(|()| url.to_owned())
+            })?;
+            plan.penalty_store
+                .offer(Some(Some(url)), at(v.span().start, "[auth] penalty-store"));
         }
         if let Some(v) = &self.max_lookups {
             let n = src.number_within(Some(v), "max-lookups", 1..=64)?;

@@ -22,6 +22,7 @@ pub(super) struct ListenerTable {
     mode: Option<Spanned<String>>,
     owner: Option<String>,
     group: Option<String>,
+    proxy_protocol: Option<bool>,
 }
 
 /// The file's listeners, replacing the defaults (a listener flag then
@@ -75,10 +76,17 @@ pub(super) fn plan(
             }
             (Protocol::Smtp, Some(tls)) => tls,
         };
+        if l.protocol == Protocol::Dovecot && l.proxy_protocol == Some(true) {
+            return Err(src.error(
+                offset,
+                "the dovecot listener takes no PROXY header: its peer is an MTA, which names its client in rip=",
+            ));
+        }
         let listener = Listener {
             protocol: l.protocol,
             address,
             tls,
+            proxy_protocol: l.proxy_protocol.unwrap_or(false),
         };
         listeners.push(Setting::new(listener, src.origin(offset, "[[listener]]")));
     }

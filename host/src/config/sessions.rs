@@ -15,6 +15,7 @@ pub(super) struct SessionsTable {
     max_per_address: Option<Spanned<u32>>,
     max_exchanges_per_address: Option<Spanned<u32>>,
     limit_exempt: Option<Spanned<Vec<String>>>,
+    proxy_trusted_networks: Option<Spanned<Vec<String>>>,
     bare_newline: Option<Spanned<String>>,
     idle_timeout: Option<Spanned<String>>,
     session_timeout: Option<Spanned<String>>,
@@ -45,6 +46,13 @@ impl SessionsTable {
             let nets = src.networks(Some(v), "limit-exempt")?;
             plan.limit_exempt
                 .offer(nets, at(v.span().start, "[sessions] limit-exempt"));
+        }
+        if let Some(v) = &self.proxy_trusted_networks {
+            let nets = src.networks(Some(v), "proxy-trusted-networks")?;
+            plan.proxy_trusted.offer(
+                nets,
+                at(v.span().start, "[sessions] proxy-trusted-networks"),
+            );
         }
         if let Some(v) = &self.bare_newline {
             let policy = src.at(v, |word| {

@@ -352,7 +352,10 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         drop(exchange);
         match ending {
             Ending::Success { login, user, .. } => {
-                self.config.penalty.success(client.ip());
+                self.config
+                    .penalty
+                    .success(client.ip(), user.as_deref())
+                    .await;
                 let name = login
                     .avatar_id
                     .clone()
@@ -364,8 +367,12 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 self.reply(wire::ok(id, &name)).await
             }
             Ending::Denied { user, .. } => {
-                let pause = (self.config.failure_delay + self.config.penalty.failure(client.ip()))
-                    .min(MAX_FAIL_DELAY);
+                let penalty = self
+                    .config
+                    .penalty
+                    .failure(client.ip(), user.as_deref())
+                    .await;
+                let pause = (self.config.failure_delay + penalty).min(MAX_FAIL_DELAY);
                 // The same reason for every denial: whether the user
                 // exists is not the client's to learn.
                 let line = wire::fail(id, user.as_deref(), Some("Authentication failed."));

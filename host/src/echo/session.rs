@@ -299,16 +299,17 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
     ) -> std::io::Result<Flow> {
         sasl::line::report("echo", self.peer, mechanism, &ending, started);
         match ending {
-            Ending::Success { login, .. } => {
-                self.config.penalty.success(self.peer.ip());
+            Ending::Success { login, user, .. } => {
+                let penalty = &self.config.penalty;
+                penalty.success(self.peer.ip(), user.as_deref()).await;
                 *state = State::LoggedIn {
                     avatar: login.avatar,
                 };
                 self.send(replies::LOGIN_OK).await?;
                 Ok(Flow::Continue)
             }
-            Ending::Denied { .. } => {
-                self.penalize().await?;
+            Ending::Denied { user, .. } => {
+                self.penalize(user.as_deref()).await?;
                 self.send(replies::LOGIN_DENIED).await?;
                 Ok(Flow::Close)
             }
@@ -356,9 +357,10 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
         }
     }
 
-    /// Waits out this address's penalty before answering a failure.
-    async fn penalize(&mut self) -> std::io::Result<()> {
-        let pause = self.config.penalty.failure(self.peer.ip());
+    /// Waits out this address's (and user's) penalty before answering a
+    /// failure.
+    async fn penalize(&mut self, user: Option<&str>) -> std::io::Result<()> {
+        let pause = self.config.penalty.failure(self.peer.ip(), user).await;
         if !pause.is_zero() {
             self.writer.flush().await?;
             tokio::time::sleep(pause).await;

@@ -91,6 +91,11 @@ impl<'a> Flags<'a> {
                     "--auth-penalty-trusted",
                     a.auth_penalty_trusted.0.clone(),
                 ),
+                penalty_store: self.set(
+                    "auth_penalty_store",
+                    "--auth-penalty-store",
+                    a.auth_penalty_store.clone(),
+                ),
                 step_timeout: self.set(
                     "auth_step_timeout",
                     "--auth-step-timeout",
@@ -114,6 +119,11 @@ impl<'a> Flags<'a> {
                     "client_limit_exempt",
                     "--client-limit-exempt",
                     a.client_limit_exempt.0.clone(),
+                ),
+                proxy_trusted: self.set(
+                    "proxy_trusted_networks",
+                    "--proxy-trusted-networks",
+                    a.proxy_trusted_networks.0.clone(),
                 ),
                 bare_newline: self.set("bare_newline", "--bare-newline", a.bare_newline),
                 idle_timeout: self.set("idle_timeout", "--idle-timeout", a.idle_timeout),
@@ -257,6 +267,17 @@ impl<'a> Flags<'a> {
         // implicit-TLS listeners above; not given, it keeps them.
     }
 
+    /// `--proxy-protocol`: every SMTP and echo listener requires the
+    /// header (a Dovecot auth peer is an MTA, which names its client in
+    /// `rip=` instead).
+    pub(super) fn proxy_protocol(&self, plan: &mut ServerPlan) {
+        if self.args.proxy_protocol {
+            for l in &mut plan.listeners {
+                l.value.proxy_protocol = l.protocol != Protocol::Dovecot;
+            }
+        }
+    }
+
     /// The listeners of the flags alone.
     pub(super) fn listeners(&self) -> Vec<Setting<Listener>> {
         let a = self.args;
@@ -264,6 +285,7 @@ impl<'a> Flags<'a> {
             protocol,
             address,
             tls,
+            proxy_protocol: false,
         };
         let mut out = vec![self.set(
             "smtp_listen",

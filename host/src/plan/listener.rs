@@ -54,6 +54,9 @@ pub struct Listener {
     pub protocol: Protocol,
     pub address: SocketAddr,
     pub tls: ListenerTls,
+    /// Every connection starts with a PROXY protocol header (v1 or v2)
+    /// from one of `proxy-trusted-networks`.
+    pub proxy_protocol: bool,
 }
 
 impl Listener {

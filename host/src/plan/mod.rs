@@ -81,6 +81,8 @@ pub struct AuthPlan {
     pub penalty: Setting<Duration>,
     pub penalty_cap: Setting<Duration>,
     pub penalty_trusted: Setting<Vec<Network>>,
+    /// `redis://…`: the failure counts a fleet shares; `None`: in-process.
+    pub penalty_store: Setting<Option<String>>,
     pub step_timeout: Setting<Duration>,
     pub max_lookups: Setting<u32>,
 }
@@ -91,6 +93,8 @@ pub struct SessionsPlan {
     pub max_per_address: Setting<u32>,
     pub max_exchanges_per_address: Setting<u32>,
     pub limit_exempt: Setting<Vec<Network>>,
+    /// The load balancers a PROXY protocol header is taken from.
+    pub proxy_trusted: Setting<Vec<Network>>,
     pub bare_newline: Setting<BareNewline>,
     pub idle_timeout: Setting<Duration>,
     pub session_timeout: Setting<Duration>,
@@ -235,6 +239,7 @@ impl FlagPlan<'_> {
         if let Some(socket) = self.0.dovecot_socket() {
             plan.dovecot.sockets = vec![socket];
         }
+        self.0.proxy_protocol(plan);
         if plan.checkers.is_empty() {
             let (user, pass) = DEFAULT_USER;
             plan.checkers.push(CheckerPlan::from_flag(

@@ -79,10 +79,11 @@ impl Session {
                 }
                 return (Effect::Reply(reply::AUTH_SUCCEEDED), Some(login.avatar));
             }
-            Ending::Denied { .. } => {
+            Ending::Denied { user, .. } => {
                 self.auth_failures += 1;
                 Effect::AuthFailed {
                     close: self.auth_failures >= self.rules.policy.max_failures,
+                    user,
                 }
             }
             Ending::Fault(_) => Effect::Reply(reply::AUTH_TEMPORARY),

@@ -91,6 +91,12 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             }
             Ok(_) => {
                 let _ = conn.writer.shutdown().await;
+                // Closing with the client's input unread would answer it
+                // with a reset, which can destroy the last reply (a 421
+                // during shutdown) before the client reads it: read what
+                // it still sends, for a moment and up to a bound.
+                let _ =
+                    tokio::time::timeout(LINGER, drain(conn.reader.get_mut(), LINGER_BYTES)).await;
                 Ok(Ended::Closed)
             }
             Err(e) => Err(e),
@@ -222,7 +228,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                     effect = self.on_turn(session, turn).await;
                     continue;
                 }
-                Effect::AuthFailed { close } => return self.auth_failed(close).await,
+                Effect::AuthFailed { close, user } => {
+                    return self.auth_failed(close, user.as_deref()).await;
+                }
             };
             self.reply(&answer).await?;
             return Ok(Flow::Continue);
@@ -278,9 +286,14 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         };
         let (name, started) = (exchange.mechanism().clone(), exchange.started());
         sasl::line::report("smtp", self.peer, name.as_str(), &ending, started);
+        let user = match &ending {
+            sasl::Ending::Success { user, .. } => user.clone(),
+            _ => None,
+        };
         let (effect, avatar) = session.auth_over(name, ending);
         if let Some(avatar) = avatar {
-            self.config.penalty.success(self.peer.ip());
+            let penalty = &self.config.penalty;
+            penalty.success(self.peer.ip(), user.as_deref()).await;
             if let Some(old) = self.avatar.replace(avatar) {
                 old.logout().await;
             }
@@ -289,8 +302,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     }
 
     /// 535 after the failure delay; 421 once the failures run out.
-    async fn auth_failed(&mut self, close: bool) -> std::io::Result<Flow> {
-        let pause = self.config.policy.failure_delay + self.config.penalty.failure(self.peer.ip());
+    async fn auth_failed(&mut self, close: bool, user: Option<&str>) -> std::io::Result<Flow> {
+        let penalty = self.config.penalty.failure(self.peer.ip(), user).await;
+        let pause = self.config.policy.failure_delay + penalty;
         if !pause.is_zero() {
             self.writer.flush().await?;
             tokio::time::sleep(pause).await;
@@ -337,6 +351,24 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     /// Queues a reply; the read loop flushes.
     async fn reply(&mut self, reply: &Reply) -> std::io::Result<()> {
         self.writer.write_all(reply.to_wire().as_bytes()).await
+    }
+}
+
+/// How long a closing connection reads what the client still sends.
+const LINGER: Duration = Duration::from_millis(500);
+/// The most it reads then.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Reads and discards up to `max` bytes, until the client closes.
+async fn drain<R: tokio::io::AsyncRead + Unpin>(reader: &mut R, max: usize) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    let mut seen = 0;
+    while seen < max {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen += n,
+        }
     }
 }
 

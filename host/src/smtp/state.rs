@@ -122,6 +122,8 @@ pub enum Effect {
     /// (with [`reply::TOO_MANY_FAILURES`]).
     AuthFailed {
         close: bool,
+        /// The user name the client claimed, counted by the penalty.
+        user: Option<String>,
     },
 }
 

@@ -65,7 +65,7 @@ fn settle(session: &mut Session, effect: Effect) -> (u16, bool) {
         Effect::Deliver(d) => session.delivered(&d.info, Delivered::Answer(Answer::Accepted)),
         Effect::Auth { .. } => return (1, false),
         Effect::AuthLine(_) => return (2, false),
-        Effect::AuthFailed { close } => return (535, close),
+        Effect::AuthFailed { close, .. } => return (535, close),
     };
     (reply.code, false)
 }
