@@ -45,10 +45,11 @@ fi
 EXIM_ROOT=/opt/portcullis-exim
 if ! "$EXIM_ROOT/usr/sbin/exim4" -bV -C /dev/null 2>/dev/null | grep -q dovecot; then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "tests/setup.sh: run as root to unpack exim4-daemon-light into $EXIM_ROOT" >&2
+        echo "tests/setup.sh: run as root to unpack exim4-daemon-heavy into $EXIM_ROOT" >&2
         exit 1
     fi
     export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
     apt-get install -y -qq --no-install-recommends \
         libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 \
         libldap-2.5-0 libmariadb3 libpam0g libperl5.36 libpq5 libsasl2-2 libspf2-2 libsqlite3-0 >/dev/null
