@@ -122,7 +122,7 @@ fn derived_keys(config: &Config, name: &str, username: &str, algorithm: Algorith
 }
 
 fn hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
