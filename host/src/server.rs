@@ -101,6 +101,15 @@ impl ProxyPolicy {
     }
 }
 
+/// Resolves when the server starts shutting down; never if it cannot
+/// (the sender gone). A watch `Ref` is not held across the await, so the
+/// future stays `Send`.
+pub async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|down| *down).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Accepts connections on `listener` until shutdown; `handle` serves one
 /// (holding its per-address share for as long as it runs), `refuse`
 /// answers one over a limit.

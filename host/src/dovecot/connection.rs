@@ -26,6 +26,7 @@ use super::wire::{self, AuthRequest, Command, Handshake, MechLine, RequestId};
 use super::{DovecotConfig, MAX_FAIL_DELAY, mechanism_flags};
 use crate::portal::{AvatarInterface, ChannelInfo, CredentialKind, Mind};
 use crate::sasl::{self, Begin, Ending, LineExchange, Mechname, Purpose, Refusal, Turn};
+use crate::server::shutdown_requested;
 use crate::smtp::TlsOnly;
 
 /// Connections served so far: each gets its own `CUID`.
@@ -116,13 +117,13 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
             // Channel binding has no field in this protocol.
             .filter(|name| !name.as_str().ends_with("-PLUS"))
             .filter_map(|name| services.mechanisms.get(name))
-            .map(|m| MechLine {
-                name: m.info.name.to_ascii_uppercase(),
-                flags: mechanism_flags(
-                    &m.info.name.to_ascii_uppercase(),
-                    m.info.plaintext,
-                    m.info.kinds.contains(&CredentialKind::Anonymous),
-                ),
+            .map(|m| {
+                let name = m.info.name.to_ascii_uppercase();
+                let anonymous = m.info.kinds.contains(&CredentialKind::Anonymous);
+                MechLine {
+                    flags: mechanism_flags(&name, m.info.plaintext, anonymous),
+                    name,
+                }
             })
             .collect();
         let cuid = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
@@ -495,13 +496,6 @@ async fn read_line<R: AsyncBufRead + Unpin>(
                 }
             }
         }
-    }
-}
-
-/// Resolves when the server starts shutting down; never if it cannot.
-pub(super) async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    if shutdown.wait_for(|down| *down).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 

@@ -13,7 +13,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::DovecotConfig;
-use super::connection::{PeerInfo, serve, shutdown_requested};
+use super::connection::{PeerInfo, serve};
+use crate::server::shutdown_requested;
 
 /// A UNIX socket to listen on, as planned.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,6 +18,7 @@ use super::state::{Effect, Session};
 use crate::portal::{Avatar, AvatarInterface, ChannelInfo, Mind};
 use crate::proto::line::LineReader;
 use crate::sasl::{self, Begin, LineExchange, Mechname, Purpose, Refusal, Turn};
+use crate::server::shutdown_requested;
 
 /// What to do after a line.
 pub(super) enum Flow {
@@ -369,13 +370,6 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(reader: &mut R, max: usize) {
             Ok(0) | Err(_) => return,
             Ok(n) => seen += n,
         }
-    }
-}
-
-/// Resolves when the server starts shutting down; never if it cannot.
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    if shutdown.wait_for(|down| *down).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 
