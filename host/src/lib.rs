@@ -61,5 +61,6 @@ pub mod sasl;
 pub mod server;
 pub mod services;
 pub mod smtp;
+pub mod relay;
 pub mod sql;
 pub mod tls;

@@ -31,11 +31,14 @@ pub mod checker {
     });
 }
 
-/// Bindings for `world realm-plugin`.
+/// Bindings for `world relay-realm-plugin`, used for every realm: the
+/// `relay` import is linked for all of them (one that does not import it
+/// simply never calls it, and a realm built for `realm-plugin` loads as
+/// before).
 pub mod realm {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "realm-plugin",
+        world: "relay-realm-plugin",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -46,5 +49,9 @@ pub mod realm {
 }
 
 pub use mechanism::portcullis::auth::types;
+
+pub use realm::{
+    RelayRealmPlugin as RealmPlugin, RelayRealmPluginPre as RealmPluginPre,
+};
 
 pub use checker::{SqlCheckerPlugin as CheckerPlugin, SqlCheckerPluginPre as CheckerPluginPre};

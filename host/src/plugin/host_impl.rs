@@ -2,6 +2,7 @@
 //! mechanism sees during an exchange (`session`).
 
 use super::bindings::checker::portcullis::auth::sql;
+use super::bindings::realm::portcullis::auth::relay;
 use super::bindings::mechanism::portcullis::auth::{host, session, types};
 use super::convert;
 use super::state::PluginState;
@@ -151,6 +152,70 @@ impl sql::Host for PluginState {
                     .collect()
             })
             .map_err(convert::sql_error_to_wit))
+    }
+}
+
+/// The `relay` import: each call runs under the guest call's own
+/// deadline (a step that would outlast it gives up first, so the realm
+/// can still answer with a temporary failure).
+impl relay::Host for PluginState {
+    async fn mail(
+        &mut self,
+        hop: String,
+        sender: String,
+    ) -> wasmtime::Result<Result<relay::Reply, relay::RelayError>> {
+        let limit = self.deadline;
+        let Some(session) = self.relay.as_mut() else {
+            return Ok(Err(no_relay_grant()));
+        };
+        let answer = session.mail(&hop, &sender, limit).await;
+        Ok(answer.map(reply_to_wit).map_err(relay_error_to_wit))
+    }
+
+    async fn rcpt(
+        &mut self,
+        recipient: String,
+    ) -> wasmtime::Result<Result<relay::Reply, relay::RelayError>> {
+        let limit = self.deadline;
+        let Some(session) = self.relay.as_mut() else {
+            return Ok(Err(no_relay_grant()));
+        };
+        let answer = session.rcpt(&recipient, limit).await;
+        Ok(answer.map(reply_to_wit).map_err(relay_error_to_wit))
+    }
+
+    async fn data(
+        &mut self,
+        message: Vec<u8>,
+    ) -> wasmtime::Result<Result<Vec<relay::Reply>, relay::RelayError>> {
+        let limit = self.deadline;
+        let Some(session) = self.relay.as_mut() else {
+            return Ok(Err(no_relay_grant()));
+        };
+        let answer = session.data(&message, limit).await;
+        Ok(answer
+            .map(|replies| replies.into_iter().map(reply_to_wit).collect())
+            .map_err(relay_error_to_wit))
+    }
+}
+
+fn no_relay_grant() -> relay::RelayError {
+    relay::RelayError::UnknownHop("this plugin was granted no next hop".into())
+}
+
+fn reply_to_wit(reply: crate::relay::Reply) -> relay::Reply {
+    relay::Reply {
+        code: reply.code,
+        text: reply.text,
+    }
+}
+
+fn relay_error_to_wit(e: crate::relay::RelayError) -> relay::RelayError {
+    use crate::relay::RelayError as E;
+    match e {
+        E::UnknownHop(t) => relay::RelayError::UnknownHop(t),
+        E::Unavailable(t) => relay::RelayError::Unavailable(t),
+        E::NoTransaction => relay::RelayError::NoTransaction,
     }
 }
 

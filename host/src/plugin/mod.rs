@@ -228,7 +228,7 @@ impl Runtime {
         .map_err(to_anyhow)?;
         bindings::CheckerPlugin::add_to_linker::<_, HasSelf>(&mut checker_linker, |s| s)
             .map_err(to_anyhow)?;
-        bindings::realm::RealmPlugin::add_to_linker::<_, HasSelf>(&mut realm_linker, |s| s)
+        bindings::RealmPlugin::add_to_linker::<_, HasSelf>(&mut realm_linker, |s| s)
             .map_err(to_anyhow)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -342,7 +342,7 @@ impl Runtime {
             PluginKind::Realm => PluginPre::Realm(
                 self.realm_linker
                     .instantiate_pre(&component)
-                    .and_then(bindings::realm::RealmPluginPre::new)
+                    .and_then(bindings::RealmPluginPre::new)
                     .map_err(to_anyhow)
                     .with_context(|| format!("plugin {}: cannot link", spec.name))?,
             ),
@@ -368,6 +368,7 @@ impl Runtime {
             limits: spec.limits,
             stdout: spec.stdout,
             sql: spec.sql,
+            relay: spec.relay,
             lookup_secrets: spec.lookup_secrets,
             imports,
             pre,
@@ -512,6 +513,8 @@ pub struct PluginSpec {
     pub stdout: bool,
     /// Named SQL queries the guest may run (checkers only).
     pub sql: Option<Arc<crate::sql::SqlGrant>>,
+    /// Next hops the guest may relay messages to (realms only).
+    pub relay: Option<Arc<crate::relay::RelayGrant>>,
     /// A mechanism that may call `lookup-secret` (for the kinds it
     /// declares): the operator trusts it to vouch for those kinds.
     pub lookup_secrets: bool,
@@ -528,6 +531,7 @@ impl PluginSpec {
             sha256: None,
             stdout: false,
             sql: None,
+            relay: None,
             lookup_secrets: false,
         }
     }
@@ -547,7 +551,7 @@ impl PluginSpec {
 enum PluginPre {
     Mechanism(bindings::mechanism::MechanismPluginPre<PluginState>),
     Checker(bindings::CheckerPluginPre<PluginState>),
-    Realm(bindings::realm::RealmPluginPre<PluginState>),
+    Realm(bindings::RealmPluginPre<PluginState>),
 }
 
 /// A compiled, pre-instantiated plugin.
@@ -560,6 +564,7 @@ pub struct Plugin {
     limits: Limits,
     stdout: bool,
     sql: Option<Arc<crate::sql::SqlGrant>>,
+    relay: Option<Arc<crate::relay::RelayGrant>>,
     /// May look secrets up (mechanisms only; see [`PluginSpec`]).
     lookup_secrets: bool,
     /// The interfaces the component imports (what it may ask for).
@@ -706,6 +711,7 @@ impl Plugin {
             logged: 0,
             session: None,
             sql: self.sql.clone(),
+            relay: self.relay.clone().map(crate::relay::RelaySession::new),
             max_output: self.limits.max_output,
         };
         let mut store = Store::new(&self.runtime.engine, state);

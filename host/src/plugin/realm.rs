@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use wasmtime::component::ResourceAny;
 
-use super::bindings::realm::RealmPlugin;
+use super::bindings::RealmPlugin;
 use super::bindings::realm::exports::portcullis::auth::realm as wit;
 use super::{Plugin, PluginPre, PooledStore, convert};
 use crate::portal::{
@@ -54,6 +54,19 @@ impl Plugin {
             return Err(self.fault(FaultKind::Contract, "not a realm plugin"));
         };
         let mut store = self.new_store().await?;
+        if let Some(relay) = &mut store.data_mut().relay {
+            // What XCLIENT tells the next hop: the host's facts, never the
+            // realm's word.
+            relay.client = crate::relay::ClientFacts {
+                addr: mind
+                    .peer
+                    .parse::<std::net::SocketAddr>()
+                    .map(|a| a.ip())
+                    .or_else(|_| mind.peer.parse())
+                    .ok(),
+                login: avatar_id.map(str::to_owned),
+            };
+        }
         self.arm(&mut store);
         let bindings = self
             .bounded(pre.instantiate_async(&mut *store))

@@ -31,6 +31,9 @@ pub struct PluginState {
     pub(crate) session: Option<SessionContext>,
     /// The queries the `sql` import may run.
     pub(crate) sql: Option<Arc<crate::sql::SqlGrant>>,
+    /// The next hops the `relay` import may use, and this store's
+    /// connection and transaction.
+    pub(crate) relay: Option<crate::relay::RelaySession>,
     /// The plugin's output limit, which also bounds query results.
     pub(crate) max_output: usize,
 }

@@ -39,11 +39,13 @@ pub mod checker {
     });
 }
 
-/// `world realm-plugin`.
+/// `world relay-realm-plugin`, used for every realm: wit-component drops
+/// the `relay` import from a component that never calls it, so a realm
+/// that does not relay asks for no next hop.
 pub mod realm {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "realm-plugin",
+        world: "relay-realm-plugin",
         pub_export_macro: true,
         default_bindings_module: "::portcullis_sdk::__bindings::realm",
         export_macro_name: "export_realm_world",

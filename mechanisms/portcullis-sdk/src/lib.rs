@@ -95,6 +95,10 @@ pub mod session {
 /// (`interface sql`): `query(name, params)` returns rows of [`Value`]s.
 /// Only checkers may call it; a checker that never does asks for no SQL
 /// grant.
+pub mod relay {
+    pub use crate::bindings::realm::portcullis::auth::relay::*;
+}
+
 pub mod sql {
     pub use crate::bindings::checker::portcullis::auth::sql::*;
 }
