@@ -28,6 +28,7 @@ mod mechanisms;
 mod penalty_store;
 mod proxy;
 mod realms;
+mod relay;
 mod resources;
 mod sandbox;
 mod smtp;

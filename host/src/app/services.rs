@@ -146,6 +146,9 @@ async fn register_checkers(
     Ok(())
 }
 
+/// The name the built-in relay realm knows its one next hop by.
+const RELAY_HOP: &str = "next-hop";
+
 /// The built-in realms (echo; console, or maildir when asked), each with
 /// the global limits and those of its `[[realm]]`, then the operator's.
 async fn register_realms(
@@ -209,6 +212,32 @@ async fn register_realms(
             AvatarInterface::MessageDelivery,
             Arc::new(WasmRealm(maildir)),
         );
+    }
+    if let Some(relay) = &plan.realms.relay {
+        let (options, from) = plan.realms.builtin("relay");
+        let helo = relay
+            .helo
+            .clone()
+            .unwrap_or_else(|| plan.server_name.value.clone());
+        let hop = crate::relay::NextHop::new(
+            RELAY_HOP,
+            &relay.url,
+            relay.xclient,
+            &relay.tls,
+            &helo,
+            relay.timeouts,
+        )
+        .map_err(|e| relay.origin.wrap(e))?;
+        let mut spec = builtin_spec(
+            "realm-relay",
+            json!({ "hop": RELAY_HOP, "allow-anonymous": relay.allow_anonymous }),
+        )?;
+        let mut grant = crate::relay::RelayGrant::default();
+        grant.hops.insert(RELAY_HOP.to_owned(), Arc::new(hop));
+        spec.relay = Some(Arc::new(grant));
+        apply_options(&mut spec, defaults, &options);
+        let realm = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
+        portal.register_realm(AvatarInterface::MessageDelivery, Arc::new(WasmRealm(realm)));
     }
     for (interface, entry) in &plan.realms.plugins {
         let plugin = load(runtime, defaults, entry, PluginKind::Realm, "realm").await?;

@@ -172,6 +172,7 @@ impl<'a> Flags<'a> {
                 plugins: Vec::new(),
                 builtin: Default::default(),
                 maildir: self.set("maildir", "--maildir", a.maildir.clone()),
+                relay: None,
             },
             log: LogPlan {
                 format: self.set("log_format", "--log-format", a.log_format),

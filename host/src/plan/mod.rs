@@ -185,6 +185,21 @@ pub struct RealmsPlan {
     pub builtin: BTreeMap<String, (PluginOptions, Origin)>,
     /// Deliver into Maildirs under this folder.
     pub maildir: Setting<Option<PathBuf>>,
+    /// Relay to the operator's MTA (`builtin = "relay"`).
+    pub relay: Option<RelayPlan>,
+}
+
+/// The built-in relay realm's next hop, as the file gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelayPlan {
+    pub url: String,
+    pub xclient: bool,
+    pub tls: crate::relay::TlsSetting,
+    /// The name given in EHLO/LHLO (default: the server's name).
+    pub helo: Option<String>,
+    pub timeouts: crate::relay::Timeouts,
+    pub allow_anonymous: bool,
+    pub origin: Origin,
 }
 
 impl RealmsPlan {

@@ -50,8 +50,6 @@ pub mod realm {
 
 pub use mechanism::portcullis::auth::types;
 
-pub use realm::{
-    RelayRealmPlugin as RealmPlugin, RelayRealmPluginPre as RealmPluginPre,
-};
+pub use realm::{RelayRealmPlugin as RealmPlugin, RelayRealmPluginPre as RealmPluginPre};
 
 pub use checker::{SqlCheckerPlugin as CheckerPlugin, SqlCheckerPluginPre as CheckerPluginPre};

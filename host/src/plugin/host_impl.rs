@@ -2,8 +2,8 @@
 //! mechanism sees during an exchange (`session`).
 
 use super::bindings::checker::portcullis::auth::sql;
-use super::bindings::realm::portcullis::auth::relay;
 use super::bindings::mechanism::portcullis::auth::{host, session, types};
+use super::bindings::realm::portcullis::auth::relay;
 use super::convert;
 use super::state::PluginState;
 use crate::portal::Denial;

@@ -60,7 +60,9 @@ impl Conn {
                 let _ = s.set_nodelay(true);
                 Box::new(s)
             }
-            Address::Unix(p) => Box::new(within(at, "connect", tokio::net::UnixStream::connect(p)).await?),
+            Address::Unix(p) => {
+                Box::new(within(at, "connect", tokio::net::UnixStream::connect(p)).await?)
+            }
         };
         let mut conn = Conn {
             stream,
@@ -99,7 +101,11 @@ impl Conn {
         Ok(conn)
     }
 
-    async fn hello(&mut self, hop: &NextHop, at: Instant) -> Result<Vec<(String, Vec<String>)>, String> {
+    async fn hello(
+        &mut self,
+        hop: &NextHop,
+        at: Instant,
+    ) -> Result<Vec<(String, Vec<String>)>, String> {
         let verb = match hop.protocol {
             Protocol::Smtp => "EHLO",
             Protocol::Lmtp => "LHLO",
@@ -188,7 +194,11 @@ impl Conn {
     async fn expect(&mut self, at: Instant, code: u16, what: &str) -> Result<WireReply, String> {
         let reply = self.reply(at).await?;
         if reply.code != code {
-            return Err(format!("{what}: the next hop answered {} {}", reply.code, reply.text()));
+            return Err(format!(
+                "{what}: the next hop answered {} {}",
+                reply.code,
+                reply.text()
+            ));
         }
         Ok(reply)
     }

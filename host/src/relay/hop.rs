@@ -209,9 +209,9 @@ fn connector(ca: Option<&Path>, insecure: bool) -> anyhow::Result<TlsConnector> 
             {
                 let cert =
                     cert.with_context(|| format!("tls-ca {}: not a PEM file", ca.display()))?;
-                roots
-                    .add(cert)
-                    .with_context(|| format!("tls-ca {}: a certificate is unusable", ca.display()))?;
+                roots.add(cert).with_context(|| {
+                    format!("tls-ca {}: a certificate is unusable", ca.display())
+                })?;
             }
             if roots.is_empty() {
                 bail!("tls-ca {}: no CERTIFICATE block found", ca.display());
@@ -288,7 +288,11 @@ mod tests {
     fn urls() {
         let tcp = |s: &str| Address::Tcp(s.into());
         let cases = [
-            ("smtp://127.0.0.1:2525", Protocol::Smtp, tcp("127.0.0.1:2525")),
+            (
+                "smtp://127.0.0.1:2525",
+                Protocol::Smtp,
+                tcp("127.0.0.1:2525"),
+            ),
             ("smtp://mx.example", Protocol::Smtp, tcp("mx.example:25")),
             ("lmtp://127.0.0.1", Protocol::Lmtp, tcp("127.0.0.1:24")),
             ("lmtp://[::1]:24/", Protocol::Lmtp, tcp("[::1]:24")),
@@ -322,14 +326,28 @@ mod tests {
             ca: None,
             insecure_skip_verify: false,
         };
-        let err = NextHop::new("mta", "smtp://127.0.0.1:25", false, &none, "h", Timeouts::default())
-            .unwrap_err();
+        let err = NextHop::new(
+            "mta",
+            "smtp://127.0.0.1:25",
+            false,
+            &none,
+            "h",
+            Timeouts::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("tls-ca"), "{err}");
         let insecure = TlsSetting::StartTls {
             ca: None,
             insecure_skip_verify: true,
         };
-        NextHop::new("mta", "smtp://127.0.0.1:25", false, &insecure, "h", Timeouts::default())
-            .unwrap();
+        NextHop::new(
+            "mta",
+            "smtp://127.0.0.1:25",
+            false,
+            &insecure,
+            "h",
+            Timeouts::default(),
+        )
+        .unwrap();
     }
 }

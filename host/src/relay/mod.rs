@@ -80,7 +80,12 @@ impl RelaySession {
     }
 
     /// RSET (or a fresh connection) and MAIL FROM on hop `name`.
-    pub async fn mail(&mut self, name: &str, sender: &str, limit: Instant) -> Result<Reply, RelayError> {
+    pub async fn mail(
+        &mut self,
+        name: &str,
+        sender: &str,
+        limit: Instant,
+    ) -> Result<Reply, RelayError> {
         self.accepted = None;
         let Some(hop) = self.grant.hops.get(name).cloned() else {
             return Err(RelayError::UnknownHop(format!(
@@ -88,7 +93,10 @@ impl RelaySession {
             )));
         };
         if !wire::plain_path(sender) {
-            return Ok(host_reply(553, "5.1.7 The sender address cannot be relayed"));
+            return Ok(host_reply(
+                553,
+                "5.1.7 The sender address cannot be relayed",
+            ));
         }
         let reused = match self.conn.take() {
             Some((old, mut conn)) if Arc::ptr_eq(&old, &hop) => {
@@ -123,7 +131,10 @@ impl RelaySession {
             return Err(RelayError::NoTransaction);
         };
         if !wire::plain_path(recipient) {
-            return Ok(host_reply(553, "5.1.3 The recipient address cannot be relayed"));
+            return Ok(host_reply(
+                553,
+                "5.1.3 The recipient address cannot be relayed",
+            ));
         }
         if hop.protocol == Protocol::Lmtp && accepted >= 1 {
             return Ok(host_reply(

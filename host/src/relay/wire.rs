@@ -136,7 +136,10 @@ pub fn xtext(value: &str) -> String {
 /// Whether an address can go on a MAIL or RCPT line as it is: no CR, LF,
 /// angle brackets or other control characters.
 pub fn plain_path(address: &str) -> bool {
-    address.len() <= 512 && !address.chars().any(|c| c.is_control() || c == '<' || c == '>')
+    address.len() <= 512
+        && !address
+            .chars()
+            .any(|c| c.is_control() || c == '<' || c == '>')
 }
 
 #[cfg(test)]
@@ -147,7 +150,8 @@ mod tests {
     fn replies() {
         let (r, n) = parse_reply(b"250 ok\r\nrest").unwrap();
         assert_eq!((r.code, r.lines.clone(), n), (250, vec!["ok".into()], 8));
-        let (r, _) = parse_reply(b"250-mx\r\n250-PIPELINING\r\n250 XCLIENT ADDR LOGIN\r\n").unwrap();
+        let (r, _) =
+            parse_reply(b"250-mx\r\n250-PIPELINING\r\n250 XCLIENT ADDR LOGIN\r\n").unwrap();
         assert_eq!(r.lines.len(), 3);
         assert_eq!(
             ehlo_keywords(&r),

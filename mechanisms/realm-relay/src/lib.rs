@@ -192,7 +192,11 @@ mod tests {
         assert!(outcome(&[reply(250, "ok"), reply(250, "ok")]).is_ok());
         assert!(!outcome(&[]).unwrap_err().permanent);
         assert!(outcome(&[reply(554, "no")]).unwrap_err().permanent);
-        assert!(!outcome(&[reply(451, "later"), reply(554, "no")]).unwrap_err().permanent);
+        assert!(
+            !outcome(&[reply(451, "later"), reply(554, "no")])
+                .unwrap_err()
+                .permanent
+        );
         // Stored for one: never a failure that makes the client resend.
         assert!(outcome(&[reply(250, "ok"), reply(452, "full")]).is_ok());
     }
