@@ -5,7 +5,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A port nobody listens on right now (the OS's choice).
@@ -292,16 +292,22 @@ service lmtp {{
             ),
         )
         .unwrap();
-        let out = Command::new("dovecot")
+        // Dovecot's master daemonizes and keeps the stdio it was given, so
+        // its errors go to a file: waiting on a pipe would never end.
+        let errors = dir.path().join("dovecot.stderr");
+        let status = Command::new("dovecot")
             .arg("-c")
             .arg(&config)
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&errors).unwrap())
+            .status()
             .unwrap();
         assert!(
-            out.status.success(),
+            status.success(),
             "dovecot -c {}: {}",
             config.display(),
-            String::from_utf8_lossy(&out.stderr)
+            std::fs::read_to_string(&errors).unwrap_or_default()
         );
         let dovecot = Dovecot { dir, port, config };
         wait_for_port(
