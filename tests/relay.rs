@@ -178,6 +178,96 @@ fn relay_smtp_next_hop_refusals_reach_the_client() {
     }
 }
 
+/// A self-signed certificate for `localhost` and 127.0.0.1, written as
+/// `NAME.pem` and `NAME.key` under `dir`; the certificate's path.
+fn self_signed(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let pem = dir.join(format!("{name}.pem"));
+    std::fs::write(&pem, cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}.key")), signing_key.serialize_pem()).unwrap();
+    pem
+}
+
+/// A Postfix offering STARTTLS with a certificate made for the test, and
+/// that certificate's path (the CA portcullis is told to trust).
+fn postfix_with_tls(certs: &std::path::Path) -> (Postfix, std::path::PathBuf) {
+    // smtpd reads its certificate as Postfix's own user.
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(certs)
+        .status()
+        .unwrap();
+    let cert = self_signed(certs, "mta");
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(certs)
+        .status()
+        .unwrap();
+    let key = certs.join("mta.key");
+    let postfix = Postfix::start_with(
+        "",
+        &format!(
+            "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {}\n\
+             smtpd_tls_key_file = {}\nsmtpd_tls_received_header = yes\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    (postfix, cert)
+}
+
+#[test]
+fn relay_starttls_to_the_next_hop_verified_against_the_operators_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let (postfix, ca) = postfix_with_tls(certs.path());
+    let url = format!("smtp://127.0.0.1:{}", postfix.port);
+    let (server, _dir) = relay_server(
+        &url,
+        &format!("tls = \"starttls\"\ntls-ca = \"{}\"", ca.display()),
+    );
+    let mut c = logged_in(&server);
+    let reply = c.cmd("MAIL FROM:<alice@example.test>");
+    assert_eq!(reply.code, 250, "{:?}\n{}", reply.lines, postfix.log());
+    assert_250(c.cmd("RCPT TO:<alice@example.test>"));
+    send_message(&mut c, "over tls").expect(250, Some("2.0.0"));
+    c.cmd("QUIT");
+    let got = postfix.wait_messages("alice", 1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    // Postfix's own Received header says the hop came over TLS.
+    let postfix_received = got[0]
+        .split("\nReceived: ")
+        .find(|h| h.contains("by mta.test"))
+        .unwrap_or_else(|| panic!("no Received by mta.test in {}", got[0]));
+    assert!(
+        postfix_received.contains("(using TLS"),
+        "{postfix_received}"
+    );
+}
+
+#[test]
+fn relay_starttls_with_an_untrusted_certificate_delivers_nothing_and_is_temporary() {
+    let certs = tempfile::tempdir().unwrap();
+    let (postfix, _mta_ca) = postfix_with_tls(certs.path());
+    // portcullis trusts another CA than the one that made Postfix's.
+    let other = self_signed(certs.path(), "other");
+    let url = format!("smtp://127.0.0.1:{}", postfix.port);
+    let (server, _dir) = relay_server(
+        &url,
+        &format!("tls = \"starttls\"\ntls-ca = \"{}\"", other.display()),
+    );
+    let mut c = logged_in(&server);
+    let reply = c.cmd("MAIL FROM:<alice@example.test>");
+    assert_eq!(reply.code / 100, 4, "{:?}", reply.lines);
+    let logs = server.wait_for_log("next hop failed");
+    assert!(
+        logs.to_lowercase().contains("certificate"),
+        "the log should say why TLS failed:\n{logs}"
+    );
+    c.cmd("QUIT");
+    assert!(postfix.messages("alice").is_empty());
+}
+
 #[test]
 fn relay_next_hop_down_is_a_temporary_failure_never_250() {
     // Nobody listens on the next hop's port.

@@ -65,6 +65,11 @@ pub struct Postfix {
 impl Postfix {
     /// `xclient_hosts`: the value of `smtpd_authorized_xclient_hosts`.
     pub fn start(xclient_hosts: &str) -> Postfix {
+        Postfix::start_with(xclient_hosts, "")
+    }
+
+    /// [`Postfix::start`] with more `main.cf` lines.
+    pub fn start_with(xclient_hosts: &str, extra_main_cf: &str) -> Postfix {
         require("/usr/sbin/postfix", "Postfix");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
@@ -103,6 +108,7 @@ virtual_minimum_uid = 100
 smtpd_recipient_restrictions = check_recipient_access inline:{{ {{defer@example.test=450 4.2.0 try later}} }}, permit_mynetworks, reject
 smtpd_end_of_data_restrictions = check_recipient_access inline:{{ {{late4@example.test=451 4.3.0 try again after data}}, {{late5@example.test=554 5.7.1 refused after data}} }}
 smtpd_authorized_xclient_hosts = {xclient_hosts}
+{extra_main_cf}
 "#
         );
         std::fs::write(dir.path().join("main.cf"), main).unwrap();
@@ -195,6 +201,7 @@ const POSTFIX_SERVICES: &str = "\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::specs::{
     apply_options, builtin_spec, checker_spec, expect_kind, file_plugin_exists, plugin_spec,
 };
-use crate::cli::{AuthSpec, LimitArgs};
+use crate::cli::{AuthSpec, LimitArgs, PluginOptions};
 use crate::plan::{Cache, PluginPlan, ServerPlan};
 use crate::plugin::{
     Grant, Plugin, PluginKind, Runtime, WasmChecker, WasmMechanism, WasmRealm, builtin,
@@ -149,6 +149,27 @@ async fn register_checkers(
 /// The name the built-in relay realm knows its one next hop by.
 const RELAY_HOP: &str = "next-hop";
 
+/// The relay realm waits on the next hop inside its calls: MAIL may
+/// connect (greeting, EHLO, STARTTLS, XCLIENT) and `deliver` sends the
+/// message and waits for the reply to its dot. Unless the operator set
+/// `call-time` or `deliver-time`, the realm's calls last as long as the
+/// next hop's own timeouts allow, rather than the 2 s meant for a login's
+/// steps (which would turn a slow but working MTA into 451s).
+fn relay_call_times(
+    limits: &mut crate::plugin::Limits,
+    defaults: &LimitArgs,
+    own: &PluginOptions,
+    timeouts: crate::relay::Timeouts,
+) {
+    let cap = crate::plugin::Limits::MAX_CALL_TIME;
+    if own.limits.call_time.is_none() && defaults.call_time.is_none() {
+        limits.call_time = (timeouts.connect + timeouts.command).min(cap);
+    }
+    if own.limits.deliver_time.is_none() && defaults.deliver_time.is_none() {
+        limits.deliver_time = (timeouts.command + timeouts.data).min(cap);
+    }
+}
+
 /// The built-in realms (echo; console, or maildir when asked), each with
 /// the global limits and those of its `[[realm]]`, then the operator's.
 async fn register_realms(
@@ -236,6 +257,7 @@ async fn register_realms(
         grant.hops.insert(RELAY_HOP.to_owned(), Arc::new(hop));
         spec.relay = Some(Arc::new(grant));
         apply_options(&mut spec, defaults, &options);
+        relay_call_times(&mut spec.limits, defaults, &options, relay.timeouts);
         let realm = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
         portal.register_realm(AvatarInterface::MessageDelivery, Arc::new(WasmRealm(realm)));
     }
