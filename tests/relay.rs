@@ -19,6 +19,11 @@ const CLIENT_IP: &str = "127.0.0.2";
 /// A portcullis whose message-delivery realm relays to `next_hop`; alice
 /// logs in with password `pw`.
 fn relay_server(next_hop: &str, extra: &str) -> (Server, tempfile::TempDir) {
+    relay_server_with(next_hop, extra, &[])
+}
+
+/// [`relay_server`] with more command-line flags.
+fn relay_server_with(next_hop: &str, extra: &str, flags: &[&str]) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("portcullis.toml");
     std::fs::write(
@@ -29,7 +34,7 @@ fn relay_server(next_hop: &str, extra: &str) -> (Server, tempfile::TempDir) {
         ),
     )
     .unwrap();
-    let server = Server::start(&[
+    let mut args = vec![
         "--config",
         config.to_str().unwrap(),
         "--auth",
@@ -38,7 +43,9 @@ fn relay_server(next_hop: &str, extra: &str) -> (Server, tempfile::TempDir) {
         "0s",
         "--server-name",
         "portcullis.test",
-    ]);
+    ];
+    args.extend_from_slice(flags);
+    let server = Server::start(&args);
     (server, dir)
 }
 
@@ -105,6 +112,48 @@ fn relay_smtp_accepted_once_with_xclient() {
         .find(|h| h.contains("by mta.test"))
         .unwrap_or_else(|| panic!("no Received by mta.test in {message}"));
     assert!(postfix_received.contains(CLIENT_IP), "{postfix_received}");
+}
+
+#[test]
+fn relay_xclient_login_is_a_login_at_postfix_for_a_client_outside_mynetworks() {
+    // XCLIENT ADDR replaces the client's address for the rest of Postfix's
+    // session, so permit_mynetworks no longer matches portcullis, and
+    // permit_sasl_authenticated needs SASL enabled at that smtpd before
+    // XCLIENT LOGIN counts. examples/relay/postfix-master.cf points the
+    // listener's SASL at portcullis's own Dovecot auth socket; the client
+    // here (127.0.0.2) is outside mynetworks.
+    let auth_port = free_port();
+    let postfix = Postfix::start_with(
+        "127.0.0.1",
+        &format!(
+            "mynetworks = 127.0.0.1/32\n\
+             smtpd_sasl_auth_enable = yes\n\
+             smtpd_sasl_type = dovecot\n\
+             smtpd_sasl_path = inet:127.0.0.1:{auth_port}\n\
+             smtpd_recipient_restrictions = permit_sasl_authenticated, reject\n"
+        ),
+    );
+    let url = format!("smtp://127.0.0.1:{}", postfix.port);
+    let (server, _dir) = relay_server_with(
+        &url,
+        "xclient = true",
+        &["--dovecot-listen", &format!("127.0.0.1:{auth_port}")],
+    );
+    let mut c = logged_in(&server);
+    let reply = c.cmd("MAIL FROM:<alice@example.test>");
+    assert_eq!(reply.code, 250, "{:?}\n{}", reply.lines, postfix.log());
+    let reply = c.cmd("RCPT TO:<alice@example.test>");
+    assert_eq!(reply.code, 250, "{:?}\n{}", reply.lines, postfix.log());
+    send_message(&mut c, "from outside").expect(250, Some("2.0.0"));
+    c.cmd("QUIT");
+    assert_eq!(postfix.wait_messages("alice", 1).len(), 1);
+    let log = postfix.log();
+    assert!(
+        log.contains(&format!(
+            "client=unknown[{CLIENT_IP}], sasl_method=XCLIENT, sasl_username=alice"
+        )),
+        "{log}"
+    );
 }
 
 #[test]

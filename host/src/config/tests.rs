@@ -291,3 +291,42 @@ fn a_file_with_only_a_dovecot_socket_opens_nothing_else() {
     assert_eq!(plan.listeners.len(), 1);
     assert_eq!(plan.listeners[0].address.port(), 2600);
 }
+
+#[test]
+fn the_relay_example_file_is_valid() {
+    let text = include_str!("../../../examples/relay/portcullis.toml");
+    let plan = plan_of(text, &[]).unwrap();
+    let relay = plan.realms.relay.as_ref().expect("a relay realm");
+    assert_eq!(relay.url, "smtp://127.0.0.1:10025");
+    assert!(relay.xclient);
+    assert!(!relay.allow_anonymous);
+    assert_eq!(relay.timeouts.data, std::time::Duration::from_secs(60));
+    assert_eq!(plan.dovecot.sockets.len(), 1);
+    assert_eq!(plan.listeners.len(), 2);
+}
+
+#[test]
+fn relay_settings_are_checked() {
+    let realm = "[[realm]]\nserves = \"message-delivery\"\nbuiltin = \"relay\"\n";
+    let e = error(realm);
+    assert!(e.contains("the relay realm needs next-hop"), "{e}");
+    let e = error(&format!("{realm}next-hop = \"http://mta:25\"\n"));
+    assert!(e.contains("unknown scheme"), "{e}");
+    let e = error(&format!(
+        "{realm}next-hop = \"smtp://mta:25\"\ntls = \"starttls\"\n"
+    ));
+    assert!(e.contains("needs tls-ca"), "{e}");
+    let e = error(&format!(
+        "{realm}next-hop = \"smtp://mta:25\"\ntls-ca = \"/ca.pem\"\n"
+    ));
+    assert!(e.contains("go with tls = \"starttls\""), "{e}");
+    let e = error(&format!(
+        "{realm}next-hop = \"smtp://mta:25\"\ndata-timeout = \"0s\"\n"
+    ));
+    assert!(e.contains("more than 0s"), "{e}");
+    let e = error(
+        "[[realm]]\nserves = \"message-delivery\"\nbuiltin = \"maildir\"\n\
+         maildir = \"/srv/mail\"\nnext-hop = \"smtp://mta:25\"\n",
+    );
+    assert!(e.contains("go with builtin = \"relay\""), "{e}");
+}

@@ -61,23 +61,42 @@ pub fn parse_url(url: &str) -> anyhow::Result<(Protocol, Address)> {
         Protocol::Smtp => 25,
         Protocol::Lmtp => 24,
     };
-    let has_port = match authority.rfind(':') {
-        Some(i) => !authority[..i].ends_with(':') && !authority.ends_with(']') && i > 0,
-        None => false,
+    // HOST, HOST:PORT, [IPV6] or [IPV6]:PORT.
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            bail!("next hop \"{url}\": an IPv6 address needs its closing ]; {hint}");
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            bail!("next hop \"{url}\": [{v6}] is no IPv6 address; {hint}");
+        }
+        match after {
+            "" => (format!("[{v6}]"), None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (format!("[{v6}]"), Some(port)),
+                None => bail!("next hop \"{url}\": {hint}"),
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            None => (authority.to_owned(), None),
+            Some((_, port)) if port.contains(':') => {
+                bail!("next hop \"{url}\": write an IPv6 address in brackets, [::1]:25")
+            }
+            Some((host, port)) => (host.to_owned(), Some(port)),
+        }
     };
-    let address = if has_port {
-        let (host, port) = authority.rsplit_once(':').expect("has a colon");
-        port.parse::<u16>()
+    if host.is_empty() {
+        bail!("next hop \"{url}\": no host; {hint}");
+    }
+    let port = match port {
+        None => default_port,
+        Some(port) => port
+            .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .with_context(|| format!("next hop \"{url}\": bad port \"{port}\""))?;
-        if host.is_empty() {
-            bail!("next hop \"{url}\": no host; {hint}");
-        }
-        authority.to_owned()
-    } else {
-        format!("{authority}:{default_port}")
+            .with_context(|| format!("next hop \"{url}\": bad port \"{port}\""))?,
     };
+    let address = format!("{host}:{port}");
     Ok((protocol, Address::Tcp(address)))
 }
 
@@ -315,6 +334,10 @@ mod tests {
             "smtp://u:p@h:25",
             "lmtp:unix:relative",
             "smtp://:25",
+            "smtp://::1:25",
+            "smtp://[::1",
+            "smtp://[nothost]:25",
+            "smtp://[::1]x",
         ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
