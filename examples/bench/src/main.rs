@@ -13,12 +13,15 @@
 //!   addresses, logins during a compiling reload and a lookup flood).
 //! - [`mta`]: logins/s through Postfix with portcullis as its SASL backend
 //!   against Postfix with Dovecot's auth.
+//! - [`relay`]: messages/s through portcullis's relay realm to Postfix
+//!   against Postfix receiving directly.
 //! - [`servers`]: building portcullis and starting the servers under test.
 
 mod echo;
 mod idle;
 mod metrics;
 mod mta;
+mod relay;
 mod report;
 mod resources;
 mod run;
@@ -52,6 +55,10 @@ enum Command {
     /// (Dovecot's auth protocol) against Dovecot 2.3's auth (see
     /// src/mta.rs). Needs root, Postfix and Dovecot (tests/setup.sh).
     Mta(mta::Options),
+    /// Messages/s accepted by a private Postfix directly against the same
+    /// Postfix behind portcullis's relay realm (see src/relay.rs). Needs
+    /// root and Postfix (tests/setup.sh).
+    Relay(relay::Options),
     /// Serve the bare tokio line echo (no authentication) until killed.
     BareEcho {
         #[arg(long, default_value = "127.0.0.1:8001")]
@@ -104,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Resources(opts) => resources::run(opts).await,
         Command::Mta(opts) => mta::run(opts).await,
+        Command::Relay(opts) => relay::run(opts).await,
         Command::BareEcho { listen } => {
             servers::raise_nofile();
             echo::bare_server(tokio::net::TcpListener::bind(listen).await?).await

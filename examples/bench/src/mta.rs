@@ -276,7 +276,7 @@ impl Drop for Postfix {
     }
 }
 
-async fn postfix_version() -> String {
+pub async fn postfix_version() -> String {
     let output = Command::new("postconf")
         .args(["-d", "-h", "mail_version"])
         .output()

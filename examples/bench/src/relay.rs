@@ -1,0 +1,264 @@
+//! `portcullis-bench relay`: messages/s accepted by a real Postfix
+//! directly against the same Postfix behind portcullis's relay realm, at
+//! 1 and 16 clients, in one run.
+//!
+//! Each operation is one submission as a mail client makes it: connect,
+//! EHLO, (AUTH PLAIN at portcullis), MAIL, RCPT, DATA, a 1 KiB message,
+//! QUIT; its 250 after the dot is the count. Through portcullis that 250
+//! comes only after Postfix's own 250 to the same message (portcullis opens
+//! its connection to Postfix at MAIL, passes the client on with XCLIENT,
+//! and relays each command), so the ratio is what the extra hop costs a
+//! client. Postfix takes the direct load from its `mynetworks` without
+//! AUTH, since it has no SASL here; portcullis's figure includes its
+//! login. Postfix queues every message (written and synced in its queue)
+//! and hands it to `discard`, so nothing grows on disk.
+//!
+//! The load runs on one thread (a current-thread tokio runtime), as an
+//! independent single-threaded client would; Postfix, portcullis and the
+//! load share the machine's cores.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use tokio::process::Command;
+
+use crate::servers::{Server, free_port};
+use crate::smtp::Conn;
+use crate::stats::{self, Bounds, Rate};
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// The portcullis binary (default: beside this one).
+    #[arg(long)]
+    pub portcullis: Option<PathBuf>,
+    /// Length of each load.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Messages started per load, at most.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_count: u64,
+    /// Concurrent clients of each load, comma-separated.
+    #[arg(long, default_value = "1,16", value_delimiter = ',')]
+    pub clients: Vec<usize>,
+}
+
+const USER: &str = "guest";
+const PASS: &str = "password";
+
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    crate::servers::raise_nofile();
+    if !Path::new("/usr/sbin/postfix").exists() {
+        bail!("/usr/sbin/postfix is not installed: run tests/setup.sh (as root)");
+    }
+    let dir = std::env::temp_dir().join(format!("portcullis-bench-relay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let result = measure(&opts, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn measure(opts: &Options, dir: &Path) -> anyhow::Result<()> {
+    let postfix = Postfix::start(dir).await?;
+    let portcullis_addr = free_port()?;
+    let mut portcullis = start_portcullis(opts, dir, portcullis_addr, postfix.addr)?;
+    portcullis.wait(portcullis_addr, Instant::now()).await?;
+
+    println!(
+        "Messages/s accepted (250 after the dot) by Postfix {} directly and through \
+         portcullis's relay realm (XCLIENT on; one message per connection; one load \
+         generator thread; {} s per load):\n",
+        crate::mta::postfix_version().await,
+        opts.seconds
+    );
+    println!("| clients | Postfix directly | through portcullis | ratio |");
+    println!("| --- | --- | --- | --- |");
+    for &clients in &opts.clients {
+        let direct = load(postfix.addr, false, clients, opts).await?;
+        let relayed = load(portcullis_addr, true, clients, opts).await?;
+        println!(
+            "| {clients} | {} | {} | {:.2} |",
+            direct.summary(),
+            relayed.summary(),
+            relayed.per_second() / direct.per_second().max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// One submission: connect, EHLO, AUTH PLAIN when `login`, one message, QUIT.
+async fn submit(addr: SocketAddr, login: bool, body: &str) -> anyhow::Result<()> {
+    let mut c = Conn::open(addr).await?;
+    c.expect(220, "greeting").await?;
+    c.command("EHLO bench.invalid", 250).await?;
+    if login {
+        let ir = B64.encode(format!("\0{USER}\0{PASS}"));
+        c.command(&format!("AUTH PLAIN {ir}"), 235).await?;
+    }
+    c.command("MAIL FROM:<bench@example.test>", 250).await?;
+    c.command("RCPT TO:<sink@example.test>", 250).await?;
+    c.command("DATA", 354).await?;
+    c.send(body).await?;
+    c.command(".", 250).await?;
+    c.command("QUIT", 221).await?;
+    Ok(())
+}
+
+/// A message of about 1 KiB, CRLF-terminated lines, no final dot.
+fn message() -> String {
+    let mut m = String::from(
+        "From: <bench@example.test>\r\nTo: <sink@example.test>\r\nSubject: relay bench\r\n\r\n",
+    );
+    while m.len() < 1024 {
+        m += "The quick brown fox jumps over the lazy dog, again and again.\r\n";
+    }
+    m.truncate(m.len() - 2);
+    m
+}
+
+/// One load, on a thread of its own with a current-thread runtime.
+async fn load(
+    addr: SocketAddr,
+    login: bool,
+    clients: usize,
+    opts: &Options,
+) -> anyhow::Result<Rate> {
+    let bounds = Bounds {
+        clients,
+        duration: Duration::from_secs_f64(opts.seconds),
+        max_count: opts.max_count,
+    };
+    let body = std::sync::Arc::new(message());
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(stats::run(bounds, move || {
+            let body = body.clone();
+            async move { submit(addr, login, &body).await }
+        }))
+    });
+    tokio::task::spawn_blocking(move || thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the load thread panicked"))
+}
+
+fn start_portcullis(
+    opts: &Options,
+    dir: &Path,
+    listen: SocketAddr,
+    next_hop: SocketAddr,
+) -> anyhow::Result<Server> {
+    let binary = match &opts.portcullis {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("portcullis"),
+    };
+    let config = dir.join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[listener]]\nprotocol = \"smtp\"\naddress = \"{listen}\"\n\n\
+             [[realm]]\nserves = \"message-delivery\"\nbuiltin = \"relay\"\n\
+             next-hop = \"smtp://{next_hop}\"\nxclient = true\n"
+        ),
+    )?;
+    let mut cmd = Command::new(&binary);
+    cmd.arg("--config")
+        .arg(&config)
+        .args(["--auth", &format!("memory:{USER}:{PASS}")])
+        .args(["--auth-failure-delay", "0s", "--log", "warn"]);
+    Server::spawn("portcullis", cmd).with_context(|| format!("starting {}", binary.display()))
+}
+
+/// A private Postfix taking mail from loopback and discarding it once
+/// queued.
+struct Postfix {
+    config: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Postfix {
+    async fn start(dir: &Path) -> anyhow::Result<Postfix> {
+        let root = dir.join("postfix");
+        let config = root.join("etc");
+        for sub in ["etc", "queue", "data"] {
+            std::fs::create_dir_all(root.join(sub))?;
+        }
+        let r = root.display();
+        std::fs::write(
+            config.join("main.cf"),
+            format!(
+                "compatibility_level = 3.6\nqueue_directory = {r}/queue\n\
+                 data_directory = {r}/data\nmeta_directory = /etc/postfix\n\
+                 maillog_file = {r}/maillog\nmaillog_file_prefixes = {r}\n\
+                 myhostname = mta.test\nmydestination =\ninet_interfaces = 127.0.0.1\n\
+                 inet_protocols = ipv4\nsmtputf8_enable = no\nmynetworks = 127.0.0.0/8\n\
+                 smtpd_relay_restrictions = permit_mynetworks, reject\n\
+                 smtpd_authorized_xclient_hosts = 127.0.0.0/8\n\
+                 default_transport = discard\nrelay_transport = discard\n"
+            ),
+        )?;
+        let addr = free_port()?;
+        let services = [
+            "cleanup unix n - n - 0 cleanup",
+            "qmgr unix n - n 300 1 qmgr",
+            "rewrite unix - - n - - trivial-rewrite",
+            "bounce unix - - n - 0 bounce",
+            "defer unix - - n - 0 bounce",
+            "trace unix - - n - 0 bounce",
+            "discard unix - - n - - discard",
+            "proxymap unix - - n - - proxymap",
+            "anvil unix - - n - 1 anvil",
+            "scache unix - - n - 1 scache",
+            "postlog unix-dgram n - n - 1 postlogd",
+        ];
+        std::fs::write(
+            config.join("master.cf"),
+            format!("{addr} inet n - n - - smtpd\n{}\n", services.join("\n")),
+        )?;
+        let postfix = Postfix { config, addr };
+        postfix.run("set-permissions").await?;
+        postfix.run("start").await?;
+        let start = Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("Postfix is not listening on {addr} after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(postfix)
+    }
+
+    async fn run(&self, what: &str) -> anyhow::Result<()> {
+        let output = Command::new("postfix")
+            .arg("-c")
+            .arg(&self.config)
+            .arg(what)
+            .output()
+            .await?;
+        if !output.status.success() {
+            bail!(
+                "postfix {what}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("postfix")
+            .arg("-c")
+            .arg(&self.config)
+            .arg("stop")
+            .output();
+    }
+}
