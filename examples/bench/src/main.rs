@@ -21,6 +21,7 @@ mod echo;
 mod idle;
 mod metrics;
 mod mta;
+mod postfix;
 mod relay;
 mod report;
 mod resources;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use tokio::process::Command;
 
+use crate::postfix::Postfix;
 use crate::servers::{Server, free_port};
 use crate::smtp::{self, Mech};
 use crate::stats::{self, Bounds, Rate};
@@ -62,19 +63,30 @@ async fn measure(opts: &Options, dir: &Path) -> anyhow::Result<()> {
     let dovecot_socket = dir.join("dovecot-auth");
     let _portcullis = start_portcullis(opts, dir, &portcullis_socket).await?;
     let _dovecot = start_dovecot(dir, &dovecot_socket).await?;
-    let postfix = Postfix::start(dir, &portcullis_socket, &dovecot_socket).await?;
+    let (ours, theirs) = (free_port()?, free_port()?);
+    let sasl = |socket: &Path| format!("-o smtpd_sasl_path={}", socket.display());
+    let _postfix = Postfix::start(
+        dir,
+        "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
+         smtpd_relay_restrictions = permit_sasl_authenticated, reject\n",
+        &[
+            (ours, sasl(&portcullis_socket)),
+            (theirs, sasl(&dovecot_socket)),
+        ],
+    )
+    .await?;
 
     println!(
         "Logins/s through Postfix {} (connect, EHLO, AUTH PLAIN, QUIT; one load \
          generator thread; {} s per load):\n",
-        postfix_version().await,
+        crate::postfix::version().await,
         opts.seconds
     );
     println!("| clients | Postfix + portcullis | Postfix + Dovecot 2.3 auth | ratio |");
     println!("| --- | --- | --- | --- |");
     for &clients in &opts.clients {
-        let ours = load(postfix.portcullis, clients, opts).await?;
-        let theirs = load(postfix.dovecot, clients, opts).await?;
+        let ours = load(ours, clients, opts).await?;
+        let theirs = load(theirs, clients, opts).await?;
         println!(
             "| {clients} | {} | {} | {:.2} |",
             ours.summary(),
@@ -173,116 +185,4 @@ async fn wait_for_socket(path: &Path) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// A private Postfix with one smtpd port per SASL backend.
-struct Postfix {
-    config: PathBuf,
-    portcullis: SocketAddr,
-    dovecot: SocketAddr,
-}
-
-impl Postfix {
-    async fn start(dir: &Path, portcullis: &Path, dovecot: &Path) -> anyhow::Result<Postfix> {
-        let root = dir.join("postfix");
-        let config = root.join("etc");
-        for sub in ["etc", "queue", "data"] {
-            std::fs::create_dir_all(root.join(sub))?;
-        }
-        let r = root.display();
-        std::fs::write(
-            config.join("main.cf"),
-            format!(
-                "compatibility_level = 3.6\nqueue_directory = {r}/queue\n\
-                 data_directory = {r}/data\nmeta_directory = /etc/postfix\n\
-                 maillog_file = {r}/maillog\nmaillog_file_prefixes = {r}\n\
-                 myhostname = mta.test\nmydestination =\ninet_interfaces = 127.0.0.1\n\
-                 inet_protocols = ipv4\nsmtputf8_enable = no\n\
-                 smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
-                 smtpd_relay_restrictions = permit_sasl_authenticated, reject\n"
-            ),
-        )?;
-        let (ours, theirs) = (free_port()?, free_port()?);
-        let smtpd = |addr: SocketAddr, socket: &Path| {
-            format!(
-                "{addr} inet n - n - - smtpd -o smtpd_sasl_path={}",
-                socket.display()
-            )
-        };
-        let services = [
-            "cleanup unix n - n - 0 cleanup",
-            "qmgr unix n - n 300 1 qmgr",
-            "rewrite unix - - n - - trivial-rewrite",
-            "bounce unix - - n - 0 bounce",
-            "defer unix - - n - 0 bounce",
-            "trace unix - - n - 0 bounce",
-            "proxymap unix - - n - - proxymap",
-            "anvil unix - - n - 1 anvil",
-            "scache unix - - n - 1 scache",
-            "postlog unix-dgram n - n - 1 postlogd",
-        ];
-        std::fs::write(
-            config.join("master.cf"),
-            format!(
-                "{}\n{}\n{}\n",
-                smtpd(ours, portcullis),
-                smtpd(theirs, dovecot),
-                services.join("\n")
-            ),
-        )?;
-        let postfix = Postfix {
-            config,
-            portcullis: ours,
-            dovecot: theirs,
-        };
-        postfix.run("set-permissions").await?;
-        postfix.run("start").await?;
-        for addr in [ours, theirs] {
-            let start = Instant::now();
-            while tokio::net::TcpStream::connect(addr).await.is_err() {
-                if start.elapsed() > Duration::from_secs(30) {
-                    bail!("Postfix is not listening on {addr} after 30 s");
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        Ok(postfix)
-    }
-
-    async fn run(&self, what: &str) -> anyhow::Result<()> {
-        let output = Command::new("postfix")
-            .arg("-c")
-            .arg(&self.config)
-            .arg(what)
-            .output()
-            .await?;
-        if !output.status.success() {
-            bail!(
-                "postfix {what}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("postfix")
-            .arg("-c")
-            .arg(&self.config)
-            .arg("stop")
-            .output();
-    }
-}
-
-pub async fn postfix_version() -> String {
-    let output = Command::new("postconf")
-        .args(["-d", "-h", "mail_version"])
-        .output()
-        .await;
-    match output {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-        _ => "(version unknown)".into(),
-    }
 }

@@ -27,6 +27,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use tokio::process::Command;
 
+use crate::postfix::Postfix;
 use crate::servers::{Server, free_port};
 use crate::smtp::Conn;
 use crate::stats::{self, Bounds, Rate};
@@ -65,22 +66,30 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 }
 
 async fn measure(opts: &Options, dir: &Path) -> anyhow::Result<()> {
-    let postfix = Postfix::start(dir).await?;
+    let postfix_addr = free_port()?;
+    let _postfix = Postfix::start(
+        dir,
+        "mynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject\n\
+         smtpd_authorized_xclient_hosts = 127.0.0.0/8\n\
+         default_transport = discard\nrelay_transport = discard\n",
+        &[(postfix_addr, String::new())],
+    )
+    .await?;
     let portcullis_addr = free_port()?;
-    let mut portcullis = start_portcullis(opts, dir, portcullis_addr, postfix.addr)?;
+    let mut portcullis = start_portcullis(opts, dir, portcullis_addr, postfix_addr)?;
     portcullis.wait(portcullis_addr, Instant::now()).await?;
 
     println!(
         "Messages/s accepted (250 after the dot) by Postfix {} directly and through \
          portcullis's relay realm (XCLIENT on; one message per connection; one load \
          generator thread; {} s per load):\n",
-        crate::mta::postfix_version().await,
+        crate::postfix::version().await,
         opts.seconds
     );
     println!("| clients | Postfix directly | through portcullis | ratio |");
     println!("| --- | --- | --- | --- |");
     for &clients in &opts.clients {
-        let direct = load(postfix.addr, false, clients, opts).await?;
+        let direct = load(postfix_addr, false, clients, opts).await?;
         let relayed = load(portcullis_addr, true, clients, opts).await?;
         println!(
             "| {clients} | {} | {} | {:.2} |",
@@ -175,90 +184,4 @@ fn start_portcullis(
         .args(["--auth", &format!("memory:{USER}:{PASS}")])
         .args(["--auth-failure-delay", "0s", "--log", "warn"]);
     Server::spawn("portcullis", cmd).with_context(|| format!("starting {}", binary.display()))
-}
-
-/// A private Postfix taking mail from loopback and discarding it once
-/// queued.
-struct Postfix {
-    config: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Postfix {
-    async fn start(dir: &Path) -> anyhow::Result<Postfix> {
-        let root = dir.join("postfix");
-        let config = root.join("etc");
-        for sub in ["etc", "queue", "data"] {
-            std::fs::create_dir_all(root.join(sub))?;
-        }
-        let r = root.display();
-        std::fs::write(
-            config.join("main.cf"),
-            format!(
-                "compatibility_level = 3.6\nqueue_directory = {r}/queue\n\
-                 data_directory = {r}/data\nmeta_directory = /etc/postfix\n\
-                 maillog_file = {r}/maillog\nmaillog_file_prefixes = {r}\n\
-                 myhostname = mta.test\nmydestination =\ninet_interfaces = 127.0.0.1\n\
-                 inet_protocols = ipv4\nsmtputf8_enable = no\nmynetworks = 127.0.0.0/8\n\
-                 smtpd_relay_restrictions = permit_mynetworks, reject\n\
-                 smtpd_authorized_xclient_hosts = 127.0.0.0/8\n\
-                 default_transport = discard\nrelay_transport = discard\n"
-            ),
-        )?;
-        let addr = free_port()?;
-        let services = [
-            "cleanup unix n - n - 0 cleanup",
-            "qmgr unix n - n 300 1 qmgr",
-            "rewrite unix - - n - - trivial-rewrite",
-            "bounce unix - - n - 0 bounce",
-            "defer unix - - n - 0 bounce",
-            "trace unix - - n - 0 bounce",
-            "discard unix - - n - - discard",
-            "proxymap unix - - n - - proxymap",
-            "anvil unix - - n - 1 anvil",
-            "scache unix - - n - 1 scache",
-            "postlog unix-dgram n - n - 1 postlogd",
-        ];
-        std::fs::write(
-            config.join("master.cf"),
-            format!("{addr} inet n - n - - smtpd\n{}\n", services.join("\n")),
-        )?;
-        let postfix = Postfix { config, addr };
-        postfix.run("set-permissions").await?;
-        postfix.run("start").await?;
-        let start = Instant::now();
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("Postfix is not listening on {addr} after 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(postfix)
-    }
-
-    async fn run(&self, what: &str) -> anyhow::Result<()> {
-        let output = Command::new("postfix")
-            .arg("-c")
-            .arg(&self.config)
-            .arg(what)
-            .output()
-            .await?;
-        if !output.status.success() {
-            bail!(
-                "postfix {what}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("postfix")
-            .arg("-c")
-            .arg(&self.config)
-            .arg("stop")
-            .output();
-    }
 }
