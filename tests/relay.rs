@@ -318,6 +318,38 @@ fn relay_starttls_with_an_untrusted_certificate_delivers_nothing_and_is_temporar
 }
 
 #[test]
+fn relay_a_large_message_arrives_whole() {
+    let postfix = Postfix::start("127.0.0.1");
+    let url = format!("smtp://127.0.0.1:{}", postfix.port);
+    let (server, _dir) = relay_server(&url, "");
+    let mut c = logged_in(&server);
+    assert_250(c.cmd("MAIL FROM:<alice@example.test>"));
+    assert_250(c.cmd("RCPT TO:<alice@example.test>"));
+    c.cmd("DATA").expect(354, None);
+    c.send("Subject: large");
+    c.send("");
+    // 4 MiB of lines, every 1000th starting with a (stuffed) dot.
+    let line = "x".repeat(78);
+    let mut body = String::new();
+    for i in 0..50_000 {
+        if i % 1000 == 0 {
+            body.push_str("..dot ");
+        }
+        body.push_str(&line);
+        body.push_str("\r\n");
+    }
+    c.send_raw(body.as_bytes());
+    let reply = c.cmd(".");
+    assert_eq!(reply.code, 250, "{:?}\n{}", reply.lines, server.logs());
+    c.cmd("QUIT");
+    let got = postfix.wait_messages("alice", 1);
+    assert_eq!(got.len(), 1);
+    let lines = got[0].lines().filter(|l| l.trim_end() == line).count();
+    let dotted = got[0].lines().filter(|l| l.starts_with(".dot ")).count();
+    assert_eq!((lines + dotted, dotted), (50_000, 50), "message not whole");
+}
+
+#[test]
 fn relay_next_hop_down_is_a_temporary_failure_never_250() {
     // Nobody listens on the next hop's port.
     let url = format!("smtp://127.0.0.1:{}", free_port());

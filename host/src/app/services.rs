@@ -149,18 +149,24 @@ async fn register_checkers(
 /// The name the built-in relay realm knows its one next hop by.
 const RELAY_HOP: &str = "next-hop";
 
-/// The relay realm waits on the next hop inside its calls: MAIL may
-/// connect (greeting, EHLO, STARTTLS, XCLIENT) and `deliver` sends the
-/// message and waits for the reply to its dot. Unless the operator set
-/// `call-time` or `deliver-time`, the realm's calls last as long as the
-/// next hop's own timeouts allow, rather than the 2 s meant for a login's
-/// steps (which would turn a slow but working MTA into 451s).
-fn relay_call_times(
+/// The relay realm's limits, fitted to what it does.
+///
+/// - It waits on the next hop inside its calls: MAIL may connect
+///   (greeting, EHLO, STARTTLS, XCLIENT) and `deliver` sends the message
+///   and waits for the reply to its dot. Unless the operator set
+///   `call-time` or `deliver-time`, its calls last as long as the next
+///   hop's own timeouts allow, rather than the 2 s meant for a login's
+///   steps (which would turn a slow but working MTA into 451s).
+/// - It hands the host the whole message (`relay.data`), which counts
+///   against `max-output`: that is at least the largest message SMTP takes
+///   plus room for the Received header, or every large message would fail.
+fn relay_limits(
     limits: &mut crate::plugin::Limits,
     defaults: &LimitArgs,
     own: &PluginOptions,
     timeouts: crate::relay::Timeouts,
-) {
+    max_message_size: usize,
+) -> anyhow::Result<()> {
     let cap = crate::plugin::Limits::MAX_CALL_TIME;
     if own.limits.call_time.is_none() && defaults.call_time.is_none() {
         limits.call_time = (timeouts.connect + timeouts.command).min(cap);
@@ -168,6 +174,19 @@ fn relay_call_times(
     if own.limits.deliver_time.is_none() && defaults.deliver_time.is_none() {
         limits.deliver_time = (timeouts.command + timeouts.data).min(cap);
     }
+    let needed = max_message_size.saturating_add(64 << 10);
+    if limits.max_output < needed {
+        if own.limits.max_output.is_some() || defaults.max_output.is_some() {
+            bail!(
+                "the relay realm hands the next hop whole messages: its max-output of {} bytes \
+                 is below the largest message ({max_message_size} bytes, max-message-size) \
+                 plus 64 KiB; raise it or leave it unset",
+                limits.max_output
+            );
+        }
+        limits.max_output = needed;
+    }
+    Ok(())
 }
 
 /// The built-in realms (echo; console, or maildir when asked), each with
@@ -257,7 +276,14 @@ async fn register_realms(
         grant.hops.insert(RELAY_HOP.to_owned(), Arc::new(hop));
         spec.relay = Some(Arc::new(grant));
         apply_options(&mut spec, defaults, &options);
-        relay_call_times(&mut spec.limits, defaults, &options, relay.timeouts);
+        relay_limits(
+            &mut spec.limits,
+            defaults,
+            &options,
+            relay.timeouts,
+            *plan.sessions.max_message_size,
+        )
+        .map_err(|e| from.wrap(e))?;
         let realm = runtime.load(spec).await.map_err(|e| from.wrap(e))?;
         portal.register_realm(AvatarInterface::MessageDelivery, Arc::new(WasmRealm(realm)));
     }
