@@ -8,7 +8,6 @@
 //! get 421), and a PostgreSQL restart answered with 454, never 535.
 
 use crate::common;
-use crate::penalty_store::free_port;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +19,39 @@ use std::time::{Duration, Instant};
 
 use common::{Client, b64};
 
-/// A fleet brought up by the script; brought down on drop.
+/// A base for the fleet's fixed ports (BASE+1..4 for HAProxy's SMTP and
+/// SMTPS, Redis and PostgreSQL; BASE+10N+1..4 for node N), all free now,
+/// and below the kernel's ephemeral range: every outgoing connection on
+/// this machine (the fleet's own: HAProxy to the nodes, the nodes to
+/// PostgreSQL and Redis) takes a local port from that range, and one
+/// could take a node's port while it restarts.
+fn fleet_ports() -> u16 {
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let top = ephemeral_low.saturating_sub(100).max(10_100);
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+    (0..200u64)
+        .map(|i| {
+            let span = u64::from(top - 10_000) / 100;
+            10_000
+                + (seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(i * 7919)
+                    % span) as u16
+                    * 100
+        })
+        .find(|base| (1..=40).all(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)).is_ok()))
+        .expect("a free range of ports below the ephemeral range")
+}
+
+/// A fleet brought up by the script; brought down on drop (its folder is
+/// kept, and named, if the test failed).
 struct Fleet {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
@@ -31,24 +62,14 @@ struct Fleet {
 impl Fleet {
     fn up() -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let smtp_port = free_port();
-        // Node ports: BASE+10N+1..4, for N = 1..3; take a base whose whole
-        // range is free now.
-        let base = (0..50)
-            .map(|_| free_port().saturating_sub(10) / 100 * 100)
-            .find(|b| {
-                *b > 1024
-                    && *b < 65400
-                    && (11..=34).all(|o| std::net::TcpListener::bind(("127.0.0.1", b + o)).is_ok())
-            })
-            .expect("a free range of ports");
+        let base = fleet_ports();
         let env = vec![
             ("FLEET_DIR".into(), dir.path().display().to_string()),
             ("PORTCULLIS".into(), env!("CARGO_BIN_EXE_portcullis").into()),
-            ("FLEET_SMTP_PORT".into(), smtp_port.to_string()),
-            ("FLEET_SMTPS_PORT".into(), free_port().to_string()),
-            ("FLEET_REDIS_PORT".into(), free_port().to_string()),
-            ("FLEET_PG_PORT".into(), free_port().to_string()),
+            ("FLEET_SMTP_PORT".into(), (base + 1).to_string()),
+            ("FLEET_SMTPS_PORT".into(), (base + 2).to_string()),
+            ("FLEET_REDIS_PORT".into(), (base + 3).to_string()),
+            ("FLEET_PG_PORT".into(), (base + 4).to_string()),
             ("FLEET_NODE_BASE".into(), base.to_string()),
             (
                 "FLEET_NODE_ARGS".into(),
@@ -57,6 +78,7 @@ impl Fleet {
                     .into(),
             ),
         ];
+        let smtp_port = base + 1;
         let fleet = Fleet {
             dir,
             env,
@@ -147,6 +169,13 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "the fleet's logs are kept in {} (haproxy.log, node*.log)",
+                self.dir.path().display()
+            );
+        }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet/fleet.sh");
         let _ = Command::new("sh")
             .arg(script)
@@ -406,7 +435,13 @@ fn a_fleet_behind_haproxy_shares_the_penalty_and_survives_kills_and_rolling_rest
         pauses.push(started.elapsed());
     }
     let fallbacks: u64 = (1..=3)
-        .map(|n| counter_sum(&fleet.metrics(n), "portcullis_penalty_store_fallbacks_total", ""))
+        .map(|n| {
+            counter_sum(
+                &fleet.metrics(n),
+                "portcullis_penalty_store_fallbacks_total",
+                "",
+            )
+        })
         .sum();
     let shared_count = fleet.script(&["redis", "GET", "portcullis:penalty:addr:127.0.0.66"]);
     assert_eq!(

@@ -66,16 +66,21 @@ as_pg() {
 # most $FLEET_WAIT seconds: a loaded machine may take a while to start a
 # node. It reads the kernel's table of TCP sockets rather than connecting,
 # so a try costs no process start and no session in the server's logs.
-# With a pid ($3), gives up as soon as that process has exited.
+# With a pid ($3), gives up as soon as that process has exited; with a
+# log file ($4), shows its end when it gives up.
 wait_port() {
-    hex=$(printf '%04X' "$1")
     deadline=$(($(date +%s) + FLEET_WAIT))
-    until grep -Eq "^ *[0-9]+: (0100007F|00000000):$hex 00000000:0000 0A " /proc/net/tcp; do
-        if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
-            die "$2 exited before it listened on port $1"
+    until listening "$1"; do
+        why=
+        if [ -n "${3:-}" ] && ! alive "$3"; then
+            why="$2 exited before it listened on port $1"
+        elif [ "$(date +%s)" -ge "$deadline" ]; then
+            why="nothing listens on port $1 after $FLEET_WAIT s ($2)"
         fi
-        if [ "$(date +%s)" -ge "$deadline" ]; then
-            die "nothing listens on port $1 after $FLEET_WAIT s ($2)"
+        if [ -n "$why" ]; then
+            [ -z "${4:-}" ] || why="$why; the end of $4:
+$(tail -n 5 "$4" 2>/dev/null)"
+            die "$why"
         fi
         sleep 0.1
     done
@@ -163,7 +168,7 @@ node_start() {
         $FLEET_NODE_ARGS \
         </dev/null >>"$FLEET_DIR/node$n.out" 2>>"$FLEET_DIR/node$n.log" &
     echo $! > "$FLEET_DIR/node$n.pid"
-    wait_port "$(node_port "$n" 4)" "node $n (see $FLEET_DIR/node$n.log)" $!
+    wait_port "$(node_port "$n" 4)" "node $n" $! "$FLEET_DIR/node$n.log"
 }
 
 node_pid() { cat "$FLEET_DIR/node$1.pid"; }
@@ -175,10 +180,21 @@ alive() {
     [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
-# Until process $1 has ended: its listeners closed, so HAProxy's next
-# connection to it is refused (and redispatched) rather than queued.
+# Whether something listens on 127.0.0.1:$1 (or on every address).
+listening() {
+    grep -Eq "^ *[0-9]+: (0100007F|00000000):$(printf '%04X' "$1") 00000000:0000 0A " /proc/net/tcp
+}
+
+# Until node $2's process $1 has ended and none of its ports listens any
+# more, so HAProxy's next connection to it is refused (and redispatched)
+# rather than queued and then reset, and a new node can bind them. The
+# ports matter: a killed process's first thread may be a zombie while the
+# others still tear down its memory, its sockets still open.
 wait_gone() {
-    while alive "$1"; do sleep 0.05; done
+    while alive "$1" || listening "$(node_port "$2" 1)" || listening "$(node_port "$2" 2)" ||
+        listening "$(node_port "$2" 3)" || listening "$(node_port "$2" 4)"; do
+        sleep 0.02
+    done
 }
 
 # Asks HAProxy's admin socket.
@@ -210,9 +226,11 @@ up() {
         node_config "$n"
         node_start "$n"
     done
-    /usr/sbin/haproxy -f "$here/haproxy.cfg" -D -p "$FLEET_DIR/haproxy.pid" >"$FLEET_DIR/haproxy.log" 2>&1 ||
-        die "haproxy did not start: $(cat "$FLEET_DIR/haproxy.log")"
-    wait_port "$FLEET_SMTP_PORT" haproxy
+    # In the foreground of a process of its own, so its log (one line per
+    # connection, with how it ended) goes to haproxy.log.
+    setsid /usr/sbin/haproxy -f "$here/haproxy.cfg" -db </dev/null >"$FLEET_DIR/haproxy.log" 2>&1 &
+    echo $! > "$FLEET_DIR/haproxy.pid"
+    wait_port "$FLEET_SMTP_PORT" haproxy $! "$FLEET_DIR/haproxy.log"
     echo "fleet.sh: up: SMTP on 127.0.0.1:$FLEET_SMTP_PORT, implicit TLS on 127.0.0.1:$FLEET_SMTPS_PORT (certificate $FLEET_DIR/cert.pem), state in $FLEET_DIR"
 }
 
@@ -232,7 +250,7 @@ restart() {
     haproxy_cmd "set server smtps_nodes/node$n state drain" >/dev/null
     pid=$(node_pid "$n")
     kill -TERM "$pid"
-    wait_gone "$pid"
+    wait_gone "$pid" "$n"
     node_start "$n"
     haproxy_cmd "set server smtp_nodes/node$n state ready" >/dev/null
     haproxy_cmd "set server smtps_nodes/node$n state ready" >/dev/null
@@ -242,7 +260,7 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) haproxy_cmd "show servers state" ;;
-    kill) pid=$(node_pid "$2"); kill -9 "$pid"; wait_gone "$pid" ;;
+    kill) pid=$(node_pid "$2"); kill -9 "$pid"; wait_gone "$pid" "$2" ;;
     start) node_start "$2" ;;
     restart) restart "$2" ;;
     reload) kill -HUP "$(node_pid "$2")" ;;
