@@ -23,6 +23,7 @@ mod echo;
 mod examples;
 mod external;
 mod faults;
+mod fleet;
 mod mechanism_clients;
 mod mechanisms;
 mod penalty_store;

@@ -277,6 +277,27 @@ fn on_an_implicit_tls_listener_the_header_comes_before_the_handshake() {
     server.wait_for_log("peer=192.0.2.77:7");
 }
 
+/// Regression (the fleet's rolling restart): a connection HAProxy opened
+/// just before a node's SIGTERM, whose header had not arrived yet, was not
+/// counted by the drain, so the node exited and reset it. It is now
+/// admitted and told 421 like every running session.
+#[test]
+fn shutdown_waits_for_a_header_in_flight_and_answers_421() {
+    let mut server = proxied_server(&[]);
+    let mut c = Client::connect(server.smtp);
+    // Accepted and waiting for its header, or still in the accept queue:
+    // either way it must be served.
+    std::thread::sleep(Duration::from_millis(200));
+    server.terminate();
+    server.wait_for_log("shutting down");
+    c.send_raw(&v2_header("192.0.2.9:9".parse().unwrap()));
+    c.reply().code_is(220);
+    c.reply().expect(421, Some("4.3.2"));
+    c.expect_closed();
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    server.wait_for_log("peer=192.0.2.9:9");
+}
+
 #[test]
 fn a_proxy_listener_without_trusted_networks_does_not_start() {
     let failure = Server::try_start(&["--proxy-protocol"]).unwrap_err();

@@ -444,6 +444,26 @@ fn shutdown_says_421_to_every_session() {
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
+/// Regression (the fleet's rolling restart): closing a listener resets the
+/// connections in its accept queue. A connection the kernel accepted
+/// while the server could not run (stopped here; starved or busy in a
+/// fleet) and that is still queued when shutdown begins is admitted and
+/// told 421, never reset. (Before the fix this passed too, most times: the
+/// runtime usually accepted it before it saw the signal. The header case
+/// in `tests/proxy.rs` fails without the fix every time.)
+#[test]
+fn a_connection_queued_at_shutdown_gets_421_not_a_reset() {
+    let mut server = Server::start(DEFAULT);
+    server.signal("STOP");
+    let mut c = Client::connect(server.smtp);
+    server.terminate();
+    server.signal("CONT");
+    c.reply().expect(220, None);
+    c.reply().expect(421, Some("4.3.2"));
+    c.expect_closed();
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
 /// Dovecot-style penalty: failures from one address double the pause,
 /// across connections and services; a success clears it.
 #[test]

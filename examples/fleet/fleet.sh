@@ -8,19 +8,22 @@
 #   fleet.sh up                 start everything (users alice/secret, bob/secret, load0..load99/secret)
 #   fleet.sh down               stop everything
 #   fleet.sh status             HAProxy's view of the nodes
-#   fleet.sh kill N             kill -9 node N
+#   fleet.sh kill N             kill -9 node N (returns once it is gone)
 #   fleet.sh start N            start node N (again)
 #   fleet.sh restart N          drain N in HAProxy, SIGTERM (its sessions get 421), start it again
 #   fleet.sh reload N           SIGHUP node N (plugins and checkers re-read)
 #   fleet.sh pg-stop | pg-start stop or start PostgreSQL
+#   fleet.sh pg-restart         restart PostgreSQL (fast shutdown: its connections end)
 #   fleet.sh psql SQL           run one statement in the users' database
+#   fleet.sh redis ARG...       run one command in the penalty store (redis-cli)
 #
 # Environment (defaults in brackets): FLEET_DIR [/tmp/portcullis-fleet],
 # PORTCULLIS [portcullis on PATH, else target/release/portcullis],
 # FLEET_SMTP_PORT [2525], FLEET_SMTPS_PORT [4650], FLEET_REDIS_PORT [6390],
 # FLEET_PG_PORT [5440], FLEET_NODE_BASE [2600] (node N listens on
 # BASE+10N+1 SMTP, +2 SMTPS, +3 echo, +4 metrics), FLEET_NODE_ARGS (more
-# flags for every node, e.g. "--auth-failure-delay 0s").
+# flags for every node, e.g. "--auth-failure-delay 0s"), FLEET_WAIT [60]
+# (seconds a start may take before fleet.sh gives up).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +34,7 @@ FLEET_REDIS_PORT=${FLEET_REDIS_PORT:-6390}
 FLEET_PG_PORT=${FLEET_PG_PORT:-5440}
 FLEET_NODE_BASE=${FLEET_NODE_BASE:-2600}
 FLEET_NODE_ARGS=${FLEET_NODE_ARGS:-}
+FLEET_WAIT=${FLEET_WAIT:-60}
 if [ -z "${PORTCULLIS:-}" ]; then
     PORTCULLIS=$(command -v portcullis || echo "$here/../../target/release/portcullis")
 fi
@@ -58,12 +62,26 @@ as_pg() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# Waits until something answers on 127.0.0.1:$1.
+# Waits until something listens on 127.0.0.1:$1 (or on every address), at
+# most $FLEET_WAIT seconds: a loaded machine may take a while to start a
+# node. It reads the kernel's table of TCP sockets rather than connecting,
+# so a try costs no process start and no session in the server's logs.
+# With a pid ($3), gives up as soon as that process has exited; with a
+# log file ($4), shows its end when it gives up.
 wait_port() {
-    i=0
-    until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.5).close()" 2>/dev/null; do
-        i=$((i + 1))
-        [ "$i" -lt 200 ] || die "nothing listens on port $1 after 20 s ($2)"
+    deadline=$(($(date +%s) + FLEET_WAIT))
+    until listening "$1"; do
+        why=
+        if [ -n "${3:-}" ] && ! alive "$3"; then
+            why="$2 exited before it listened on port $1"
+        elif [ "$(date +%s)" -ge "$deadline" ]; then
+            why="nothing listens on port $1 after $FLEET_WAIT s ($2)"
+        fi
+        if [ -n "$why" ]; then
+            [ -z "${4:-}" ] || why="$why; the end of $4:
+$(tail -n 5 "$4" 2>/dev/null)"
+            die "$why"
+        fi
         sleep 0.1
     done
 }
@@ -150,10 +168,34 @@ node_start() {
         $FLEET_NODE_ARGS \
         </dev/null >>"$FLEET_DIR/node$n.out" 2>>"$FLEET_DIR/node$n.log" &
     echo $! > "$FLEET_DIR/node$n.pid"
-    wait_port "$(node_port "$n" 4)" "node $n (see $FLEET_DIR/node$n.log)"
+    wait_port "$(node_port "$n" 4)" "node $n" $! "$FLEET_DIR/node$n.log"
 }
 
 node_pid() { cat "$FLEET_DIR/node$1.pid"; }
+
+# Whether process $1 still runs (a zombie does not: its sockets are closed,
+# and nothing may ever reap it).
+alive() {
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# Whether something listens on 127.0.0.1:$1 (or on every address).
+listening() {
+    grep -Eq "^ *[0-9]+: (0100007F|00000000):$(printf '%04X' "$1") 00000000:0000 0A " /proc/net/tcp
+}
+
+# Until node $2's process $1 has ended and none of its ports listens any
+# more, so HAProxy's next connection to it is refused (and redispatched)
+# rather than queued and then reset, and a new node can bind them. The
+# ports matter: a killed process's first thread may be a zombie while the
+# others still tear down its memory, its sockets still open.
+wait_gone() {
+    while alive "$1" || listening "$(node_port "$2" 1)" || listening "$(node_port "$2" 2)" ||
+        listening "$(node_port "$2" 3)" || listening "$(node_port "$2" 4)"; do
+        sleep 0.02
+    done
+}
 
 # Asks HAProxy's admin socket.
 haproxy_cmd() {
@@ -184,9 +226,11 @@ up() {
         node_config "$n"
         node_start "$n"
     done
-    /usr/sbin/haproxy -f "$here/haproxy.cfg" -D -p "$FLEET_DIR/haproxy.pid" >"$FLEET_DIR/haproxy.log" 2>&1 ||
-        die "haproxy did not start: $(cat "$FLEET_DIR/haproxy.log")"
-    wait_port "$FLEET_SMTP_PORT" haproxy
+    # In the foreground of a process of its own, so its log (one line per
+    # connection, with how it ended) goes to haproxy.log.
+    setsid /usr/sbin/haproxy -f "$here/haproxy.cfg" -db </dev/null >"$FLEET_DIR/haproxy.log" 2>&1 &
+    echo $! > "$FLEET_DIR/haproxy.pid"
+    wait_port "$FLEET_SMTP_PORT" haproxy $! "$FLEET_DIR/haproxy.log"
     echo "fleet.sh: up: SMTP on 127.0.0.1:$FLEET_SMTP_PORT, implicit TLS on 127.0.0.1:$FLEET_SMTPS_PORT (certificate $FLEET_DIR/cert.pem), state in $FLEET_DIR"
 }
 
@@ -206,7 +250,7 @@ restart() {
     haproxy_cmd "set server smtps_nodes/node$n state drain" >/dev/null
     pid=$(node_pid "$n")
     kill -TERM "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    wait_gone "$pid" "$n"
     node_start "$n"
     haproxy_cmd "set server smtp_nodes/node$n state ready" >/dev/null
     haproxy_cmd "set server smtps_nodes/node$n state ready" >/dev/null
@@ -216,12 +260,14 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) haproxy_cmd "show servers state" ;;
-    kill) kill -9 "$(node_pid "$2")" ;;
+    kill) pid=$(node_pid "$2"); kill -9 "$pid"; wait_gone "$pid" "$2" ;;
     start) node_start "$2" ;;
     restart) restart "$2" ;;
     reload) kill -HUP "$(node_pid "$2")" ;;
     pg-stop) pg_stop ;;
     pg-start) pg_start ;;
+    pg-restart) pg_stop; pg_start ;;
+    redis) shift; redis-cli -p "$FLEET_REDIS_PORT" "$@" ;;
     psql) as_pg "$(pg_bin)/psql" -qAt -h 127.0.0.1 -p "$FLEET_PG_PORT" -U postgres -c "$2" ;;
-    *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +44,29 @@ pub struct Sessions {
     clients: Arc<ClientLimits>,
     refusals: Arc<Semaphore>,
     headers: Arc<Semaphore>,
+    /// How many accept loops are running and connections are between
+    /// accept and admission (their PROXY header being read): [`drain`]
+    /// waits for them to become sessions before it waits for the sessions.
+    ///
+    /// [`drain`]: Sessions::drain
+    admitting: Arc<watch::Sender<usize>>,
+}
+
+/// One accept loop running, or one connection not admitted yet; counted
+/// in [`Sessions::admitting`] until dropped.
+struct Admitting(Arc<watch::Sender<usize>>);
+
+impl Admitting {
+    fn new(count: &Arc<watch::Sender<usize>>) -> Admitting {
+        count.send_modify(|n| *n += 1);
+        Admitting(count.clone())
+    }
+}
+
+impl Drop for Admitting {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 /// Why a connection is refused.
@@ -71,6 +95,7 @@ impl Sessions {
             clients,
             refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
             headers: Arc::new(Semaphore::new(MAX_PENDING_HEADERS)),
+            admitting: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -78,12 +103,22 @@ impl Sessions {
         self.shutdown.clone()
     }
 
-    /// Waits until every session has ended, or `grace` has passed; returns
-    /// how many were still running.
+    /// Once shutdown is requested: waits until every accept loop has
+    /// admitted what the kernel had already accepted for it, then until
+    /// every session has ended, or `grace` has passed; returns how many
+    /// were still running.
     pub async fn drain(&self, grace: Duration) -> usize {
-        match tokio::time::timeout(grace, self.permits.acquire_many(self.max)).await {
+        let mut admitting = self.admitting.subscribe();
+        let all_ended = async {
+            let _ = admitting.wait_for(|n| *n == 0).await;
+            self.permits.acquire_many(self.max).await
+        };
+        match tokio::time::timeout(grace, all_ended).await {
             Ok(_) => 0,
-            Err(_) => self.max as usize - self.permits.available_permits(),
+            Err(_) => {
+                let running = self.max as usize - self.permits.available_permits();
+                running + *self.admitting.borrow()
+            }
         }
     }
 }
@@ -149,6 +184,7 @@ pub async fn accept_loop_with<F, Fut, R, RFut>(
     R: Fn(TcpStream, Refusal) -> RFut + Send + Sync + 'static,
     RFut: Future<Output = ()> + Send + 'static,
 {
+    let _running = Admitting::new(&sessions.admitting);
     let mut shutdown = sessions.shutdown.clone();
     let mut backoff = AcceptBackoff::default();
     let serve = Arc::new(Serve {
@@ -157,24 +193,42 @@ pub async fn accept_loop_with<F, Fut, R, RFut>(
         refuse,
         handle,
     });
+    let mut closing = false;
     loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait_for(|down| *down) => return,
-            accepted = listener.accept() => accepted,
+        let accepted = if closing {
+            // Shutting down: the kernel has finished the handshake of every
+            // connection in the accept queue (a load balancer may have sent
+            // one just before it stopped sending), and closing the listener
+            // would reset them. Admit them, so each is told 421 like any
+            // running session; then close.
+            match std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await {
+                Poll::Ready(accepted) => accepted,
+                Poll::Pending => return,
+            }
+        } else {
+            tokio::select! {
+                _ = shutdown.wait_for(|down| *down) => {
+                    closing = true;
+                    continue;
+                }
+                accepted = listener.accept() => accepted,
+            }
         };
         let (stream, peer) = match accepted {
             Ok(conn) => {
                 backoff.reset();
                 conn
             }
+            Err(_) if closing => return,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep
                 // serving the sessions already running, try again.
                 let pause = backoff.failed(protocol, &e);
                 tokio::select! {
-                    _ = shutdown.wait_for(|down| *down) => return,
-                    _ = tokio::time::sleep(pause) => continue,
+                    _ = shutdown.wait_for(|down| *down) => closing = true,
+                    _ = tokio::time::sleep(pause) => {}
                 }
+                continue;
             }
         };
         let _ = stream.set_nodelay(true);
@@ -193,6 +247,7 @@ pub async fn accept_loop_with<F, Fut, R, RFut>(
             continue;
         };
         let serve = serve.clone();
+        let admitting = Admitting::new(&serve.sessions.admitting);
         tokio::spawn(async move {
             let mut stream = stream;
             let header = crate::proxy::read_header(&mut stream).await;
@@ -211,6 +266,9 @@ pub async fn accept_loop_with<F, Fut, R, RFut>(
                     crate::metrics::METRICS.proxy_header(e.outcome());
                 }
             }
+            // Admitted (a session permit taken) or closed: shutdown's
+            // drain sees one or the other, never neither.
+            drop(admitting);
         });
     }
 }
