@@ -358,6 +358,12 @@ impl Runtime {
                 })?;
         }
         let times = crate::metrics::METRICS.plugin_times(&spec.name, kind.as_str());
+        let files = Arc::new(crate::keyed_file::KeyedFiles::new(
+            &spec.name,
+            spec.grants
+                .iter()
+                .map(|g| (g.guest_path.as_str(), g.host_path.as_path())),
+        ));
         Ok(Arc::new(Plugin {
             runtime: self.clone(),
             times,
@@ -368,6 +374,7 @@ impl Runtime {
             limits: spec.limits,
             stdout: spec.stdout,
             sql: spec.sql,
+            files,
             lookup_secrets: spec.lookup_secrets,
             imports,
             pre,
@@ -560,6 +567,9 @@ pub struct Plugin {
     limits: Limits,
     stdout: bool,
     sql: Option<Arc<crate::sql::SqlGrant>>,
+    /// The `keyed-file` indexes over this plugin's grants, shared by its
+    /// stores.
+    files: Arc<crate::keyed_file::KeyedFiles>,
     /// May look secrets up (mechanisms only; see [`PluginSpec`]).
     lookup_secrets: bool,
     /// The interfaces the component imports (what it may ask for).
@@ -706,6 +716,7 @@ impl Plugin {
             logged: 0,
             session: None,
             sql: self.sql.clone(),
+            files: self.files.clone(),
             max_output: self.limits.max_output,
         };
         let mut store = Store::new(&self.runtime.engine, state);

@@ -31,6 +31,9 @@ pub struct PluginState {
     pub(crate) session: Option<SessionContext>,
     /// The queries the `sql` import may run.
     pub(crate) sql: Option<Arc<crate::sql::SqlGrant>>,
+    /// The indexes the `keyed-file` import answers from (the plugin's, so
+    /// they outlive this store).
+    pub(crate) files: Arc<crate::keyed_file::KeyedFiles>,
     /// The plugin's output limit, which also bounds query results.
     pub(crate) max_output: usize,
 }
