@@ -80,6 +80,7 @@ fn write_db(path: &Path, users: u64) -> anyhow::Result<()> {
     let mut child = std::process::Command::new("sqlite3")
         .arg(path)
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .context("cannot run sqlite3 (apt-get install sqlite3)")?;
     child

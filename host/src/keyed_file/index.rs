@@ -160,7 +160,10 @@ impl Index {
         assert!(u32::try_from(bytes.len()).is_ok(), "a file past 4 GiB");
         let text = String::from_utf8(bytes).map_err(|_| IndexError::NotText)?;
         let hasher = RandomState::new();
-        let mut slots = Vec::new();
+        // One slot per line at most: counted first, so the slots are
+        // allocated once.
+        let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+        let mut slots = Vec::with_capacity(lines);
         let mut kinds: Vec<Kind> = Vec::new();
         let mut start = 0;
         for (number, raw) in text.split_inclusive('\n').enumerate() {

@@ -40,7 +40,8 @@ fn fields<'a>(format: &LineFormat, line: &'a str) -> Option<(&'a str, &'a str)> 
     let fields: Vec<&str> = line.split(format.delimiter).collect();
     let key = *fields.get(format.key_field as usize)?;
     let value = *fields.get(format.value_field as usize)?;
-    (!key.is_empty() && !(format.value_required && value.is_empty())).then_some((key, value))
+    let skipped = key.is_empty() || (format.value_required && value.is_empty());
+    (!skipped).then_some((key, value))
 }
 
 /// What [`lookup`] would answer for `key` if the file held `text`.
