@@ -244,7 +244,11 @@ impl KeyedFiles {
                     // waiting (its call timed out) does not lose it.
                     tokio::task::spawn_blocking(move || {
                         let started = std::time::Instant::now();
-                        let built = build(&host, &relative, &format, &guest);
+                        // A panic must not leave the slot building forever.
+                        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            build(&host, &relative, &format, &guest)
+                        }))
+                        .unwrap_or_else(|_| Built::Failed(format!("indexing {guest} panicked")));
                         let mut state = cached.state.lock().expect("keyed-file index");
                         state.building = None;
                         match &built {
