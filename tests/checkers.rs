@@ -162,3 +162,109 @@ fn the_example_password_file_works_as_documented() {
         assert_eq!(login(&server, user, "wrong"), LOGIN_DENIED, "{user}");
     }
 }
+
+/// Replaces the password file the way editors and `install` do: a new
+/// file renamed over the old one.
+fn replace(path: &str, contents: &str) {
+    let new = format!("{path}.new");
+    std::fs::write(&new, contents).unwrap();
+    std::fs::rename(&new, path).unwrap();
+}
+
+#[test]
+fn file_replaced_by_rename_applies_at_the_next_login() {
+    let (_dir, path) = password_file("alice:one\nbob:builder\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    assert_eq!(login(&server, "bob", "builder"), LOGIN_OK);
+    replace(&path, "alice:two\ncarol:new\n");
+    assert_eq!(
+        login(&server, "bob", "builder"),
+        LOGIN_DENIED,
+        "bob was removed"
+    );
+    assert_eq!(login(&server, "alice", "one"), LOGIN_DENIED);
+    assert_eq!(login(&server, "alice", "two"), LOGIN_OK);
+    assert_eq!(login(&server, "carol", "new"), LOGIN_OK);
+}
+
+#[test]
+fn a_truncated_or_half_written_file_lets_no_removed_user_in() {
+    // Version 1 has alice and bob; version 2 (carol, dave) is written in
+    // place, and logins are tried at each step of the write.
+    let (_dir, path) = password_file("alice:one\nbob:builder\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    assert_eq!(login(&server, "bob", "builder"), LOGIN_OK);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    // Truncated: nobody, not version 1's users.
+    for (user, pass) in [("alice", "one"), ("bob", "builder"), ("carol", "c")] {
+        assert_eq!(login(&server, user, pass), LOGIN_DENIED, "{user}");
+    }
+    use std::io::Write as _;
+    file.write_all(b"carol:c\n").unwrap();
+    file.flush().unwrap();
+    // Half written: the half there is, nothing of version 1.
+    assert_eq!(login(&server, "carol", "c"), LOGIN_OK);
+    assert_eq!(login(&server, "bob", "builder"), LOGIN_DENIED);
+    assert_eq!(login(&server, "dave", "d"), LOGIN_DENIED);
+    file.write_all(b"dave:d\n").unwrap();
+    drop(file);
+    assert_eq!(login(&server, "dave", "d"), LOGIN_OK);
+    assert_eq!(login(&server, "alice", "one"), LOGIN_DENIED);
+}
+
+#[test]
+fn the_first_entry_of_a_user_wins_and_names_match_without_case_when_asked() {
+    let (_dir, path) = password_file("Alice:first\nALICE:second\nalice:third\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    assert_eq!(login(&server, "alice", "third"), LOGIN_OK);
+    assert_eq!(login(&server, "ALICE", "second"), LOGIN_OK);
+    assert_eq!(login(&server, "aLiCe", "first"), LOGIN_DENIED);
+    let server = Server::start(&["--auth", &format!("file:{path}:case-insensitive")]);
+    assert_eq!(login(&server, "aLiCe", "first"), LOGIN_OK);
+    assert_eq!(login(&server, "alice", "third"), LOGIN_DENIED);
+    assert_eq!(login(&server, "ALICE", "second"), LOGIN_DENIED);
+}
+
+#[test]
+fn an_unusable_file_is_a_temporary_failure_never_a_denial() {
+    let (dir, path) = password_file("alice:one\n");
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    assert_eq!(login(&server, "alice", "one"), LOGIN_OK);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("other"), "alice:one\n").unwrap();
+    let cases: [(&str, &dyn Fn()); 5] = [
+        ("not UTF-8 text", &|| {
+            std::fs::write(&path, b"alice:\xff\n").unwrap()
+        }),
+        ("line 2 is longer than 64 KiB", &|| {
+            std::fs::write(&path, format!("alice:one\nbob:{}\n", "x".repeat(70_000))).unwrap()
+        }),
+        ("not a regular file", &|| {
+            std::fs::remove_file(&path).unwrap();
+            std::fs::create_dir(&path).unwrap();
+        }),
+        ("cannot read password file", &|| {
+            std::fs::remove_dir(&path).unwrap();
+            std::os::unix::fs::symlink(outside.path().join("other"), &path).unwrap();
+        }),
+        ("cannot read password file", &|| {
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::symlink(dir.path().join("missing"), &path).unwrap();
+        }),
+    ];
+    for (log, make) in cases {
+        make();
+        let mut c = server.connect();
+        assert_eq!(c.ask("alice one"), common::TEMPORARY, "{log}");
+        c.expect_closed();
+        server.wait_for_log(log);
+    }
+    // Whole again: served again.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, "alice:one\n").unwrap();
+    assert_eq!(login(&server, "alice", "one"), LOGIN_OK);
+}

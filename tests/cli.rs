@@ -245,6 +245,23 @@ fn plugin_inspect_describes_each_kind_and_refuses_non_plugins() {
     let (code, out, _) = run(&[
         "plugin",
         "inspect",
+        "--json",
+        guest_wasm("checker-file").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["world"], "portcullis:auth/file-checker-plugin@0.2.0");
+    assert!(
+        report["needs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("keyed-file:")),
+        "{report}"
+    );
+    let (code, out, _) = run(&[
+        "plugin",
+        "inspect",
         guest_wasm("realm-maildir").to_str().unwrap(),
     ]);
     assert_eq!(code, 0);

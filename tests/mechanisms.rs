@@ -642,3 +642,26 @@ fn no_secret_of_any_mechanism_reaches_the_logs() {
         );
     }
 }
+
+#[test]
+fn scram_keys_from_a_password_file_follow_its_edits() {
+    let salt = b"0123456789abcdef";
+    let (_dir, path) = password_file(&format!(
+        "sam:{}\n",
+        Hash::Sha256.dovecot_entry("sesame", salt, 4096)
+    ));
+    let server = Server::start(&["--auth", &format!("file:{path}")]);
+    let before = scram(&mut server.connect(), Hash::Sha256, "n,,", "sam", "sesame");
+    assert_eq!(before.outcome, LOGIN_OK);
+    let new = format!("{path}.new");
+    std::fs::write(
+        &new,
+        format!("sam:{}\n", Hash::Sha256.dovecot_entry("open", salt, 4096)),
+    )
+    .unwrap();
+    std::fs::rename(&new, &path).unwrap();
+    let old = scram(&mut server.connect(), Hash::Sha256, "n,,", "sam", "sesame");
+    assert_eq!(old.outcome, LOGIN_DENIED);
+    let after = scram(&mut server.connect(), Hash::Sha256, "n,,", "sam", "open");
+    assert_eq!(after.outcome, LOGIN_OK);
+}

@@ -189,3 +189,34 @@ fn auth_unix_with_a_missing_file_is_refused_at_start() {
         err.stderr
     );
 }
+
+#[test]
+fn auth_unix_follows_edits_to_passwd_and_shadow() {
+    let dir = accounts();
+    let (passwd, shadow) = (dir.path().join("passwd"), dir.path().join("shadow"));
+    let spec = format!(
+        "unix:passwd={}:shadow={}",
+        passwd.display(),
+        shadow.display()
+    );
+    let server = Server::start(&["--auth", &spec]);
+    assert_eq!(login(&server, "dee", "dee-pass"), LOGIN_OK);
+    // vipw's way: a new file renamed over the old one. Dee is locked.
+    let text = std::fs::read_to_string(&shadow).unwrap();
+    let locked = text.replace(&format!("dee:{DEE_SHA256}"), &format!("dee:!{DEE_SHA256}"));
+    std::fs::write(dir.path().join("shadow.new"), locked).unwrap();
+    std::fs::rename(dir.path().join("shadow.new"), &shadow).unwrap();
+    assert_eq!(login(&server, "dee", "dee-pass"), LOGIN_DENIED);
+    // A new account, edited in place.
+    let mut lines = std::fs::read_to_string(&passwd).unwrap();
+    lines.push_str(&format!("hal:{CID_SHA512}:1007:1007:::\n"));
+    std::fs::write(&passwd, lines).unwrap();
+    assert_eq!(login(&server, "hal", "cid-pass"), LOGIN_OK);
+    // A shadow that cannot be read fails those whose hash is in it,
+    // temporarily.
+    std::fs::remove_file(&shadow).unwrap();
+    std::fs::create_dir(&shadow).unwrap();
+    assert_eq!(login(&server, "ann", "ann-pass"), common::TEMPORARY);
+    server.wait_for_log("cannot read shadow file");
+    assert_eq!(login(&server, "hal", "cid-pass"), LOGIN_OK);
+}

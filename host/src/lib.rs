@@ -37,6 +37,8 @@
 //!   realm avatars: a state machine (`smtp::state`) and the connection
 //!   that performs its effects.
 //! - [`sql`]: named queries granted to checker plugins (SQLite, PostgreSQL).
+//! - [`keyed_file`]: lines of granted files found by key, through an index
+//!   the host keeps per file version (password files, passwd, shadow).
 //! - [`tls`]: rustls configuration, from files or generated.
 //! - `bench_native` (feature `bench-native`, off by default): a native
 //!   PLAIN and memory checker the benchmark compares the sandbox with.
@@ -48,6 +50,7 @@ pub mod cli;
 pub mod config;
 pub mod dovecot;
 pub mod echo;
+pub mod keyed_file;
 pub mod limits;
 pub mod logtext;
 pub mod metrics;

@@ -11,6 +11,8 @@
 //! - [`idle`], [`startup`]: memory with idle sessions, start-up time.
 //! - [`resources`]: issue 12's figures (idle sessions from many
 //!   addresses, logins during a compiling reload and a lookup flood).
+//! - [`files`]: logins/s for the last user of a password file and of an
+//!   SQLite database at 1k / 100k / 1M users (issue 16).
 //! - [`mta`]: logins/s through Postfix with portcullis as its SASL backend
 //!   against Postfix with Dovecot's auth.
 //! - [`relay`]: messages/s through portcullis's relay realm to Postfix
@@ -18,6 +20,7 @@
 //! - [`servers`]: building portcullis and starting the servers under test.
 
 mod echo;
+mod files;
 mod idle;
 mod metrics;
 mod mta;
@@ -52,6 +55,10 @@ enum Command {
     /// idle sessions, a compiling reload, a lookup flood (see
     /// src/resources.rs).
     Resources(resources::Options),
+    /// AUTH PLAIN logins/s for the last user of a password file and of an
+    /// SQLite database with the same users, at several sizes, against
+    /// the portcullis binary beside this one (see src/files.rs).
+    Files(files::Options),
     /// Logins/s through a private Postfix whose SASL backend is portcullis
     /// (Dovecot's auth protocol) against Dovecot 2.3's auth (see
     /// src/mta.rs). Needs root, Postfix and Dovecot (tests/setup.sh).
@@ -113,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Resources(opts) => resources::run(opts).await,
         Command::Mta(opts) => mta::run(opts).await,
         Command::Relay(opts) => relay::run(opts).await,
+        Command::Files(opts) => files::run(opts).await,
         Command::BareEcho { listen } => {
             servers::raise_nofile();
             echo::bare_server(tokio::net::TcpListener::bind(listen).await?).await

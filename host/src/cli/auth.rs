@@ -103,8 +103,11 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              or stored SCRAM keys as Dovecot writes them ({SCRAM-SHA-256}ITER,SALT,STOREDKEY,\n\
              SERVERKEY from 'doveadm pw -s SCRAM-SHA-256', and {SCRAM-SHA-1}). CRAM-MD5 needs\n\
              a plain-text password; SCRAM needs plain text or stored keys of its variant.\n\
-             The file is read on every login, so edits take effect at once. The checker\n\
-             runs sandboxed and can read only the file's folder, read-only.\n\n\
+             Users are found through an index the host keeps of the file, rebuilt when the\n\
+             file changes, so edits (in place or by rename) take effect at the next login\n\
+             and a login costs the same at any number of users (up to 1 GiB of file, 64 KiB\n\
+             per line). The checker runs sandboxed and can read only the file's folder,\n\
+             read-only.\n\n\
              Options:\n\
              \x20 delimiter=C          field separator (one character, or colon, tab, space,\n\
              \x20                      comma, pipe); default ':'\n\
@@ -151,7 +154,8 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              passwd field is 'x'. Hashes: $6$ (SHA-512-crypt), $5$ (SHA-256-crypt),\n\
              $2b$/$2a$/$2y$ (bcrypt), $y$ (yescrypt). Locked accounts ('!' or '*') and\n\
              expired accounts (shadow field 8) are refused; so are empty passwords. The\n\
-             files are read on every login. The checker runs sandboxed and can read only the\n\
+             files are indexed by the host and re-indexed when they change, so edits take\n\
+             effect at the next login. The checker runs sandboxed and can read only the\n\
              files' folders, read-only; portcullis itself must be able to read them\n\
              (/etc/shadow is readable by root only).\n\
              Credential kinds: username-password.\n\n\

@@ -33,8 +33,13 @@ pub async fn inspect(file: &Path) -> anyhow::Result<Value> {
     let sql = imports
         .iter()
         .any(|i| i.starts_with(&format!("{WIT_PACKAGE}/sql")));
+    let files = imports
+        .iter()
+        .any(|i| i.starts_with(&format!("{WIT_PACKAGE}/keyed-file")));
     let world = match plugin.kind() {
+        PluginKind::Checker if sql && files => "any-checker-plugin".to_owned(),
         PluginKind::Checker if sql => "sql-checker-plugin".to_owned(),
+        PluginKind::Checker if files => "file-checker-plugin".to_owned(),
         kind => format!("{}-plugin", kind.as_str()),
     };
     let mut report = json!({
@@ -99,6 +104,9 @@ fn needs(imports: &[String]) -> Vec<&'static str> {
     }
     if has(&format!("{WIT_PACKAGE}/sql")) {
         needs.push("sql: named queries granted by the operator (--auth sql:...)");
+    }
+    if has(&format!("{WIT_PACKAGE}/keyed-file")) {
+        needs.push("keyed-file: lines of granted files by key, through the host's index");
     }
     if has(&format!("{WIT_PACKAGE}/session")) {
         needs.push("session: stored secrets and the TLS identity, looked up through the host");

@@ -15,13 +15,13 @@ pub mod mechanism {
     });
 }
 
-/// Bindings for `world sql-checker-plugin`: a checker, with the `sql`
-/// import linked for every checker (one that does not import it simply
-/// never calls it).
+/// Bindings for `world any-checker-plugin`: a checker, with the `sql` and
+/// `keyed-file` imports linked for every checker (one that does not import
+/// them simply never calls them).
 pub mod checker {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "sql-checker-plugin",
+        world: "any-checker-plugin",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -52,4 +52,4 @@ pub use mechanism::portcullis::auth::types;
 
 pub use realm::{RelayRealmPlugin as RealmPlugin, RelayRealmPluginPre as RealmPluginPre};
 
-pub use checker::{SqlCheckerPlugin as CheckerPlugin, SqlCheckerPluginPre as CheckerPluginPre};
+pub use checker::{AnyCheckerPlugin as CheckerPlugin, AnyCheckerPluginPre as CheckerPluginPre};

@@ -1,6 +1,7 @@
 //! Conversions between the generated WIT types and the portal's domain
 //! types. The only file that knows both.
 
+use super::bindings::checker::portcullis::auth::keyed_file as wit_files;
 use super::bindings::checker::portcullis::auth::sql as wit_sql;
 use super::bindings::types as wit;
 use crate::portal::{CredentialKind, Credentials, Denial, ScramKeys, SecretEntry, StoredSecret};
@@ -185,6 +186,44 @@ pub(super) fn sql_error_to_wit(error: crate::sql::QueryError) -> wit_sql::QueryE
         QueryError::UnknownQuery(t) => wit_sql::QueryError::UnknownQuery(t),
         QueryError::BadParameters(t) => wit_sql::QueryError::BadParameters(t),
         QueryError::Unavailable(t) => wit_sql::QueryError::Unavailable(t),
+    }
+}
+
+pub(super) fn line_format_from_wit(f: wit_files::LineFormat) -> crate::keyed_file::index::Format {
+    crate::keyed_file::index::Format {
+        delimiter: f.delimiter,
+        key_field: f.key_field as usize,
+        value_field: f.value_field as usize,
+        value_required: f.value_required,
+        case_sensitive: f.case_sensitive,
+        comments: f.comments,
+        indented_comments: f.indented_comments,
+    }
+}
+
+pub(super) fn entry_to_wit(entry: crate::keyed_file::Entry) -> wit_files::Entry {
+    use crate::keyed_file::Entry;
+    match entry {
+        Entry::Found(line) => wit_files::Entry::Found(line),
+        Entry::Absent(kinds) => wit_files::Entry::Absent(
+            kinds
+                .into_iter()
+                .map(|(tag, count, first_line)| wit_files::ValueKind {
+                    tag,
+                    count,
+                    first_line,
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub(super) fn file_error_to_wit(error: crate::keyed_file::FileError) -> wit_files::FileError {
+    use crate::keyed_file::FileError;
+    match error {
+        FileError::NotGranted(t) => wit_files::FileError::NotGranted(t),
+        FileError::BadFormat(t) => wit_files::FileError::BadFormat(t),
+        FileError::Unavailable(t) => wit_files::FileError::Unavailable(t),
     }
 }
 

@@ -1,7 +1,8 @@
-//! The host side of the imports every plugin sees (`host`) and those a
-//! mechanism sees during an exchange (`session`).
+//! The host side of the imports every plugin sees (`host`), those a
+//! mechanism sees during an exchange (`session`) and those a checker may
+//! use (`sql`, `keyed-file`).
 
-use super::bindings::checker::portcullis::auth::sql;
+use super::bindings::checker::portcullis::auth::{keyed_file, sql};
 use super::bindings::mechanism::portcullis::auth::{host, session, types};
 use super::bindings::realm::portcullis::auth::relay;
 use super::convert;
@@ -216,6 +217,27 @@ fn relay_error_to_wit(e: crate::relay::RelayError) -> relay::RelayError {
         E::UnknownHop(t) => relay::RelayError::UnknownHop(t),
         E::Unavailable(t) => relay::RelayError::Unavailable(t),
         E::NoTransaction => relay::RelayError::NoTransaction,
+    }
+}
+
+impl keyed_file::Host for PluginState {
+    async fn lookup(
+        &mut self,
+        path: String,
+        format: keyed_file::LineFormat,
+        key: String,
+    ) -> wasmtime::Result<Result<keyed_file::Entry, keyed_file::FileError>> {
+        let answer = self
+            .files
+            .lookup(&path, convert::line_format_from_wit(format), &key)
+            .await;
+        if let Err(e) = &answer {
+            tracing::debug!(plugin = %self.name, file = %crate::logtext::escape(&path),
+                "keyed-file lookup failed: {e}");
+        }
+        Ok(answer
+            .map(convert::entry_to_wit)
+            .map_err(convert::file_error_to_wit))
     }
 }
 

@@ -358,6 +358,12 @@ impl Runtime {
                 })?;
         }
         let times = crate::metrics::METRICS.plugin_times(&spec.name, kind.as_str());
+        let files = Arc::new(crate::keyed_file::KeyedFiles::new(
+            &spec.name,
+            spec.grants
+                .iter()
+                .map(|g| (g.guest_path.as_str(), g.host_path.as_path())),
+        ));
         Ok(Arc::new(Plugin {
             runtime: self.clone(),
             times,
@@ -369,6 +375,7 @@ impl Runtime {
             stdout: spec.stdout,
             sql: spec.sql,
             relay: spec.relay,
+            files,
             lookup_secrets: spec.lookup_secrets,
             imports,
             pre,
@@ -565,6 +572,9 @@ pub struct Plugin {
     stdout: bool,
     sql: Option<Arc<crate::sql::SqlGrant>>,
     relay: Option<Arc<crate::relay::RelayGrant>>,
+    /// The `keyed-file` indexes over this plugin's grants, shared by its
+    /// stores.
+    files: Arc<crate::keyed_file::KeyedFiles>,
     /// May look secrets up (mechanisms only; see [`PluginSpec`]).
     lookup_secrets: bool,
     /// The interfaces the component imports (what it may ask for).
@@ -712,6 +722,7 @@ impl Plugin {
             session: None,
             sql: self.sql.clone(),
             relay: self.relay.clone().map(crate::relay::RelaySession::new),
+            files: self.files.clone(),
             max_output: self.limits.max_output,
         };
         let mut store = Store::new(&self.runtime.engine, state);

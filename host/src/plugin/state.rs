@@ -34,6 +34,9 @@ pub struct PluginState {
     /// The next hops the `relay` import may use, and this store's
     /// connection and transaction.
     pub(crate) relay: Option<crate::relay::RelaySession>,
+    /// The indexes the `keyed-file` import answers from (the plugin's, so
+    /// they outlive this store).
+    pub(crate) files: Arc<crate::keyed_file::KeyedFiles>,
     /// The plugin's output limit, which also bounds query results.
     pub(crate) max_output: usize,
 }

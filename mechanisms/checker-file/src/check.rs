@@ -1,12 +1,13 @@
-//! The decisions, as pure functions of the file's text: a login with a
-//! password, a challenge-response login, a SCRAM key lookup.
+//! The decisions, as pure functions of what the host's index answered for
+//! the user (their line, or the file's kinds of values when absent): a
+//! login with a password, a challenge-response login, a SCRAM key lookup.
 
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use scram_core::Algorithm;
 use subtle::ConstantTimeEq;
 
-use crate::db;
+use crate::db::{self, KeyedEntry, ValueKind};
 use password_fields::{hash, scram};
 use portcullis_sdk::checker::{SecretAnswer, Verdict};
 use portcullis_sdk::types::{Denial, ScramKeys, SecretEntry, StoredSecret};
@@ -23,21 +24,39 @@ fn decide(format: &db::Format, username: &str, matches: bool, authzid: Option<&s
     }
 }
 
-/// The decision for one login, given the file's text.
+/// The user's entry, or the file's kinds of values when there is none.
+enum Found<'a> {
+    Entry(db::Entry<'a>),
+    Absent(&'a [ValueKind]),
+}
+
+fn found<'a>(answer: &'a KeyedEntry, format: &db::Format) -> Result<Found<'a>, String> {
+    match answer {
+        KeyedEntry::Found(line) => db::entry(line, format)
+            .map(Found::Entry)
+            .ok_or_else(|| "the host's index answered a line that is not an entry".into()),
+        KeyedEntry::Absent(kinds) => Ok(Found::Absent(kinds)),
+    }
+}
+
+/// The decision for one login, given what the index has for the user.
 pub fn verify(
-    text: &str,
+    answer: &KeyedEntry,
     format: &db::Format,
-    username: &str,
     authzid: Option<&str>,
     password: &str,
 ) -> Verdict {
-    let Some(entry) = db::find(text, format, username) else {
-        // Spend the time a real check would, against an entry of the
-        // scheme the file mostly uses (not the first line's, which may be
-        // plain text in a file of hashes), so absent users are not told
-        // apart by timing.
-        hash::burn(password, db::decoy(text, format));
-        return Verdict::Denied(Denial::UnknownUser);
+    let entry = match found(answer, format) {
+        Ok(Found::Entry(entry)) => entry,
+        Ok(Found::Absent(kinds)) => {
+            // Spend the time a real check would, against an entry of the
+            // scheme the file mostly uses (not the first line's, which
+            // may be plain text in a file of hashes), so absent users are
+            // not told apart by timing.
+            hash::burn(password, db::decoy(kinds, format));
+            return Verdict::Denied(Denial::UnknownUser);
+        }
+        Err(why) => return Verdict::Unavailable(why),
     };
     match hash::verify(password, entry.password) {
         Err(e) => Verdict::Unavailable(format!(
@@ -64,9 +83,8 @@ fn cram_md5_digest(password: &str, challenge: &[u8]) -> String {
 /// The decision for a challenge-response login. Only plain-text lines can
 /// answer it.
 pub fn verify_response(
-    text: &str,
+    answer: &KeyedEntry,
     format: &db::Format,
-    username: &str,
     authzid: Option<&str>,
     method: &str,
     challenge: &[u8],
@@ -75,9 +93,13 @@ pub fn verify_response(
     if method != "hmac-md5" {
         return Verdict::Denied(Denial::Unsupported);
     }
-    let Some(entry) = db::find(text, format, username) else {
-        let _ = cram_md5_digest("\u{0}no such user\u{0}", challenge);
-        return Verdict::Denied(Denial::UnknownUser);
+    let entry = match found(answer, format) {
+        Ok(Found::Entry(entry)) => entry,
+        Ok(Found::Absent(_)) => {
+            let _ = cram_md5_digest("\u{0}no such user\u{0}", challenge);
+            return Verdict::Denied(Denial::UnknownUser);
+        }
+        Err(why) => return Verdict::Unavailable(why),
     };
     if hash::Scheme::of(entry.password) != hash::Scheme::Plain {
         return Verdict::Denied(Denial::Other(format!(
@@ -92,19 +114,23 @@ pub fn verify_response(
 
 /// The answer to a SCRAM key lookup.
 pub fn lookup(
-    text: &str,
+    answer: &KeyedEntry,
     format: &db::Format,
     username: &str,
     algorithm: Algorithm,
 ) -> SecretAnswer {
-    let Some(entry) = db::find(text, format, username) else {
-        // Deriving keys for a plain-text line costs a PBKDF2 run: spend it
-        // when the file's usual entry would, so absent users are not told
-        // apart.
-        if let Some(decoy) = db::decoy(text, format) {
-            let _ = scram::keys_for(decoy, username, algorithm);
+    let entry = match found(answer, format) {
+        Ok(Found::Entry(entry)) => entry,
+        Ok(Found::Absent(kinds)) => {
+            // Deriving keys for a plain-text line costs a PBKDF2 run:
+            // spend it when the file's usual entry would, so absent users
+            // are not told apart.
+            if let Some(decoy) = db::decoy(kinds, format) {
+                let _ = scram::keys_for(decoy, username, algorithm);
+            }
+            return SecretAnswer::Denied(Denial::UnknownUser);
         }
-        return SecretAnswer::Denied(Denial::UnknownUser);
+        Err(why) => return SecretAnswer::Unavailable(why),
     };
     match scram::keys_for(entry.password, username, algorithm) {
         Ok(keys) => SecretAnswer::Found(SecretEntry {
@@ -136,6 +162,35 @@ pub fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The decisions over a file's text, with the host's index worked out
+    // by a scan.
+    fn verify(
+        text: &str,
+        format: &db::Format,
+        user: &str,
+        authzid: Option<&str>,
+        password: &str,
+    ) -> Verdict {
+        super::verify(&db::scan(text, format, user), format, authzid, password)
+    }
+
+    fn verify_response(
+        text: &str,
+        format: &db::Format,
+        user: &str,
+        authzid: Option<&str>,
+        method: &str,
+        challenge: &[u8],
+        response: &[u8],
+    ) -> Verdict {
+        let answer = db::scan(text, format, user);
+        super::verify_response(&answer, format, authzid, method, challenge, response)
+    }
+
+    fn lookup(text: &str, format: &db::Format, user: &str, algorithm: Algorithm) -> SecretAnswer {
+        super::lookup(&db::scan(text, format, user), format, user, algorithm)
+    }
 
     fn show(v: Verdict) -> String {
         match v {

@@ -1,5 +1,8 @@
-//! Finding a user's line in a FilePasswordDB-formatted text: a pure
-//! function over the file's contents.
+//! FilePasswordDB's layout: the format the host indexes the file by, a
+//! user's fields in the line the host found, and the decoy an absent user
+//! is checked against. Pure functions.
+
+pub use portcullis_sdk::keyed_file::{Entry as KeyedEntry, LineFormat, ValueKind};
 
 /// How lines are laid out (Twisted's `FilePasswordDB` arguments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +24,7 @@ impl Default for Format {
     }
 }
 
-/// One user's entry, borrowing from the file's text.
+/// One user's entry, borrowing from its line.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Entry<'a> {
     /// The user name as the file spells it.
@@ -38,30 +41,43 @@ impl Format {
             in_file.eq_ignore_ascii_case(given)
         }
     }
+
+    /// The layout the host indexes the file by: blank lines and `#`
+    /// comments (indented or not) are not entries, and neither are lines
+    /// with too few fields or an empty user name or password field (an
+    /// empty password must never let anyone in).
+    pub fn line_format(&self) -> LineFormat {
+        LineFormat {
+            delimiter: self.delimiter,
+            key_field: field_number(self.username_field),
+            value_field: field_number(self.password_field),
+            value_required: true,
+            case_sensitive: self.case_sensitive,
+            comments: "#".into(),
+            indented_comments: true,
+        }
+    }
 }
 
-/// Every usable line, in file order. Blank lines, `#` comments (indented or
-/// not), lines with too few fields and lines with an empty user name or
-/// password field are skipped (an empty password must never let anyone in).
-pub fn entries<'a>(text: &'a str, format: &Format) -> impl Iterator<Item = Entry<'a>> {
-    let format = *format;
-    text.lines()
-        .map(|line| line.strip_suffix('\r').unwrap_or(line))
-        .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
-        .filter_map(move |line| {
-            let fields: Vec<&str> = line.split(format.delimiter).collect();
-            let username = *fields.get(format.username_field)?;
-            let password = *fields.get(format.password_field)?;
-            (!username.is_empty() && !password.is_empty()).then_some(Entry { username, password })
-        })
+/// A field number for the host (which refuses those past 1024).
+fn field_number(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The first entry for `username`.
+/// The user name and password of a line the host found.
+pub fn entry<'a>(line: &'a str, format: &Format) -> Option<Entry<'a>> {
+    let fields: Vec<&str> = line.split(format.delimiter).collect();
+    let username = *fields.get(format.username_field)?;
+    let password = *fields.get(format.password_field)?;
+    (!username.is_empty() && !password.is_empty()).then_some(Entry { username, password })
+}
+
 /// The field an absent user's password is checked against, so that the
 /// answer costs what a real check does: an entry of the scheme most of the
 /// file uses (ties go to the costlier scheme), whatever order the lines
-/// are in. `None` for a file without entries.
-pub fn decoy<'a>(text: &'a str, format: &Format) -> Option<&'a str> {
+/// are in. `kinds` is what the host's index counted (in the order of each
+/// kind's first line). `None` for a file without entries.
+pub fn decoy<'a>(kinds: &'a [ValueKind], format: &Format) -> Option<&'a str> {
     use password_fields::hash::Scheme;
     // Costliest first: a tie is broken towards the slower check.
     const ORDER: [fn(Scheme) -> bool; 5] = [
@@ -71,12 +87,17 @@ pub fn decoy<'a>(text: &'a str, format: &Format) -> Option<&'a str> {
         |s| matches!(s, Scheme::Scram(_)),
         |s| matches!(s, Scheme::Plain),
     ];
-    let mut counts = [0usize; ORDER.len()];
+    let mut counts = [0u64; ORDER.len()];
     let mut first: [Option<&'a str>; ORDER.len()] = [None; ORDER.len()];
-    for entry in entries(text, format) {
+    for kind in kinds {
+        let Some(entry) = entry(&kind.first_line, format) else {
+            continue;
+        };
+        // Every value of a kind starts with the kind's tag, so it has the
+        // scheme of the kind's first entry.
         let scheme = Scheme::of(entry.password);
         if let Some(i) = ORDER.iter().position(|is| is(scheme)) {
-            counts[i] += 1;
+            counts[i] += kind.count;
             first[i].get_or_insert(entry.password);
         }
     }
@@ -86,25 +107,41 @@ pub fn decoy<'a>(text: &'a str, format: &Format) -> Option<&'a str> {
     first[best]
 }
 
-pub fn find<'a>(text: &'a str, format: &Format, username: &str) -> Option<Entry<'a>> {
-    entries(text, format).find(|entry| format.same_user(entry.username, username))
+/// What the host's index answers for `username` in `text` (for unit
+/// tests of the decisions, natively).
+#[cfg(test)]
+pub fn scan(text: &str, format: &Format, username: &str) -> KeyedEntry {
+    portcullis_sdk::keyed_file::scan(text, &format.line_format(), username)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The user name and password the host would find for `user`.
+    fn find(text: &str, format: &Format, user: &str) -> Option<(String, String)> {
+        match scan(text, format, user) {
+            KeyedEntry::Found(line) => {
+                let e = entry(&line, format).unwrap();
+                Some((e.username.to_owned(), e.password.to_owned()))
+            }
+            KeyedEntry::Absent(_) => None,
+        }
+    }
+
+    fn decoy_of(text: &str, format: &Format) -> Option<String> {
+        let KeyedEntry::Absent(kinds) = scan(text, format, "\0nobody") else {
+            panic!("nobody is absent");
+        };
+        decoy(&kinds, format).map(str::to_owned)
+    }
+
     #[test]
     fn lookups() {
         let text = "# comment\n\n   \nalice:wonderland\r\nbob:builder:extra\nshort\nAlice:second\n\
                     :nameless\ncarol:\n #x:indented\n";
         let f = Format::default();
-        let e = |u, p| {
-            Some(Entry {
-                username: u,
-                password: p,
-            })
-        };
+        let e = |u: &str, p: &str| Some((u.to_owned(), p.to_owned()));
         let cases = [
             ("alice", f, e("alice", "wonderland")),
             ("bob", f, e("bob", "builder")),
@@ -130,64 +167,60 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_host_is_asked_for_the_same_layout() {
+        let f = Format {
+            delimiter: '|',
+            username_field: 2,
+            password_field: 3,
+            case_sensitive: false,
+        };
+        // The generated record has no PartialEq.
+        assert_eq!(
+            format!("{:?}", f.line_format()),
+            format!(
+                "{:?}",
+                LineFormat {
+                    delimiter: '|',
+                    key_field: 2,
+                    value_field: 3,
+                    value_required: true,
+                    case_sensitive: false,
+                    comments: "#".into(),
+                    indented_comments: true,
+                }
+            )
+        );
+    }
+
     /// The decoy follows the file's usual scheme, not its first line.
     #[test]
     fn decoy_is_of_the_usual_scheme_in_any_order() {
         let f = Format::default();
         let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
         let bcrypt = "$2b$10$abcdefghijklmnopqrstuuN7mBQXvHT1ymuVAvX3kC7dkCbHZnFrq";
-        let hashed_first = format!(
-            "a:{argon}
-b:plain
-c:{argon}
-"
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            decoy_of(&format!("a:{argon}\nb:plain\nc:{argon}\n"), &f),
+            some(argon)
         );
-        let plain_first = format!(
-            "b:plain
-a:{argon}
-c:{argon}
-"
+        assert_eq!(
+            decoy_of(&format!("b:plain\na:{argon}\nc:{argon}\n"), &f),
+            some(argon)
         );
-        assert_eq!(decoy(&hashed_first, &f), Some(argon));
-        assert_eq!(decoy(&plain_first, &f), Some(argon));
         // A tie goes to the costlier scheme.
         assert_eq!(
-            decoy(
-                &format!(
-                    "x:plain
-y:{bcrypt}
-"
-                ),
-                &f
-            ),
-            Some(bcrypt)
+            decoy_of(&format!("x:plain\ny:{bcrypt}\n"), &f),
+            some(bcrypt)
         );
+        assert_eq!(decoy_of("u:one\nv:two\n", &f), some("one"));
+        // Kinds of one scheme add up: two SHA-crypt variants outnumber
+        // the plain lines.
         assert_eq!(
-            decoy(
-                "u:one
-v:two
-",
-                &f
-            ),
-            Some("one")
+            decoy_of("p:plain\nq:other\nr:$5$s$h\ns:$6$s$h\nt:$6$u$i\n", &f),
+            some("$5$s$h")
         );
-        assert_eq!(
-            decoy(
-                "# nothing
-",
-                &f
-            ),
-            None
-        );
-    }
-
-    #[test]
-    fn entries_in_order() {
-        let text = "#c\nb:2\n\na:1\nx\n";
-        let names: Vec<_> = entries(text, &Format::default())
-            .map(|e| (e.username, e.password))
-            .collect();
-        assert_eq!(names, [("b", "2"), ("a", "1")]);
+        assert_eq!(decoy_of("# nothing\n", &f), None);
     }
 
     #[test]
@@ -201,16 +234,13 @@ v:two
         };
         assert_eq!(
             find(text, &f, "alice"),
-            Some(Entry {
-                username: "alice",
-                password: "$2b$hash"
-            })
+            Some(("alice".to_owned(), "$2b$hash".to_owned()))
         );
         let tabbed = "alice\twonder:land\n";
         let t = Format {
             delimiter: '\t',
             ..Format::default()
         };
-        assert_eq!(find(tabbed, &t, "alice").unwrap().password, "wonder:land");
+        assert_eq!(find(tabbed, &t, "alice").unwrap().1, "wonder:land");
     }
 }

@@ -10,8 +10,11 @@
 //!
 //! Fields are counted from 0, as in Twisted, and must differ; `delimiter`
 //! is one character. The host grants the file's folder read-only and puts
-//! the guest path in `path`; the checker can read nothing else. The file
-//! is read on every call, so edits are noticed at once. Blank lines, `#`
+//! the guest path in `path`; the checker can read nothing else. Users are
+//! found through the host's `keyed-file` index of the file (see
+//! `wit/keyed-file.wit`), built once per version of the file, so a login
+//! costs the same with a thousand users or a million, and an edit (in
+//! place or by rename) applies at the next login. Blank lines, `#`
 //! comments, lines with too few fields and lines with an empty user name or
 //! password are skipped; the first matching line wins. With
 //! `"case-sensitive": false` user names match ASCII-case-insensitively.
@@ -46,7 +49,9 @@ mod check;
 mod db;
 
 use check::{lookup, verify, verify_response};
+use db::KeyedEntry;
 use portcullis_sdk::checker::{Checker, SecretAnswer, Verdict};
+use portcullis_sdk::keyed_file::{self, FileError};
 use portcullis_sdk::types::{CredentialKind, Credentials, Denial};
 use scram_core::Algorithm;
 use serde::Deserialize;
@@ -95,13 +100,19 @@ impl Config {
     }
 }
 
-/// The configuration and the file's text, or why they cannot be had.
-fn load() -> Result<(Config, String), String> {
+/// The configuration, and what the host's index of the file has for
+/// `username`, or why they cannot be had.
+fn load(username: &str) -> Result<(Config, KeyedEntry), String> {
     let config = Config::parse(&portcullis_sdk::host::config())
         .map_err(|e| format!("bad configuration: {e}"))?;
-    let text = std::fs::read_to_string(&config.path)
-        .map_err(|e| format!("cannot read password file {}: {e}", config.path))?;
-    Ok((config, text))
+    let answer = keyed_file::lookup(&config.path, &config.format().line_format(), username)
+        .map_err(|e| {
+            let why = match e {
+                FileError::NotGranted(t) | FileError::BadFormat(t) | FileError::Unavailable(t) => t,
+            };
+            format!("cannot read password file {}: {why}", config.path)
+        })?;
+    Ok((config, answer))
 }
 
 struct FileDb;
@@ -117,29 +128,23 @@ impl Checker for FileDb {
     }
 
     fn check(credentials: Credentials) -> Verdict {
-        if !matches!(
-            credentials,
-            Credentials::UsernamePassword(_) | Credentials::ChallengeResponse(_)
-        ) {
-            return Verdict::Denied(Denial::Unsupported);
-        }
-        let (config, text) = match load() {
+        let username = match &credentials {
+            Credentials::UsernamePassword(up) => &up.username,
+            Credentials::ChallengeResponse(cr) => &cr.username,
+            _ => return Verdict::Denied(Denial::Unsupported),
+        };
+        let (config, answer) = match load(username) {
             Ok(loaded) => loaded,
             Err(why) => return Verdict::Unavailable(why),
         };
         let format = config.format();
         match credentials {
-            Credentials::UsernamePassword(up) => verify(
-                &text,
-                &format,
-                &up.username,
-                up.authzid.as_deref(),
-                &up.password,
-            ),
+            Credentials::UsernamePassword(up) => {
+                verify(&answer, &format, up.authzid.as_deref(), &up.password)
+            }
             Credentials::ChallengeResponse(cr) => verify_response(
-                &text,
+                &answer,
                 &format,
-                &cr.username,
                 cr.authzid.as_deref(),
                 &cr.method,
                 &cr.challenge,
@@ -155,8 +160,8 @@ impl Checker for FileDb {
             CredentialKind::ScramSha256 => Algorithm::Sha256,
             _ => return SecretAnswer::Denied(Denial::Unsupported),
         };
-        match load() {
-            Ok((config, text)) => lookup(&text, &config.format(), &username, algorithm),
+        match load(&username) {
+            Ok((config, answer)) => lookup(&answer, &config.format(), &username, algorithm),
             Err(why) => SecretAnswer::Unavailable(why),
         }
     }

@@ -1,5 +1,6 @@
-//! Reading `passwd(5)` and `shadow(5)` texts: pure functions over the
-//! files' contents.
+//! Reading `passwd(5)` and `shadow(5)` lines: pure functions. The host
+//! finds a user's line through its index of the file ([`line_format`]);
+//! the scans over a whole text serve the unit tests.
 //!
 //! Both are `:`-separated, one user a line. Blank lines, `#` comments and
 //! NIS compatibility lines (`+…`, `-…`) are skipped, and so are lines
@@ -26,28 +27,53 @@ pub struct ShadowEntry<'a> {
 /// The password field meaning "see shadow".
 pub const IN_SHADOW: &str = "x";
 
-/// The fields of every usable line, in file order.
-fn lines(text: &str) -> impl Iterator<Item = Vec<&str>> {
-    text.lines()
-        .map(|line| line.strip_suffix('\r').unwrap_or(line))
-        .filter(|line| !line.is_empty() && !line.starts_with(['#', '+', '-']))
-        .map(|line| line.split(':').collect::<Vec<_>>())
-        .filter(|fields| fields.len() >= 2 && !fields[0].is_empty())
+/// The layout the host indexes both files by: the rules above, names in
+/// field 0 compared exactly, the hash in field 1.
+pub fn line_format() -> portcullis_sdk::keyed_file::LineFormat {
+    portcullis_sdk::keyed_file::LineFormat {
+        delimiter: ':',
+        key_field: 0,
+        value_field: 1,
+        value_required: false,
+        case_sensitive: true,
+        comments: "#+-".into(),
+        indented_comments: false,
+    }
 }
 
-pub fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
-    lines(text).map(|f| PasswdEntry {
+/// The fields of a usable line.
+fn fields(line: &str) -> Option<Vec<&str>> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() || line.starts_with(['#', '+', '-']) {
+        return None;
+    }
+    let fields: Vec<&str> = line.split(':').collect();
+    (fields.len() >= 2 && !fields[0].is_empty()).then_some(fields)
+}
+
+/// The entry of one `passwd` line, if it is one.
+pub fn passwd_entry(line: &str) -> Option<PasswdEntry<'_>> {
+    fields(line).map(|f| PasswdEntry {
         name: f[0],
         password: f[1],
     })
 }
 
-pub fn shadow_entries(text: &str) -> impl Iterator<Item = ShadowEntry<'_>> {
-    lines(text).map(|f| ShadowEntry {
+/// The entry of one `shadow` line, if it is one.
+pub fn shadow_entry(line: &str) -> Option<ShadowEntry<'_>> {
+    fields(line).map(|f| ShadowEntry {
         name: f[0],
         hash: f[1],
         expire: f.get(7).copied().unwrap_or(""),
     })
+}
+
+pub fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
+    text.lines().filter_map(passwd_entry)
+}
+
+pub fn shadow_entries(text: &str) -> impl Iterator<Item = ShadowEntry<'_>> {
+    text.lines().filter_map(shadow_entry)
 }
 
 /// `name`'s `passwd` line. Names match exactly, as on Unix.

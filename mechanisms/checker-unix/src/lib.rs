@@ -12,8 +12,10 @@
 //!
 //! The host grants the files' folders read-only; the checker can read
 //! nothing else, and a path outside the grants (`/etc/shadow`, `../x`)
-//! cannot be opened. Both files are read on every call, so changes are
-//! noticed at once.
+//! cannot be opened. Users are found through the host's `keyed-file`
+//! index of each file (see `wit/keyed-file.wit`), built once per version
+//! of the file, so a login costs the same however many accounts there
+//! are, and an edit (in place or by rename) applies at the next login.
 //!
 //! A user is looked up in `passwd` by exact name. The hash is the `shadow`
 //! entry's when the `passwd` field is `x`, else the `passwd` field itself
@@ -43,6 +45,7 @@ pub mod hash;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portcullis_sdk::checker::{Checker, Verdict};
+use portcullis_sdk::keyed_file::{self, FileError};
 use portcullis_sdk::types::{CredentialKind, Credentials, Denial};
 use serde::Deserialize;
 
@@ -68,49 +71,81 @@ impl Config {
     }
 }
 
-/// What was read from disk: the `passwd` text, and the `shadow` text or
-/// why it could not be read (only users whose hash is there need it).
-struct Files<'a> {
-    passwd: &'a str,
-    shadow: Result<&'a str, &'a str>,
+/// The answer for one name in one file: its line, or the file's kinds of
+/// values when the name has no entry.
+pub use portcullis_sdk::keyed_file::{Entry as Lookup, ValueKind};
+
+/// Where the checker finds users: the host's index of each file, or (in
+/// unit tests) a scan of a text. `Err` says why a file cannot be read.
+trait Accounts {
+    fn passwd(&self, name: &str) -> Result<Lookup, String>;
+    fn shadow(&self, name: &str) -> Result<Lookup, String>;
 }
 
-impl Files<'_> {
-    /// A real hash of some user, to spend time on for an unknown user.
-    fn decoy(&self) -> Option<&str> {
-        let shadow = self.shadow.ok().into_iter().flat_map(files::shadow_entries);
-        shadow
-            .map(|e| e.hash)
-            .chain(files::passwd_entries(self.passwd).map(|e| e.password))
-            .find(|h| hash::Scheme::of(h) != hash::Scheme::Unknown)
-    }
+/// The empty name: never an entry, so a lookup of it answers the kinds.
+const NOBODY: &str = "";
+
+/// A real hash of some user, to spend time on for an unknown user: the
+/// first `shadow` entry with a hash of a known scheme, else the first such
+/// `passwd` field. `passwd` is what the `passwd` lookup already answered.
+fn decoy(accounts: &impl Accounts, passwd: &[ValueKind]) -> Option<String> {
+    let shadow = match accounts.shadow(NOBODY) {
+        Ok(Lookup::Absent(kinds)) => kinds,
+        _ => Vec::new(),
+    };
+    // Every hash of a kind starts with the kind's tag, so it has the
+    // scheme of the kind's first entry; kinds come in the order of their
+    // first entry.
+    let hashes = shadow
+        .iter()
+        .filter_map(|k| files::shadow_entry(&k.first_line).map(|e| e.hash))
+        .chain(
+            passwd
+                .iter()
+                .filter_map(|k| files::passwd_entry(&k.first_line).map(|e| e.password)),
+        );
+    hashes
+        .into_iter()
+        .find(|h| hash::Scheme::of(h) != hash::Scheme::Unknown)
+        .map(str::to_owned)
 }
+
+const NOT_AN_ENTRY: &str = "the host's index answered a line that is not an entry";
 
 /// The decision for one login, on day `today` (days since 1970-01-01).
 fn verify(
-    files: &Files,
+    accounts: &impl Accounts,
     today: u64,
     username: &str,
     authzid: Option<&str>,
     password: &str,
 ) -> Verdict {
-    let Some(entry) = files::find_passwd(files.passwd, username) else {
-        hash::burn(password, files.decoy());
-        return Verdict::Denied(Denial::UnknownUser);
+    let line = match accounts.passwd(username) {
+        Err(why) => return Verdict::Unavailable(why),
+        Ok(Lookup::Absent(kinds)) => {
+            hash::burn(password, decoy(accounts, &kinds).as_deref());
+            return Verdict::Denied(Denial::UnknownUser);
+        }
+        Ok(Lookup::Found(line)) => line,
     };
+    let Some(entry) = files::passwd_entry(&line) else {
+        return Verdict::Unavailable(NOT_AN_ENTRY.into());
+    };
+    let shadow_line;
     let (stored, shadow) = if entry.password == files::IN_SHADOW {
-        let text = match files.shadow {
-            Ok(text) => text,
-            Err(why) => return Verdict::Unavailable(why.to_owned()),
-        };
-        match files::find_shadow(text, username) {
-            Some(s) => (s.hash, Some(s)),
-            None => {
+        match accounts.shadow(username) {
+            Err(why) => return Verdict::Unavailable(why),
+            Ok(Lookup::Absent(_)) => {
                 return Verdict::Unavailable(format!(
                     "{username} has 'x' in passwd but no shadow entry"
                 ));
             }
+            Ok(Lookup::Found(line)) => shadow_line = line,
         }
+        let Some(s) = files::shadow_entry(&shadow_line) else {
+            return Verdict::Unavailable(NOT_AN_ENTRY.into());
+        };
+        (s.hash, Some(s))
     } else {
         (entry.password, None)
     };
@@ -118,7 +153,11 @@ fn verify(
         return Verdict::Denied(Denial::AccountDisabled);
     }
     if stored.is_empty() {
-        hash::burn(password, files.decoy());
+        let passwd = match accounts.passwd(NOBODY) {
+            Ok(Lookup::Absent(kinds)) => kinds,
+            _ => Vec::new(),
+        };
+        hash::burn(password, decoy(accounts, &passwd).as_deref());
         return Verdict::Denied(Denial::BadCredentials);
     }
     match hash::verify(password, stored) {
@@ -147,6 +186,29 @@ fn today() -> u64 {
         .map_or(0, |d| d.as_secs() / 86_400)
 }
 
+/// The files through the host's `keyed-file` index.
+struct HostAccounts<'a>(&'a Config);
+
+impl HostAccounts<'_> {
+    fn lookup(what: &str, path: &str, name: &str) -> Result<Lookup, String> {
+        keyed_file::lookup(path, &files::line_format(), name).map_err(|e| {
+            let why = match e {
+                FileError::NotGranted(t) | FileError::BadFormat(t) | FileError::Unavailable(t) => t,
+            };
+            format!("cannot read {what} file {path}: {why}")
+        })
+    }
+}
+
+impl Accounts for HostAccounts<'_> {
+    fn passwd(&self, name: &str) -> Result<Lookup, String> {
+        Self::lookup("passwd", &self.0.passwd, name)
+    }
+    fn shadow(&self, name: &str) -> Result<Lookup, String> {
+        Self::lookup("shadow", &self.0.shadow, name)
+    }
+}
+
 struct Unix;
 
 impl Checker for Unix {
@@ -162,23 +224,8 @@ impl Checker for Unix {
             Ok(c) => c,
             Err(e) => return Verdict::Unavailable(format!("bad configuration: {e}")),
         };
-        let passwd = match std::fs::read_to_string(&config.passwd) {
-            Ok(text) => text,
-            Err(e) => {
-                return Verdict::Unavailable(format!(
-                    "cannot read passwd file {}: {e}",
-                    config.passwd
-                ));
-            }
-        };
-        let shadow = std::fs::read_to_string(&config.shadow)
-            .map_err(|e| format!("cannot read shadow file {}: {e}", config.shadow));
-        let files = Files {
-            passwd: &passwd,
-            shadow: shadow.as_deref().map_err(String::as_str),
-        };
         verify(
-            &files,
+            &HostAccounts(&config),
             today(),
             &up.username,
             up.authzid.as_deref(),
@@ -192,6 +239,32 @@ portcullis_sdk::export_checker!(Unix);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The files as texts, looked up as the host's index would.
+    struct Files<'a> {
+        passwd: &'a str,
+        shadow: Result<&'a str, &'a str>,
+    }
+
+    impl Accounts for Files<'_> {
+        fn passwd(&self, name: &str) -> Result<Lookup, String> {
+            Ok(keyed_file::scan(self.passwd, &files::line_format(), name))
+        }
+        fn shadow(&self, name: &str) -> Result<Lookup, String> {
+            self.shadow
+                .map(|text| keyed_file::scan(text, &files::line_format(), name))
+                .map_err(str::to_owned)
+        }
+    }
+
+    impl Files<'_> {
+        fn decoy(&self) -> Option<String> {
+            let Ok(Lookup::Absent(passwd)) = self.passwd(NOBODY) else {
+                panic!("nobody is absent");
+            };
+            super::decoy(self, &passwd)
+        }
+    }
 
     // Python's crypt.crypt("password", SALT) over libxcrypt.
     const SHA512: &str = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/";
@@ -326,7 +399,7 @@ mod tests {
                 passwd: &passwd,
                 shadow,
             };
-            assert_eq!(files.decoy(), want);
+            assert_eq!(files.decoy().as_deref(), want);
         }
         let files = Files {
             passwd: "a:x:1:1:::\nb:!:2:2:::",

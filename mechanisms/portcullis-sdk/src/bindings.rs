@@ -21,13 +21,13 @@ pub mod mechanism {
     });
 }
 
-/// `world sql-checker-plugin`, used for every checker: wit-component drops
-/// the `sql` import from a component that never calls it, so a checker
-/// that does not query SQL asks for no SQL grant.
+/// `world any-checker-plugin`, used for every checker: wit-component drops
+/// the `sql` and `keyed-file` imports from a component that never calls
+/// them, so a checker asks only for what it uses.
 pub mod checker {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "sql-checker-plugin",
+        world: "any-checker-plugin",
         pub_export_macro: true,
         default_bindings_module: "::portcullis_sdk::__bindings::checker",
         export_macro_name: "export_checker_world",

@@ -4,7 +4,10 @@
 //! Implement [`Checker`] and export it with
 //! [`export_checker!`](crate::export_checker). The host may instantiate the
 //! plugin afresh for every call, so read your data (a user file through a
-//! grant, a SQL query) when called, and keep no state between calls.
+//! grant, a SQL query) when called, and keep no state between calls. For a
+//! delimited user file, [`keyed_file::lookup`](crate::keyed_file::lookup)
+//! finds one line through an index the host keeps across calls, instead
+//! of a parse of the whole file per call.
 //!
 //! The SDK keeps one rule for you: credentials of a kind your
 //! [`kinds`](Checker::kinds) did not declare are denied `unsupported`

@@ -56,6 +56,8 @@
 //! - [`host`]: the plugin's configuration and the host's log, for every plugin.
 //! - [`session`]: what a mechanism may ask mid-exchange (stored secrets, TLS).
 //! - [`sql`]: the named queries an operator granted a checker.
+//! - [`keyed_file`]: lines of a granted file found by key, through the
+//!   host's index (password files at any size).
 //! - [`mechanism`], [`checker`], [`realm`]: the traits.
 //!
 //! Host imports are plain functions; calling one outside `wasm32` (in a
@@ -102,3 +104,5 @@ pub mod relay {
 pub mod sql {
     pub use crate::bindings::checker::portcullis::auth::sql::*;
 }
+
+pub mod keyed_file;
