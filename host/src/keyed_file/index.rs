@@ -236,6 +236,11 @@ impl Index {
         self.slots.len()
     }
 
+    /// Whether no line of the file was an entry.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// What the index holds in memory, roughly: the text and the slots.
     pub fn bytes(&self) -> usize {
         self.text.capacity() + self.slots.capacity() * std::mem::size_of::<Slot>()
