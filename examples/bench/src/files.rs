@@ -106,32 +106,12 @@ fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_micros(ticks * 1_000_000 / hz))
 }
 
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes only the struct given.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// The load, on a thread of its own with a current-thread runtime; its
-/// rate and the thread's CPU time.
+/// The load on one thread; its rate and the thread's CPU time.
 fn load_on_one_thread(addr: SocketAddr, mech: Mech, bounds: Bounds) -> (Rate, Duration) {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a current-thread runtime");
-        let cpu = thread_cpu();
-        let rate = rt.block_on(stats::run(bounds, move || {
-            let mech = mech.clone();
-            async move { smtp::login(addr, &mech).await }
-        }));
-        (rate, thread_cpu() - cpu)
+    stats::run_on_one_thread(bounds, move || {
+        let mech = mech.clone();
+        async move { smtp::login(addr, &mech).await }
     })
-    .join()
-    .expect("the load thread panicked")
 }
 
 async fn measure(

@@ -11,7 +11,6 @@
 //! server and the load share the machine's cores.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,10 +48,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             bail!("{tool} is not installed: run tests/setup.sh (as root)");
         }
     }
-    let dir = std::env::temp_dir().join(format!("portcullis-bench-mta-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let dir = crate::postfix::scratch_dir("mta")?;
     let result = measure(&opts, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -108,19 +104,14 @@ async fn load(addr: SocketAddr, clients: usize, opts: &Options) -> anyhow::Resul
         user: USER.into(),
         pass: PASS.into(),
     };
-    let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(stats::run(bounds, move || {
+    let (rate, _cpu) = tokio::task::spawn_blocking(move || {
+        stats::run_on_one_thread(bounds, move || {
             let mech = mech.clone();
             async move { smtp::login(addr, &mech).await }
-        }))
-    });
-    tokio::task::spawn_blocking(move || thread.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the load thread panicked"))
+        })
+    })
+    .await?;
+    Ok(rate)
 }
 
 async fn start_portcullis(opts: &Options, dir: &Path, socket: &Path) -> anyhow::Result<Server> {

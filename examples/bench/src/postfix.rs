@@ -101,6 +101,17 @@ impl Drop for Postfix {
     }
 }
 
+/// A fresh folder for one run's servers, open to the users Postfix and
+/// the auth servers run as; the caller removes it.
+pub fn scratch_dir(what: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("portcullis-bench-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
 /// The installed Postfix's version, for the report.
 pub async fn version() -> String {
     let output = Command::new("postconf")

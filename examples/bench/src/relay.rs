@@ -18,7 +18,6 @@
 //! load share the machine's cores.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,10 +55,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if !Path::new("/usr/sbin/postfix").exists() {
         bail!("/usr/sbin/postfix is not installed: run tests/setup.sh (as root)");
     }
-    let dir = std::env::temp_dir().join(format!("portcullis-bench-relay-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let dir = crate::postfix::scratch_dir("relay")?;
     let result = measure(&opts, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -144,19 +140,14 @@ async fn load(
         max_count: opts.max_count,
     };
     let body = std::sync::Arc::new(message());
-    let thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(stats::run(bounds, move || {
+    let (rate, _cpu) = tokio::task::spawn_blocking(move || {
+        stats::run_on_one_thread(bounds, move || {
             let body = body.clone();
             async move { submit(addr, login, &body).await }
-        }))
-    });
-    tokio::task::spawn_blocking(move || thread.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the load thread panicked"))
+        })
+    })
+    .await?;
+    Ok(rate)
 }
 
 fn start_portcullis(

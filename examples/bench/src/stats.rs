@@ -119,3 +119,33 @@ where
     total.latencies.sort_unstable();
     total
 }
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only the struct given.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// [`run`] on a thread of its own with a current-thread runtime, as an
+/// independent single-threaded client would load a server; the rate and
+/// the CPU time the load thread used. Blocks until the load is over.
+pub fn run_on_one_thread<F, Fut>(bounds: Bounds, op: F) -> (Rate, Duration)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime");
+        let cpu = thread_cpu();
+        let rate = runtime.block_on(run(bounds, op));
+        (rate, thread_cpu() - cpu)
+    })
+    .join()
+    .expect("the load thread panicked")
+}
