@@ -111,6 +111,13 @@ struct Postgres {
 
 impl Postgres {
     fn start() -> Postgres {
+        let pg = Postgres::init();
+        pg.run_server();
+        pg
+    }
+
+    /// A cluster made but not running.
+    fn init() -> Postgres {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL is not installed; run `sh tests/setup.sh` as root")
             .filter_map(|e| Some(e.ok()?.path().join("bin")))
@@ -137,6 +144,12 @@ impl Postgres {
                 data.to_str().unwrap(),
             ],
         );
+        pg
+    }
+
+    fn run_server(&self) {
+        let (pg, port) = (self, self.port);
+        let data = pg.dir.path().join("data");
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1",
             pg.dir.path().display()
@@ -155,12 +168,11 @@ impl Postgres {
                 "start",
             ],
         );
-        pg
     }
 
     /// Runs a PostgreSQL program, as the postgres user when we are root
-    /// (initdb refuses to run as root).
-    fn run(&self, program: &str, args: &[&str]) {
+    /// (initdb refuses to run as root), and returns what it printed.
+    fn run(&self, program: &str, args: &[&str]) -> String {
         let exe = self.bin.join(program);
         let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
         let mut cmd = if root {
@@ -181,6 +193,7 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn sql(&self, statements: &str) {
@@ -200,6 +213,23 @@ impl Postgres {
                 statements,
             ],
         );
+    }
+
+    /// The one value a query returns.
+    fn query_one(&self, query: &str) -> String {
+        let port = self.port.to_string();
+        let args = [
+            "-qAt",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-c",
+            query,
+        ];
+        self.run("psql", &args).trim().to_owned()
     }
 
     fn dsn(&self) -> String {
@@ -251,6 +281,59 @@ fn postgresql_users_log_in() {
     smtp.cmd("EHLO client.example").expect(250, None);
     smtp.cmd(&format!("AUTH PLAIN {}", b64(b"\0dave\0plain-pass")))
         .expect(235, Some("2.7.0"));
+}
+
+/// A server started while PostgreSQL is down answers 454 (never a denial)
+/// and logs in by itself once PostgreSQL is up; under concurrent logins it
+/// opens no more connections than its pool.
+#[test]
+fn a_server_starts_while_postgresql_is_down_and_keeps_its_pool() {
+    let pg = Postgres::init();
+    let spec = format!(
+        "sql:{}:pool=2:query=SELECT login, pw FROM accounts WHERE login = $1",
+        pg.dsn()
+    );
+    let server = Server::start(&["--auth", &spec, "--auth-failure-delay", "0s"]);
+    server.wait_for_log("PostgreSQL is unreachable");
+    assert_eq!(login(&server, "dave", "plain-pass"), TEMPORARY);
+    let mut smtp = server.smtp_client();
+    smtp.cmd("EHLO client.example").expect(250, None);
+    smtp.cmd(&format!("AUTH PLAIN {}", b64(b"\0dave\0plain-pass")))
+        .expect(454, Some("4.7.0"));
+
+    pg.run_server();
+    pg.sql(
+        "CREATE TABLE accounts (login TEXT PRIMARY KEY, pw TEXT);
+         INSERT INTO accounts VALUES ('dave', 'plain-pass');",
+    );
+    assert_eq!(login(&server, "dave", "plain-pass"), LOGIN_OK);
+    assert_eq!(login(&server, "dave", "wrong"), LOGIN_DENIED);
+
+    // Eight clients at once: every login succeeds, over at most two
+    // connections.
+    let logins: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                (0..20)
+                    .map(|_| common::Client::connect(addr).ask("dave plain-pass"))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for l in logins {
+        for answer in l.join().unwrap() {
+            assert_eq!(answer, LOGIN_OK);
+        }
+    }
+    let count = pg.query_one(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE backend_type = 'client backend' AND application_name <> 'psql'",
+    );
+    assert!(
+        count == "1" || count == "2",
+        "{count} connections for a pool of 2"
+    );
 }
 
 /// SCRAM-SHA-256 from a real client (gsasl) against stored keys in SQLite,

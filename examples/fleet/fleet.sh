@@ -22,8 +22,9 @@
 # FLEET_SMTP_PORT [2525], FLEET_SMTPS_PORT [4650], FLEET_REDIS_PORT [6390],
 # FLEET_PG_PORT [5440], FLEET_NODE_BASE [2600] (node N listens on
 # BASE+10N+1 SMTP, +2 SMTPS, +3 echo, +4 metrics), FLEET_NODE_ARGS (more
-# flags for every node, e.g. "--auth-failure-delay 0s"), FLEET_WAIT [60]
-# (seconds a start may take before fleet.sh gives up).
+# flags for every node, e.g. "--auth-failure-delay 0s"), FLEET_PG_POOL [2]
+# (PostgreSQL connections per node at most), FLEET_WAIT [60] (seconds a
+# start may take before fleet.sh gives up).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -159,8 +160,9 @@ node_start() {
     [ -x "$PORTCULLIS" ] || die "no portcullis binary at $PORTCULLIS (cargo build --release, or set PORTCULLIS)"
     mkdir -p "$FLEET_DIR/spool/node$n"
     # shellcheck disable=SC2086
+    # Each node keeps at most FLEET_PG_POOL connections to PostgreSQL.
     setsid "$PORTCULLIS" --config "$FLEET_DIR/node$n.toml" \
-        --auth "sql:postgresql://postgres@127.0.0.1:$FLEET_PG_PORT/postgres" \
+        --auth "sql:postgresql://postgres@127.0.0.1:$FLEET_PG_PORT/postgres:pool=${FLEET_PG_POOL:-2}" \
         --maildir "$FLEET_DIR/spool/node$n" \
         --tls-cert "$FLEET_DIR/cert.pem" --tls-key "$FLEET_DIR/key.pem" \
         --metrics-listen "127.0.0.1:$(node_port "$n" 4)" \

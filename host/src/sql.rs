@@ -19,8 +19,14 @@ pub const DEFAULT_POSTGRES_QUERY: &str = "SELECT username, password FROM users W
 
 /// Most rows one query returns.
 const MAX_ROWS: usize = 100;
-/// How long a query may take.
+/// How long a query may take, waiting for a connection included.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL connections one checker keeps by default. Each node of a
+/// fleet holds at most this many, so a hundred nodes stay well inside
+/// PostgreSQL's default `max_connections` only with a small number here.
+pub const DEFAULT_POSTGRES_POOL: usize = 4;
+/// The most connections an operator may ask for.
+pub const MAX_POSTGRES_POOL: usize = 64;
 
 /// A parameter or column value.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,10 +64,17 @@ enum Database {
         path: PathBuf,
         conn: Arc<Mutex<rusqlite::Connection>>,
     },
-    Postgres {
-        dsn: String,
-        conn: Box<tokio::sync::Mutex<Option<Postgres>>>,
-    },
+    Postgres(Box<PostgresPool>),
+}
+
+/// At most `slots.len()` PostgreSQL connections, each opened when first
+/// needed and opened again after it fails. A query takes a permit, then a
+/// free slot: a slot is only held with a permit, and released before it,
+/// so a permit always finds one free.
+struct PostgresPool {
+    dsn: String,
+    permits: tokio::sync::Semaphore,
+    slots: Vec<tokio::sync::Mutex<Option<Postgres>>>,
 }
 
 /// A PostgreSQL connection and the statements prepared on it, so a login
@@ -82,7 +95,7 @@ impl std::fmt::Debug for SqlGrant {
         // Never the connection string: it may hold a password.
         let kind = match &self.database {
             Database::Sqlite { path, .. } => format!("sqlite {}", path.display()),
-            Database::Postgres { .. } => "postgresql".into(),
+            Database::Postgres(pool) => format!("postgresql, {} connections", pool.slots.len()),
         };
         f.debug_struct("SqlGrant")
             .field("database", &kind)
@@ -94,8 +107,17 @@ impl std::fmt::Debug for SqlGrant {
 impl SqlGrant {
     /// Connects to `dsn` (`sqlite:PATH`, or a `postgres://` /
     /// `postgresql://` URL) and checks that every query prepares.
-    pub async fn open(dsn: &str, queries: BTreeMap<String, String>) -> anyhow::Result<SqlGrant> {
+    /// `pool` is the most PostgreSQL connections it keeps (default
+    /// [`DEFAULT_POSTGRES_POOL`]); SQLite reads through one connection.
+    pub async fn open(
+        dsn: &str,
+        queries: BTreeMap<String, String>,
+        pool: Option<usize>,
+    ) -> anyhow::Result<SqlGrant> {
         let database = if let Some(path) = dsn.strip_prefix("sqlite:") {
+            if pool.is_some() {
+                bail!("pool: SQLite reads through one connection; pool is for PostgreSQL");
+            }
             let path = PathBuf::from(path.trim_start_matches("//"));
             if !path.is_file() {
                 bail!("sqlite:{}: no such database file", path.display());
@@ -113,24 +135,44 @@ impl SqlGrant {
                 conn: Arc::new(Mutex::new(conn)),
             }
         } else if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
-            let client = connect_postgres(dsn)
-                .await
-                .context("cannot connect to PostgreSQL")?;
-            let mut statements = BTreeMap::new();
-            for (name, sql) in &queries {
-                let statement = client
-                    .prepare(sql)
-                    .await
-                    .with_context(|| format!("query {name} ({sql}) does not prepare"))?;
-                statements.insert(sql.clone(), statement);
+            let size = pool.unwrap_or(DEFAULT_POSTGRES_POOL);
+            if !(1..=MAX_POSTGRES_POOL).contains(&size) {
+                bail!("pool = {size}: between 1 and {MAX_POSTGRES_POOL} PostgreSQL connections");
             }
-            Database::Postgres {
+            // A bad connection string is the operator's mistake: refuse it
+            // now, not at every login.
+            dsn.parse::<tokio_postgres::Config>()
+                .context("not a PostgreSQL connection string")?;
+            let slots: Vec<_> = (0..size).map(|_| tokio::sync::Mutex::new(None)).collect();
+            // Check every query on a first connection. A database that is
+            // down is not a reason to stay down with it: the node starts,
+            // its logins get 454 and it checks the queries when it
+            // reconnects (a query that does not prepare then fails each
+            // login with 454 and a log line naming it).
+            match connect_postgres(dsn).await {
+                Ok(client) => {
+                    let mut statements = BTreeMap::new();
+                    for (name, sql) in &queries {
+                        let statement = client
+                            .prepare(sql)
+                            .await
+                            .with_context(|| format!("query {name} ({sql}) does not prepare"))?;
+                        statements.insert(sql.clone(), statement);
+                    }
+                    *slots[0].try_lock().expect("not shared yet") =
+                        Some(Postgres { client, statements });
+                }
+                Err(e) => tracing::warn!(
+                    "PostgreSQL is unreachable ({}); starting anyway: logins it checks \
+                     get 454 until it answers",
+                    crate::logtext::escape(&e.to_string())
+                ),
+            }
+            Database::Postgres(Box::new(PostgresPool {
                 dsn: dsn.to_owned(),
-                conn: Box::new(tokio::sync::Mutex::new(Some(Postgres {
-                    client,
-                    statements,
-                }))),
-            }
+                permits: tokio::sync::Semaphore::new(size),
+                slots,
+            }))
         } else {
             // Name only the scheme: the rest may hold a password.
             let scheme = dsn.split(':').next().unwrap_or_default();
@@ -162,15 +204,7 @@ impl SqlGrant {
                         .await
                         .map_err(|e| QueryError::Unavailable(e.to_string()))?
                 }
-                Database::Postgres { dsn, conn } => {
-                    let mut conn = conn.lock().await;
-                    let result = postgres_query(dsn, &mut conn, sql, &params).await;
-                    if matches!(result, Err(QueryError::Unavailable(_))) {
-                        // Reconnect (and prepare again) on the next call.
-                        *conn = None;
-                    }
-                    result
-                }
+                Database::Postgres(pool) => pool.query(sql, &params).await,
             }
         };
         let rows = tokio::time::timeout(QUERY_TIMEOUT, run)
@@ -183,6 +217,29 @@ impl SqlGrant {
             )));
         }
         Ok(rows)
+    }
+}
+
+impl PostgresPool {
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, QueryError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| QueryError::Unavailable(e.to_string()))?;
+        let mut slot = self
+            .slots
+            .iter()
+            .find_map(|s| s.try_lock().ok())
+            .expect("a permit always finds a free slot");
+        let result = postgres_query(&self.dsn, &mut slot, sql, params).await;
+        if matches!(result, Err(QueryError::Unavailable(_))) {
+            // Reconnect (and prepare again) on the next call.
+            *slot = None;
+        }
+        // The slot goes before the permit, which keeps a permit's promise.
+        drop(slot);
+        result
     }
 }
 
@@ -391,7 +448,7 @@ mod tests {
                 "SELECT username, age, pic FROM users ORDER BY username".to_owned(),
             ),
         ]);
-        let grant = SqlGrant::open(&format!("sqlite:{}", path.display()), queries)
+        let grant = SqlGrant::open(&format!("sqlite:{}", path.display()), queries, None)
             .await
             .unwrap();
         let text = |s: &str| Value::Text(s.into());
@@ -424,7 +481,7 @@ mod tests {
         ));
         // Read-only: a granted query cannot write.
         let writer = BTreeMap::from([("w".to_owned(), "DELETE FROM users".to_owned())]);
-        let grant = SqlGrant::open(&format!("sqlite:{}", path.display()), writer)
+        let grant = SqlGrant::open(&format!("sqlite:{}", path.display()), writer, None)
             .await
             .unwrap();
         assert!(matches!(
@@ -432,10 +489,14 @@ mod tests {
             Err(QueryError::Unavailable(_))
         ));
         assert!(
-            SqlGrant::open("sqlite:/nonexistent.db", BTreeMap::new())
+            SqlGrant::open("sqlite:/nonexistent.db", BTreeMap::new(), None)
                 .await
                 .is_err()
         );
-        assert!(SqlGrant::open("mysql://x", BTreeMap::new()).await.is_err());
+        assert!(
+            SqlGrant::open("mysql://x", BTreeMap::new(), None)
+                .await
+                .is_err()
+        );
     }
 }

@@ -95,7 +95,7 @@ pub(super) async fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> 
         AuthSpec::Anonymous => builtin_spec("checker-anonymous", json!({})),
         AuthSpec::External(ids) if ids.is_empty() => builtin_spec("checker-external", json!({})),
         AuthSpec::External(ids) => builtin_spec("checker-external", json!({ "allow": ids })),
-        AuthSpec::Sql { dsn, query } => sql_checker_spec(dsn, query.as_deref()).await,
+        AuthSpec::Sql { dsn, query, pool } => sql_checker_spec(dsn, query.as_deref(), *pool).await,
         AuthSpec::File { path, options } => {
             let (folder, file_name) = split_file(path)?;
             let mut config = options.clone();
@@ -122,7 +122,11 @@ pub(super) async fn checker_spec(spec: &AuthSpec) -> anyhow::Result<PluginSpec> 
 }
 
 /// The SQL checker, granted one query on the operator's database.
-async fn sql_checker_spec(dsn: &str, query: Option<&str>) -> anyhow::Result<PluginSpec> {
+async fn sql_checker_spec(
+    dsn: &str,
+    query: Option<&str>,
+    pool: Option<usize>,
+) -> anyhow::Result<PluginSpec> {
     let default = if dsn.starts_with("sqlite:") {
         crate::sql::DEFAULT_SQLITE_QUERY
     } else {
@@ -132,7 +136,7 @@ async fn sql_checker_spec(dsn: &str, query: Option<&str>) -> anyhow::Result<Plug
         crate::sql::DEFAULT_QUERY_NAME.to_owned(),
         query.unwrap_or(default).to_owned(),
     )]);
-    let grant = crate::sql::SqlGrant::open(dsn, queries)
+    let grant = crate::sql::SqlGrant::open(dsn, queries, pool)
         .await
         .context("--auth sql")?;
     let mut spec = builtin_spec(

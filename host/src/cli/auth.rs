@@ -23,8 +23,12 @@ pub enum AuthSpec {
     Anonymous,
     /// `external[:ID:ID...]`
     External(Vec<String>),
-    /// `sql:DSN[:query=SQL]`
-    Sql { dsn: String, query: Option<String> },
+    /// `sql:DSN[:pool=N][:query=SQL]`
+    Sql {
+        dsn: String,
+        query: Option<String>,
+        pool: Option<usize>,
+    },
     /// `unix[:passwd=PATH][:shadow=PATH]`
     Unix { passwd: PathBuf, shadow: PathBuf },
     /// `token:tokens=PATH[:{JSON}]` or `token:{JSON}`: a token file and the
@@ -51,7 +55,7 @@ pub const AUTH_TYPES: &[(&str, &str)] = &[
     ),
     (
         "sql",
-        "A database (sqlite:PATH or postgresql://...), then :query=SQL",
+        "A database (sqlite:PATH or postgresql://...), then :pool=N, :query=SQL",
     ),
     (
         "unix",
@@ -134,14 +138,17 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
              Example: --tls-client-ca clients-ca.pem --auth external:alice:bob\n"
         }
         "sql" => {
-            "Usage: --auth sql:DSN[:query=SQL]\n\n\
+            "Usage: --auth sql:DSN[:pool=N][:query=SQL]\n\n\
              Users from a SQL database. DSN is sqlite:PATH (a database file, opened\n\
              read-only) or a PostgreSQL URL (postgresql://user:password@host/dbname).\n\
              The checker runs sandboxed and never sees the connection: it may run only\n\
              the one query granted here, with the user name as its parameter. The query\n\
              returns (username, password) or (password); the password field may be plain\n\
              or hashed as for the file type (portcullis password prints entries); NULL\n\
-             means a disabled account. Everything after ':query=' is the SQL.\n\n\
+             means a disabled account. Everything after ':query=' is the SQL.\n\
+             :pool=N is the most PostgreSQL connections kept (default 4, at most 64):\n\
+             each one is opened when first needed and again after it fails. The server\n\
+             starts while PostgreSQL is down; its logins get 454 until it answers.\n\n\
              Default query: SELECT username, password FROM users WHERE username = ?\n\
              ($1 instead of ? for PostgreSQL).\n\
              Credential kinds: username-password.\n\n\
@@ -208,10 +215,21 @@ pub fn help_auth_type(name: &str) -> Result<&'static str, String> {
 }
 
 fn parse_sql(rest: &str) -> Result<AuthSpec, String> {
-    let (dsn, query) = match rest.split_once(":query=") {
-        Some((dsn, query)) if !query.trim().is_empty() => (dsn, Some(query.trim().to_owned())),
+    let (head, query) = match rest.split_once(":query=") {
+        Some((head, query)) if !query.trim().is_empty() => (head, Some(query.trim().to_owned())),
         Some(_) => return Err("sql: the query after ':query=' is empty".into()),
         None => (rest, None),
+    };
+    let (dsn, pool) = match head.rsplit_once(":pool=") {
+        Some((dsn, n)) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => (dsn, Some(n)),
+            _ => {
+                return Err(format!(
+                    "sql: :pool={n} is not a number of connections (1 or more)"
+                ));
+            }
+        },
+        None => (head, None),
     };
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if !known.iter().any(|p| dsn.starts_with(p)) || known.contains(&dsn) {
@@ -225,6 +243,7 @@ fn parse_sql(rest: &str) -> Result<AuthSpec, String> {
     Ok(AuthSpec::Sql {
         dsn: dsn.to_owned(),
         query,
+        pool,
     })
 }
 
@@ -596,6 +615,7 @@ mod tests {
         let sql = |dsn: &str, query: Option<&str>| AuthSpec::Sql {
             dsn: dsn.into(),
             query: query.map(Into::into),
+            pool: None,
         };
         assert_eq!(
             ok("sql:sqlite:/srv/users.db"),
@@ -610,11 +630,21 @@ mod tests {
                 Some("SELECT pw::text FROM u WHERE n = $1")
             )
         );
+        assert_eq!(
+            ok("sql:postgresql://a:b@h:5432/db:pool=2:query=SELECT pw FROM u WHERE n = $1"),
+            AuthSpec::Sql {
+                dsn: "postgresql://a:b@h:5432/db".into(),
+                query: Some("SELECT pw FROM u WHERE n = $1".into()),
+                pool: Some(2),
+            }
+        );
         for bad in [
             "sql:",
             "sql:mysql://x",
             "sql:sqlite:",
             "sql:sqlite:/x.db:query=",
+            "sql:postgresql://h/db:pool=0",
+            "sql:postgresql://h/db:pool=many",
         ] {
             assert!(bad.parse::<AuthSpec>().is_err(), "{bad}");
         }

@@ -84,6 +84,7 @@ struct ExternalChecker {
 #[serde(deny_unknown_fields)]
 struct SqlChecker {
     database: Option<Spanned<String>>,
+    pool: Option<usize>,
     query: Option<String>,
 }
 
@@ -323,6 +324,9 @@ impl SqlChecker {
             ));
         };
         let mut arg = database.get_ref().clone();
+        if let Some(n) = self.pool {
+            arg.push_str(&format!(":pool={n}"));
+        }
         if let Some(q) = &self.query {
             arg.push_str(":query=");
             arg.push_str(q);
@@ -331,12 +335,13 @@ impl SqlChecker {
             match src.at(&Spanned::new(database.span(), arg), |a| {
                 format!("sql:{a}").parse::<AuthSpec>()
             })? {
-                AuthSpec::Sql { dsn, query } => AuthSpec::Sql {
+                AuthSpec::Sql { dsn, query, pool } => AuthSpec::Sql {
                     dsn: match dsn.strip_prefix("sqlite:") {
                         Some(p) => format!("sqlite:{}", src.relative(Path::new(p)).display()),
                         None => dsn,
                     },
                     query,
+                    pool,
                 },
                 other => other,
             },

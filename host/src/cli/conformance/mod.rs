@@ -162,7 +162,7 @@ async fn sql_grant(dsn: &str) -> anyhow::Result<crate::sql::SqlGrant> {
         crate::sql::DEFAULT_QUERY_NAME.to_owned(),
         text.to_owned(),
     )]);
-    crate::sql::SqlGrant::open(dsn, queries)
+    crate::sql::SqlGrant::open(dsn, queries, None)
         .await
         .context("--sql")
 }
