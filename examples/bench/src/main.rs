@@ -89,6 +89,10 @@ enum Command {
         seconds: f64,
         #[arg(long, default_value_t = 40_000)]
         max_count: u64,
+        /// The server's metrics page (`--metrics-listen`): also print the
+        /// plugin time per login, by kind, from two scrapes around the load.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
     },
     /// Echo login load against one server.
     EchoLogins {
@@ -133,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
             clients,
             seconds,
             max_count,
+            metrics,
         } => {
             let mech = match mech.as_str() {
                 "plain" => smtp::Mech::Plain { user, pass },
@@ -146,12 +151,28 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs_f64(seconds),
                 max_count,
             };
-            let rate = stats::run(bounds, move || {
-                let mech = mech.clone();
-                async move { smtp::login(addr, &mech).await }
+            let before = match metrics {
+                Some(m) => Some(metrics::scrape(m).await?),
+                None => None,
+            };
+            // One thread, as an independent single-threaded client loads a
+            // server; its CPU share says whether the client was the limit.
+            let (rate, cpu) = tokio::task::spawn_blocking(move || {
+                stats::run_on_one_thread(bounds, move || {
+                    let mech = mech.clone();
+                    async move { smtp::login(addr, &mech).await }
+                })
             })
-            .await;
-            println!("{}", rate.summary());
+            .await?;
+            println!(
+                "{} (load: 1 thread, {:.0} % of one CPU)",
+                rate.summary(),
+                100.0 * cpu.as_secs_f64() / rate.elapsed.as_secs_f64().max(1e-9)
+            );
+            if let (Some(m), Some(before)) = (metrics, before) {
+                let delta = metrics::scrape(m).await?.since(&before);
+                println!("{}", metrics::per_op_line(&delta, rate.ok));
+            }
             Ok(())
         }
         Command::EchoLogins {

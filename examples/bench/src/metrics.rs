@@ -101,6 +101,31 @@ pub async fn scrape(addr: SocketAddr) -> anyhow::Result<Snapshot> {
     Ok(parse(&body))
 }
 
+/// `plugin µs per op: instantiate 1.0 + 2.0 + 3.0, calls ...`: one load's
+/// plugin time per successful operation, by kind (mechanism, checker,
+/// realm), and the total.
+pub fn per_op_line(delta: &Snapshot, ops: u64) -> String {
+    let ops = ops.max(1) as f64;
+    let kinds = ["mechanism", "checker", "realm"];
+    let us = |kind: &str, phase: Phase| delta.get(kind, phase).seconds * 1e6 / ops;
+    let row = |phase: Phase| {
+        kinds
+            .iter()
+            .map(|k| format!("{:.1}", us(k, phase)))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    let total: f64 = kinds
+        .iter()
+        .flat_map(|k| [us(k, Phase::Instantiate), us(k, Phase::Call)])
+        .sum();
+    format!(
+        "plugin µs per login (mechanism + checker + realm): instantiate {}, calls {}; total {total:.1}",
+        row(Phase::Instantiate),
+        row(Phase::Call)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

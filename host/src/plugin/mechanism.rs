@@ -32,7 +32,7 @@ impl Plugin {
         let mut store = self.new_store().await?;
         store.data_mut().session = session;
         let bindings = self
-            .bounded(pre.instantiate_async(&mut *store))
+            .bounded_instantiation(pre.instantiate_async(&mut *store))
             .await
             .map_err(|e| self.instantiate_fault(e))?;
         self.instantiated(&store);

@@ -69,7 +69,7 @@ impl Plugin {
         }
         self.arm(&mut store);
         let bindings = self
-            .bounded(pre.instantiate_async(&mut *store))
+            .bounded_instantiation(pre.instantiate_async(&mut *store))
             .await
             .map_err(|e| self.instantiate_fault(e))?;
         self.instantiated(&store);
