@@ -145,7 +145,7 @@ fn a_bad_checker_table_is_refused_with_its_line_and_the_fix() {
     assert_eq!((e.file.to_str(), e.line), (Some(FILE), 6));
     assert_eq!(
         e.message,
-        "a checker of type \"sql\" takes no `path` (it takes database, query, kinds and limits)"
+        "a checker of type \"sql\" takes no `path` (it takes database, pool, query, kinds and limits)"
     );
     // Refused even when --auth replaces the file's checkers: the file is wrong.
     assert!(plan_of(text, &["--auth", "anonymous"]).is_err());
