@@ -11,6 +11,14 @@ rustup target add wasm32-wasip2
 if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo 0)" -lt 262144 ]; then
     sysctl -q -w vm.max_map_count=262144 2>/dev/null || echo "tests/setup.sh: could not raise vm.max_map_count" >&2
 fi
+# Postfix logs through postlogd over a Unix datagram socket (the tests set
+# maillog_file). With the kernel's queue of 10 datagrams (some containers'
+# default), a burst of postfix-script warnings fills it, and postlogd, which
+# logs its own warnings to that socket, can block on itself: Postfix then
+# stalls and a test sees a timeout. Debian's default is 512.
+if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo 512)" -lt 512 ]; then
+    sysctl -q -w net.unix.max_dgram_qlen=512 2>/dev/null || echo "tests/setup.sh: could not raise net.unix.max_dgram_qlen" >&2
+fi
 need=""
 for tool in swaks curl python3 gsasl msmtp; do
     command -v "$tool" >/dev/null 2>&1 || need=1
