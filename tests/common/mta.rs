@@ -190,10 +190,27 @@ smtpd_authorized_xclient_hosts = {xclient_hosts}
 }
 
 impl Drop for Postfix {
+    /// `postfix stop`, and if that hangs (it waits on Postfix's logging),
+    /// kills the instance after 15 s rather than hanging the suite.
     fn drop(&mut self) {
-        let _ = Command::new("postfix")
+        let stop = Command::new("postfix")
             .args(["-c", &self.dir.path().display().to_string(), "stop"])
-            .output();
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(mut stop) = stop else { return };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if !matches!(stop.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = stop.kill();
+        let _ = stop.wait();
+        if self.dir.path().join("queue/pid/master.pid").exists() {
+            self.kill();
+        }
     }
 }
 
