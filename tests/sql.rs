@@ -197,39 +197,20 @@ impl Postgres {
     }
 
     fn sql(&self, statements: &str) {
-        let port = self.port.to_string();
-        self.run(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                statements,
-            ],
-        );
+        self.psql(&["-v", "ON_ERROR_STOP=1", "-c", statements]);
     }
 
     /// The one value a query returns.
     fn query_one(&self, query: &str) -> String {
+        self.psql(&["-qAt", "-c", query]).trim().to_owned()
+    }
+
+    /// psql against this cluster as postgres, with these arguments.
+    fn psql(&self, args: &[&str]) -> String {
         let port = self.port.to_string();
-        let args = [
-            "-qAt",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-c",
-            query,
-        ];
-        self.run("psql", &args).trim().to_owned()
+        let mut all = vec!["-h", "127.0.0.1", "-p", &port, "-U", "postgres"];
+        all.extend_from_slice(args);
+        self.run("psql", &all)
     }
 
     fn dsn(&self) -> String {
