@@ -36,6 +36,10 @@ pub struct Options {
     pub dir: PathBuf,
 }
 
+/// The checkers' names in the report.
+pub const FILE: &str = "file";
+pub const SQLITE: &str = "sql (SQLite)";
+
 /// One server's figures.
 struct Row {
     checker: &'static str,
@@ -94,18 +98,6 @@ fn write_db(path: &Path, users: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// User and system CPU time of a process, from /proc/PID/stat.
-fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')').context("bad stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(Duration::from_micros(ticks * 1_000_000 / hz))
-}
-
 /// The load on one thread; its rate and the thread's CPU time.
 fn load_on_one_thread(addr: SocketAddr, mech: Mech, bounds: Bounds) -> (Rate, Duration) {
     stats::run_on_one_thread(bounds, move || {
@@ -114,7 +106,7 @@ fn load_on_one_thread(addr: SocketAddr, mech: Mech, bounds: Bounds) -> (Rate, Du
     })
 }
 
-async fn measure(
+async fn measure_one(
     paths: &Paths,
     opts: &Options,
     checker: &'static str,
@@ -145,9 +137,9 @@ async fn measure(
         duration: Duration::from_secs_f64(opts.seconds),
         max_count: u64::MAX,
     };
-    let server_before = process_cpu(server.pid())?;
+    let server_before = servers::process_cpu(server.pid())?;
     let (rate, client_cpu) = load_on_one_thread(smtp_addr, mech, bounds);
-    let server_cpu = process_cpu(server.pid())? - server_before;
+    let server_cpu = servers::process_cpu(server.pid())? - server_before;
     let rss_after_kib = servers::rss_kib(server.pid())?;
     let share = |cpu: Duration| 100.0 * cpu.as_secs_f64() / rate.elapsed.as_secs_f64();
     Ok(Row {
@@ -170,6 +162,19 @@ fn loadavg() -> String {
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     servers::raise_nofile();
+    print!("{}", measure(&opts).await?.text);
+    Ok(())
+}
+
+/// What [`measure`] found: the report, and each row's logins/s.
+pub struct Measured {
+    pub text: String,
+    /// (checker, users, logins/s), for rows without failures.
+    pub rates: Vec<(&'static str, u64, f64)>,
+}
+
+/// Runs every size against both checkers; the report, as Markdown.
+pub async fn measure(opts: &Options) -> anyhow::Result<Measured> {
     let paths = Paths::find(Path::new(""))?;
     let dir = opts
         .dir
@@ -189,19 +194,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         write_db(&db, users)?;
         for (checker, auth) in [
             ("file", format!("file:{}", file.display())),
-            ("sql (SQLite)", format!("sql:sqlite:{}", db.display())),
+            (SQLITE, format!("sql:sqlite:{}", db.display())),
         ] {
             eprintln!("portcullis-bench files: {checker}, {users} users");
-            rows.push(measure(&paths, &opts, checker, users, &auth).await?);
+            rows.push(measure_one(&paths, opts, checker, users, &auth).await?);
         }
     }
     let load_after = loadavg();
     let _ = std::fs::remove_dir_all(&dir);
-    print!(
-        "{}",
-        report(&opts, &rows, &load_before, &load_after, started.elapsed())
-    );
-    Ok(())
+    let rates = rows
+        .iter()
+        .filter(|r| r.rate.failed == 0)
+        .map(|r| (r.checker, r.users, r.rate.per_second()))
+        .collect();
+    Ok(Measured {
+        text: report(opts, &rows, &load_before, &load_after, started.elapsed()),
+        rates,
+    })
 }
 
 fn report(
@@ -242,16 +251,17 @@ fn report(
             .find(|r| r.checker == checker && r.users == users)
             .map(|r| r.rate.per_second())
     };
-    let (smallest, largest) = (
-        opts.sizes.iter().min().copied(),
-        opts.sizes.iter().max().copied(),
-    );
-    if let (Some(s), Some(l)) = (smallest, largest) {
-        if let (Some(a), Some(b)) = (rate("file", s), rate("file", l)) {
-            out += &format!("\nfile at {l} users ÷ file at {s} users: {:.2}\n", b / a);
-        }
-        if let (Some(a), Some(b)) = (rate("file", s), rate("sql (SQLite)", s)) {
-            out += &format!("file ÷ SQLite at {s} users: {:.2}\n", a / b);
+    if let Some(smallest) = opts.sizes.iter().min().copied() {
+        out += "\n";
+        for &users in &opts.sizes {
+            if let (Some(a), Some(b)) = (rate("file", smallest), rate("file", users))
+                && users != smallest
+            {
+                out += &format!("- file at {users} users ÷ file at {smallest} users: {:.2}\n", b / a);
+            }
+            if let (Some(a), Some(b)) = (rate("file", users), rate(SQLITE, users)) {
+                out += &format!("- file ÷ SQLite at {users} users: {:.2}\n", a / b);
+            }
         }
     }
     if let Some(failure) = rows.iter().find_map(|r| r.rate.first_error.as_deref()) {

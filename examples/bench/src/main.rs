@@ -21,7 +21,7 @@
 
 mod echo;
 mod files;
-mod idle;
+mod hashes;
 mod metrics;
 mod mta;
 mod postfix;
@@ -59,6 +59,8 @@ enum Command {
     /// SQLite database with the same users, at several sizes, against
     /// the portcullis binary beside this one (see src/files.rs).
     Files(files::Options),
+    /// Argon2id, bcrypt and SHA-512-crypt checks: native, in Wasm, and Dovecot.
+    Hashes(hashes::Options),
     /// Logins/s through a private Postfix whose SASL backend is portcullis
     /// (Dovecot's auth protocol) against Dovecot 2.3's auth (see
     /// src/mta.rs). Needs root, Postfix and Dovecot (tests/setup.sh).
@@ -125,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Mta(opts) => mta::run(opts).await,
         Command::Relay(opts) => relay::run(opts).await,
         Command::Files(opts) => files::run(opts).await,
+        Command::Hashes(opts) => hashes::run(opts).await,
         Command::BareEcho { listen } => {
             servers::raise_nofile();
             echo::bare_server(tokio::net::TcpListener::bind(listen).await?).await

@@ -9,6 +9,7 @@ use crate::run::{
     AIOSMTPD, BARE, Hook, NATIVE, Plan, Results, SCRAM, SINK, TWISTED, TWISTED_ECHO, WASM,
     echo_what, lines_what, plain_what, scram_what,
 };
+use crate::files::{FILE, SQLITE};
 use crate::stats::Rate;
 
 const KINDS: [&str; 3] = ["mechanism", "checker", "realm"];
@@ -28,7 +29,7 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
     w(
         o,
         &format!(
-            "All on 127.0.0.1, {cores} CPUs, Linux {}. Clients per load: {}. Each load runs {} s or {} operations in all, whichever ends first; every login on a new TCP connection.\n",
+            "All on 127.0.0.1, {cores} CPUs, Linux {}. Clients per load: {}. Each load runs {} s or {} operations in all, whichever ends first; every login on a new TCP connection. Every load runs on one thread of its own (a current-thread tokio runtime), as an independent single-threaded client would; a cell's `client N %` is that thread's CPU time over the load's wall time (near 100 % the client, not the server, was the limit). The servers and the client share the machine's CPUs.\n",
             kernel.trim(),
             plan.clients
                 .iter()
@@ -54,7 +55,7 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
 
     w(
         o,
-        "\n## SMTP logins: `connect → EHLO → AUTH → QUIT`\n\nLogins per second (latency p50 / p99).\n\n",
+        "\n## SMTP logins: `connect → EHLO → AUTH → QUIT`\n\nLogins per second (latency p50 / p99; the load thread's CPU share).\n\n",
     );
     let smtp = [WASM, NATIVE, SINK, TWISTED, AIOSMTPD];
     header(o, "load", &smtp);
@@ -159,16 +160,16 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
             w(
                 o,
                 &format!(
-                    "| portcullis RSS, no sessions | {:.1} MiB |\n",
+                    "| portcullis RSS, no sessions (after one login) | {:.1} MiB |\n",
                     *before as f64 / 1024.0
                 ),
             );
             w(
                 o,
                 &format!(
-                    "| portcullis RSS with {n} idle SMTP sessions | {:.1} MiB ({:.1} KiB per session) |\n",
+                    "| portcullis RSS with {n} idle SMTP sessions (fresh server) | {:.1} MiB ({:.1} KiB per session) |\n",
                     *with as f64 / 1024.0,
-                    with.saturating_sub(*before) as f64 / n.max(1) as f64
+                    per_session(*before, *with, n)
                 ),
             );
         }
@@ -176,6 +177,25 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
             o,
             &format!(
                 "| RSS with {} idle SMTP sessions | failed: {e} |\n",
+                plan.idle_sessions
+            ),
+        ),
+        None => {}
+    }
+    match &r.echo_rss {
+        Some(Ok((before, with))) => w(
+            o,
+            &format!(
+                "| portcullis RSS with {} logged-in echo sessions (fresh server) | {:.1} MiB ({:.1} KiB per session) |\n",
+                plan.idle_sessions,
+                *with as f64 / 1024.0,
+                per_session(*before, *with, plan.idle_sessions)
+            ),
+        ),
+        Some(Err(e)) => w(
+            o,
+            &format!(
+                "| RSS with {} logged-in echo sessions | failed: {e} |\n",
                 plan.idle_sessions
             ),
         ),
@@ -202,7 +222,125 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
         Some(Err(e)) => w(o, &format!("| start-up | failed: {e} |\n")),
         None => {}
     }
+
+    match &r.files {
+        Some(Ok(files)) => {
+            w(o, "\n## Password files at any size\n\n");
+            w(o, &files.text);
+        }
+        Some(Err(e)) => w(o, &format!("\n## Password files at any size\n\nfailed: {e}\n")),
+        None => {}
+    }
+    targets(o, plan, r);
     out
+}
+
+fn per_session(before: u64, with: u64, n: usize) -> f64 {
+    with.saturating_sub(before) as f64 / n.max(1) as f64
+}
+
+/// Issue 16's targets against what this run measured.
+fn targets(o: &mut String, plan: &Plan, r: &Results) {
+    w(
+        o,
+        "\n## Targets\n\n| target | measured | met |\n|---|---|---|\n",
+    );
+    let mut line = |what: String, got: Option<f64>, unit: &str, ok: &dyn Fn(f64) -> bool| {
+        let (value, met) = match got {
+            Some(v) => (format!("{v:.2}{unit}"), if ok(v) { "yes" } else { "**no**" }),
+            None => ("not measured".into(), "–"),
+        };
+        w(o, &format!("| {what} | {value} | {met} |\n"));
+    };
+    let plugin_us = r
+        .hooks
+        .iter()
+        .find(|h| h.server == WASM && h.what == plain_what(1))
+        .map(|h| {
+            KINDS
+                .iter()
+                .map(|k| {
+                    h.delta.get(k, Phase::Instantiate).seconds + h.delta.get(k, Phase::Call).seconds
+                })
+                .sum::<f64>()
+                * 1e6
+                / h.ops.max(1) as f64
+        });
+    line(
+        "plugin time per AUTH PLAIN login at 1 client ≤ 20 µs".into(),
+        plugin_us,
+        " µs",
+        &|v| v <= 20.0,
+    );
+    let rate_ratio = |what: &str, other: &str| match (clean(r, what, WASM), clean(r, what, other)) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    for &c in &plan.clients {
+        line(
+            format!("Wasm ÷ native, AUTH PLAIN, {} ≥ 0.9", clients_label(c)),
+            rate_ratio(&plain_what(c), NATIVE),
+            "",
+            &|v| v >= 0.9,
+        );
+    }
+    for &c in plan.clients.iter().filter(|&&c| c >= 16) {
+        line(
+            format!("portcullis ÷ smtp-sink, AUTH PLAIN, {} ≥ 0.8", clients_label(c)),
+            rate_ratio(&plain_what(c), SINK),
+            "",
+            &|v| v >= 0.8,
+        );
+    }
+    let kib = |m: &Option<Result<(u64, u64), String>>| match m {
+        Some(Ok((before, with))) => Some(per_session(*before, *with, plan.idle_sessions)),
+        _ => None,
+    };
+    line(
+        format!("idle SMTP session ≤ 12 KiB ({} sessions)", plan.idle_sessions),
+        kib(&r.rss),
+        " KiB",
+        &|v| v <= 12.0,
+    );
+    line(
+        format!("logged-in echo session ≤ 32 KiB ({} sessions)", plan.idle_sessions),
+        kib(&r.echo_rss),
+        " KiB",
+        &|v| v <= 32.0,
+    );
+    if let Some(Ok(files)) = &r.files {
+        let rate = |checker: &str, users: u64| {
+            files
+                .rates
+                .iter()
+                .find(|(c, u, _)| *c == checker && *u == users)
+                .map(|(_, _, v)| *v)
+        };
+        let sizes: Vec<u64> = files.rates.iter().map(|(_, u, _)| *u).collect();
+        if let (Some(&small), Some(&large)) = (sizes.iter().min(), sizes.iter().max()) {
+            let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+            line(
+                format!("file checker at {large} users ÷ at {small} users ≥ 0.9"),
+                ratio(rate(FILE, large), rate(FILE, small)),
+                "",
+                &|v| v >= 0.9,
+            );
+            line(
+                format!("file checker ÷ SQLite at {small} users ≥ 1"),
+                ratio(rate(FILE, small), rate(SQLITE, small)),
+                "",
+                &|v| v >= 1.0,
+            );
+        }
+    }
+}
+
+fn clients_label(c: usize) -> String {
+    if c == 1 {
+        "1 client".into()
+    } else {
+        format!("{c} clients")
+    }
 }
 
 fn w(out: &mut String, text: &str) {
@@ -235,11 +373,17 @@ fn cell(r: &Results, what: &str, server: &str) -> String {
         }
         Some(rate) => {
             let mut s = format!(
-                "{:.0} ({:.2} / {:.2} ms)",
+                "{:.0} ({:.2} / {:.2} ms",
                 rate.per_second(),
                 rate.percentile(0.5).as_secs_f64() * 1e3,
                 rate.percentile(0.99).as_secs_f64() * 1e3
             );
+            match rate.load_cpu_share() {
+                Some(share) => {
+                    let _ = write!(s, "; client {share:.0} %)");
+                }
+                None => s.push(')'),
+            }
             if rate.failed > 0 {
                 let _ = write!(
                     s,

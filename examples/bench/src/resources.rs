@@ -87,7 +87,7 @@ async fn line(reader: &mut BufReader<TcpStream>) -> anyhow::Result<String> {
 /// Opens `n` idle sessions from many addresses: echo sessions logged in
 /// as guest, or SMTP sessions that read the greeting. Returns them (to
 /// keep them open) and how many failed.
-async fn open_idle(
+pub async fn open_idle(
     addr: SocketAddr,
     n: usize,
     echo: bool,

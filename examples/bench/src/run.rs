@@ -132,8 +132,13 @@ pub struct Results {
     pub hooks: Vec<Hook>,
     /// Set when the native server turned out to run the Wasm path.
     pub native_problem: Option<String>,
-    /// Server RSS in KiB before and with the idle sessions.
+    /// Server RSS in KiB before and with the idle SMTP sessions.
     pub rss: Option<Result<(u64, u64), String>>,
+    /// The same with logged-in echo sessions.
+    pub echo_rss: Option<Result<(u64, u64), String>>,
+    /// The file and SQLite checkers at several sizes
+    /// (`portcullis-bench files`), as Markdown.
+    pub files: Option<Result<crate::files::Measured, String>>,
     /// Cold and warm start.
     pub startup: Option<Result<(Duration, Duration), String>>,
 }
@@ -184,7 +189,8 @@ impl Results {
             Some(m) => metrics::scrape(m).await.ok(),
             None => None,
         };
-        let rate = stats::run(bounds, op).await;
+        // One load thread, as an independent single-threaded client.
+        let rate = stats::run_on_one_thread_async(bounds, op).await;
         note(&format!("{what}, {}: {}", target.name, rate.summary()));
         if let (Some(m), Some(before)) = (target.metrics, before)
             && let Ok(after) = metrics::scrape(m).await
@@ -255,7 +261,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     std::fs::write(&scram_file, format!("{SCRAM_USER}:{entry}\n"))?;
     let file = format!("file:{}", scram_file.display());
     let (s_smtp, _) = portcullis(SCRAM, &["--auth", &file], false)?;
-    let wasm_pid = servers[0].1.pid();
     // The bare echo, in its own process like every other server.
     let bare = Target {
         name: BARE,
@@ -382,18 +387,28 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             None => None,
         };
         let limit = Duration::from_secs(120);
-        let lines = echo::lines_per_second(
+        let (addr, bare, conns, lines, batch) = (
             target.addr,
-            USER,
-            PASS,
             *is_bare,
             plan.echo_conns,
             plan.lines,
             plan.batch,
         );
-        let outcome = match tokio::time::timeout(limit, lines).await {
+        // One load thread, like the login loads.
+        let load = tokio::task::spawn_blocking(move || {
+            stats::on_one_thread(move || async move {
+                let lines = echo::lines_per_second(addr, USER, PASS, bare, conns, lines, batch);
+                tokio::time::timeout(limit, lines).await
+            })
+        });
+        let (outcome, cpu) = load.await.expect("the load thread panicked");
+        let outcome = match outcome {
             Ok(Ok((rate, took))) => {
-                note(&format!("{what}, {}: {rate:.0}/s in {took:?}", target.name));
+                let share = 100.0 * cpu.as_secs_f64() / took.as_secs_f64().max(1e-9);
+                note(&format!(
+                    "{what}, {}: {rate:.0}/s in {took:?}, load thread {share:.0} % CPU",
+                    target.name
+                ));
                 Ok(rate)
             }
             Ok(Err(e)) => Err(format!("{e:#}")),
@@ -414,17 +429,31 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     results.native_problem = native_problem(&results, &plan);
 
-    let idle = crate::idle::idle_rss(w_smtp.addr, wasm_pid, plan.idle_sessions);
-    let rss = match tokio::time::timeout(Duration::from_secs(300), idle).await {
-        Ok(Ok(rss)) => Ok(rss),
-        Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(_) => Err("not done after 300 s".into()),
-    };
-    note(&format!(
-        "RSS before and with {} idle SMTP sessions (KiB): {rss:?}",
-        plan.idle_sessions
-    ));
-    results.rss = Some(rss);
+    // Memory per session, each kind on a fresh server (one that served
+    // the loads above would reuse their freed memory and look cheaper),
+    // the sessions from many addresses as in `portcullis-bench resources`.
+    for echo in [false, true] {
+        let kind = if echo {
+            "logged-in echo sessions"
+        } else {
+            "idle SMTP sessions"
+        };
+        let limit = Duration::from_secs(300);
+        let rss = match tokio::time::timeout(limit, session_rss(&paths, &plan, echo)).await {
+            Ok(Ok(rss)) => Ok(rss),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err(format!("not done after {limit:?}")),
+        };
+        note(&format!(
+            "RSS before and with {} {kind} (KiB): {rss:?}",
+            plan.idle_sessions
+        ));
+        if echo {
+            results.echo_rss = Some(rss);
+        } else {
+            results.rss = Some(rss);
+        }
+    }
 
     drop(servers);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -433,6 +462,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .map_err(|e| format!("{e:#}"));
     note(&format!("start-up (cold, warm): {startup:?}"));
     results.startup = Some(startup);
+
+    // The file checker against SQLite at several sizes, 16 clients.
+    let files = crate::files::Options {
+        sizes: if plan.quick {
+            vec![1_000, 10_000]
+        } else {
+            vec![1_000, 100_000, 1_000_000]
+        },
+        clients: 16,
+        seconds: plan.seconds,
+        dir: std::env::temp_dir(),
+    };
+    let files = crate::files::measure(&files)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    note("password files measured");
+    results.files = Some(files);
     let _ = std::fs::remove_dir_all(&scram_dir);
 
     let text = crate::report::markdown(&plan, &results);
@@ -442,6 +488,35 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         note(&format!("report written to {}", out.display()));
     }
     Ok(())
+}
+
+/// A fresh portcullis's RSS in KiB before and with `plan.idle_sessions`
+/// sessions open: SMTP sessions that read the greeting, or echo sessions
+/// logged in as guest.
+async fn session_rss(paths: &Paths, plan: &Plan, echo: bool) -> anyhow::Result<(u64, u64)> {
+    let (smtp, echo_addr) = (free_port()?, free_port()?);
+    let max = (plan.idle_sessions + 2000).to_string();
+    let cmd = paths.portcullis(smtp, echo_addr, None, &["--max-sessions", &max]);
+    let mut server = Server::spawn(WASM, cmd)?;
+    server.wait(echo_addr, Instant::now()).await?;
+    let pid = server.pid();
+    // One login first, so plugin compilation and the first pool slots are
+    // in "before" and the difference is the sessions' own.
+    Echo::login(echo_addr, USER, PASS, false).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = crate::servers::rss_kib(pid)?;
+    let addr = if echo { echo_addr } else { smtp };
+    let (open, failed, first) = crate::resources::open_idle(addr, plan.idle_sessions, echo).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with = crate::servers::rss_kib(pid)?;
+    drop(open);
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} sessions failed: {}",
+        plan.idle_sessions,
+        first.unwrap_or_default()
+    );
+    Ok((before, with))
 }
 
 /// The native server must have made no mechanism instances under its PLAIN

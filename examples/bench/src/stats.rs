@@ -26,11 +26,21 @@ pub struct Rate {
     pub latencies: Vec<Duration>,
     /// The first failure, for the report.
     pub first_error: Option<String>,
+    /// CPU time the load thread used, when the load ran on one thread
+    /// ([`run_on_one_thread`]).
+    pub load_cpu: Option<Duration>,
 }
 
 impl Rate {
     pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The load thread's CPU time over the load's wall time, in % of one
+    /// core: near 100 says the client, not the server, was the limit.
+    pub fn load_cpu_share(&self) -> Option<f64> {
+        self.load_cpu
+            .map(|cpu| 100.0 * cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9))
     }
 
     pub fn percentile(&self, p: f64) -> Duration {
@@ -50,6 +60,9 @@ impl Rate {
             ms(self.percentile(0.5)),
             ms(self.percentile(0.99))
         );
+        if let Some(share) = self.load_cpu_share() {
+            s += &format!(", load thread {share:.0} % CPU");
+        }
         if self.failed > 0 {
             s += &format!(
                 ", {} FAILED: {}",
@@ -137,14 +150,39 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
+    let (mut rate, cpu) = on_one_thread(move || run(bounds, op));
+    rate.load_cpu = Some(cpu);
+    (rate, cpu)
+}
+
+/// [`run_on_one_thread`] from async code: the load thread is a thread of
+/// its own, so the caller's runtime neither helps nor competes.
+pub async fn run_on_one_thread_async<F, Fut>(bounds: Bounds, op: F) -> Rate
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    tokio::task::spawn_blocking(move || run_on_one_thread(bounds, op).0)
+        .await
+        .expect("the load thread panicked")
+}
+
+/// Runs the future `make` returns to completion on a new thread with a
+/// current-thread runtime; its output and the CPU time that thread used.
+pub fn on_one_thread<M, Fut>(make: M) -> (Fut::Output, Duration)
+where
+    M: FnOnce() -> Fut + Send + 'static,
+    Fut: Future,
+    Fut::Output: Send + 'static,
+{
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a current-thread runtime");
         let cpu = thread_cpu();
-        let rate = runtime.block_on(run(bounds, op));
-        (rate, thread_cpu() - cpu)
+        let out = runtime.block_on(make());
+        (out, thread_cpu() - cpu)
     })
     .join()
     .expect("the load thread panicked")

@@ -6,13 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
 
 use super::codec::{LoginLine, parse_login_line};
 use super::replies;
 use crate::portal::{Avatar, AvatarInterface, ChannelInfo, Credentials, Mind};
 use crate::proto::line::{Frame, LineReader};
+use crate::proto::outbox::Outbox;
 use crate::sasl::{self, Begin, Ending, LineExchange, Mechname, Purpose, Refusal, Turn};
 
 /// Settings shared by every echo connection.
@@ -72,7 +73,7 @@ enum Flow {
 
 struct Connection<S> {
     reader: LineReader<ReadHalf<S>>,
-    writer: BufWriter<WriteHalf<S>>,
+    writer: Outbox<WriteHalf<S>>,
     config: Arc<EchoConfig>,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
@@ -94,7 +95,7 @@ where
     let (read, write) = tokio::io::split(stream);
     let mut conn = Connection {
         reader: LineReader::new(read, config.max_line),
-        writer: BufWriter::new(write),
+        writer: Outbox::with_capacity(crate::proto::ECHO_WRITE_BUFFER, write),
         config,
         peer,
         shutdown,

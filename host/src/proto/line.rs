@@ -13,7 +13,11 @@
 //! its bytes are discarded up to the next CRLF, so a client cannot make the
 //! server buffer without bound.
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// One framed unit of input.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,7 +39,9 @@ fn find_crlf(bytes: &[u8]) -> Option<usize> {
     bytes.windows(2).position(|w| w == b"\r\n")
 }
 
-/// Splits lines out of a buffer that grows as bytes arrive.
+/// Splits lines out of a buffer that grows as bytes arrive. The buffer
+/// holds memory only while it holds bytes: a session waiting for its next
+/// command, with nothing pipelined, has none.
 #[derive(Debug)]
 pub struct LineBuffer {
     buf: Vec<u8>,
@@ -47,7 +53,7 @@ pub struct LineBuffer {
 impl LineBuffer {
     pub fn new(max: usize) -> Self {
         LineBuffer {
-            buf: Vec::with_capacity(256),
+            buf: Vec::new(),
             max,
             discarding: false,
         }
@@ -68,7 +74,13 @@ impl LineBuffer {
                     continue;
                 }
                 Some(end) => {
-                    let mut line: Vec<u8> = self.buf.drain(..end + 2).collect();
+                    let mut line = if end + 2 == self.buf.len() {
+                        // The one line buffered (the usual case): hand
+                        // over the buffer itself, which leaves none held.
+                        std::mem::take(&mut self.buf)
+                    } else {
+                        self.buf.drain(..end + 2).collect()
+                    };
                     line.truncate(end);
                     if line.len() > self.max {
                         return Some(Frame::TooLong);
@@ -77,16 +89,14 @@ impl LineBuffer {
                 }
                 None if self.discarding => {
                     // Keep a final CR: it may be the first half of the CRLF.
-                    let keep = usize::from(self.buf.last() == Some(&b'\r'));
-                    let cut = self.buf.len() - keep;
-                    self.buf.drain(..cut);
+                    let keep = self.buf.last() == Some(&b'\r');
+                    self.buf = if keep { b"\r".to_vec() } else { Vec::new() };
                     return None;
                 }
                 // Room for the line and the CR of its CRLF.
                 None if self.buf.len() > self.max + 1 => {
-                    let keep = usize::from(self.buf.last() == Some(&b'\r'));
-                    let cut = self.buf.len() - keep;
-                    self.buf.drain(..cut);
+                    let keep = self.buf.last() == Some(&b'\r');
+                    self.buf = if keep { b"\r".to_vec() } else { Vec::new() };
                     self.discarding = true;
                     return Some(Frame::TooLong);
                 }
@@ -113,16 +123,53 @@ impl LineBuffer {
 
     /// Forgets pipelined input (after STARTTLS, RFC 3207 §4.2).
     pub fn clear(&mut self) {
-        self.buf.clear();
+        self.buf = Vec::new();
         self.discarding = false;
     }
+}
+
+thread_local! {
+    /// The buffer every session on this thread reads into. A read borrows
+    /// it only inside one poll, never across an await, so a session that
+    /// waits for input holds no read buffer of its own.
+    static SCRATCH: RefCell<Box<[u8]>> =
+        RefCell::new(vec![0; super::READ_CHUNK].into_boxed_slice());
+}
+
+/// Reads what `inner` has into `buffer`, through the thread's scratch
+/// buffer; the number of bytes read (0 at end of stream).
+fn poll_fill<R: AsyncRead + Unpin>(
+    inner: &mut R,
+    buffer: &mut LineBuffer,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    SCRATCH.with(|scratch| {
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            // Only a reader polled from inside another's read could get
+            // here; it reads through a buffer of its own.
+            let mut own = vec![0; super::READ_CHUNK];
+            return fill_from(inner, buffer, cx, &mut own);
+        };
+        fill_from(inner, buffer, cx, &mut scratch)
+    })
+}
+
+fn fill_from<R: AsyncRead + Unpin>(
+    inner: &mut R,
+    buffer: &mut LineBuffer,
+    cx: &mut Context<'_>,
+    scratch: &mut [u8],
+) -> Poll<std::io::Result<usize>> {
+    let mut read = ReadBuf::new(scratch);
+    ready!(Pin::new(inner).poll_read(cx, &mut read))?;
+    buffer.extend(read.filled());
+    Poll::Ready(Ok(read.filled().len()))
 }
 
 /// Reads frames from an async byte stream.
 pub struct LineReader<R> {
     inner: R,
     buffer: LineBuffer,
-    chunk: Box<[u8]>,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -130,7 +177,6 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         LineReader {
             inner,
             buffer: LineBuffer::new(max),
-            chunk: vec![0; super::READ_CHUNK].into_boxed_slice(),
         }
     }
 
@@ -141,11 +187,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             if let Some(frame) = self.buffer.next_frame() {
                 return Ok(Some(frame));
             }
-            let n = self.inner.read(&mut self.chunk).await?;
+            let (inner, buffer) = (&mut self.inner, &mut self.buffer);
+            let n = std::future::poll_fn(|cx| poll_fill(inner, buffer, cx)).await?;
             if n == 0 {
                 return Ok(None);
             }
-            self.buffer.extend(&self.chunk[..n]);
         }
     }
 
@@ -252,6 +298,24 @@ mod tests {
         }
         lb.extend(b"\r\nhello\r\n");
         assert_eq!(lb.next_frame(), Some(line("hello")));
+    }
+
+    #[test]
+    fn an_empty_buffer_holds_no_memory() {
+        let mut lb = LineBuffer::new(64);
+        assert_eq!(lb.buf.capacity(), 0);
+        lb.extend(b"EHLO x\r\n");
+        assert_eq!(lb.next_frame(), Some(line("EHLO x")));
+        assert_eq!(lb.buf.capacity(), 0, "a lone line takes the buffer with it");
+        lb.extend(b"NOOP\r\nQU");
+        assert_eq!(lb.next_frame(), Some(line("NOOP")));
+        assert_eq!(lb.buffered(), b"QU");
+        lb.extend(b"IT\r\n");
+        assert_eq!(lb.next_frame(), Some(line("QUIT")));
+        assert_eq!(lb.buf.capacity(), 0);
+        lb.extend(&[b'x'; 100]);
+        assert_eq!(lb.next_frame(), Some(Frame::TooLong));
+        assert_eq!(lb.buf.capacity(), 0, "a discarded line leaves nothing held");
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -17,6 +17,7 @@ use super::reply::{self, Reply};
 use super::state::{Effect, Session};
 use crate::portal::{Avatar, AvatarInterface, ChannelInfo, Mind};
 use crate::proto::line::LineReader;
+use crate::proto::outbox::Outbox;
 use crate::sasl::{self, Begin, LineExchange, Mechname, Purpose, Refusal, Turn};
 use crate::server::shutdown_requested;
 
@@ -37,7 +38,7 @@ pub(super) enum Ended<S> {
 
 pub(super) struct Connection<S> {
     reader: LineReader<ReadHalf<S>>,
-    writer: BufWriter<WriteHalf<S>>,
+    writer: Outbox<WriteHalf<S>>,
     pub config: Arc<SmtpConfig>,
     pub peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
@@ -59,7 +60,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
         let (read, write) = tokio::io::split(stream);
         let mut conn = Connection {
             reader: LineReader::new(read, config.limits.max_auth_line),
-            writer: BufWriter::with_capacity(crate::proto::WRITE_BUFFER, write),
+            writer: Outbox::with_capacity(crate::proto::WRITE_BUFFER, write),
             peer: session.rules().peer,
             config,
             shutdown,
