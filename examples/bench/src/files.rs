@@ -257,7 +257,10 @@ fn report(
             if let (Some(a), Some(b)) = (rate("file", smallest), rate("file", users))
                 && users != smallest
             {
-                out += &format!("- file at {users} users ÷ file at {smallest} users: {:.2}\n", b / a);
+                out += &format!(
+                    "- file at {users} users ÷ file at {smallest} users: {:.2}\n",
+                    b / a
+                );
             }
             if let (Some(a), Some(b)) = (rate("file", users), rate(SQLITE, users)) {
                 out += &format!("- file ÷ SQLite at {users} users: {:.2}\n", a / b);

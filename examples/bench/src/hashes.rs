@@ -382,7 +382,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    out += &format!("\nOne run, {:.0} s in all.\n", started.elapsed().as_secs_f64());
+    out += &format!(
+        "\nOne run, {:.0} s in all.\n",
+        started.elapsed().as_secs_f64()
+    );
     print!("{out}");
     Ok(())
 }

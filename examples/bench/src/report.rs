@@ -4,12 +4,12 @@
 
 use std::fmt::Write as _;
 
+use crate::files::{FILE, SQLITE};
 use crate::metrics::Phase;
 use crate::run::{
     AIOSMTPD, BARE, Hook, NATIVE, Plan, Results, SCRAM, SINK, TWISTED, TWISTED_ECHO, WASM,
     echo_what, lines_what, plain_what, scram_what,
 };
-use crate::files::{FILE, SQLITE};
 use crate::stats::Rate;
 
 const KINDS: [&str; 3] = ["mechanism", "checker", "realm"];
@@ -228,7 +228,10 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
             w(o, "\n## Password files at any size\n\n");
             w(o, &files.text);
         }
-        Some(Err(e)) => w(o, &format!("\n## Password files at any size\n\nfailed: {e}\n")),
+        Some(Err(e)) => w(
+            o,
+            &format!("\n## Password files at any size\n\nfailed: {e}\n"),
+        ),
         None => {}
     }
     targets(o, plan, r);
@@ -247,7 +250,10 @@ fn targets(o: &mut String, plan: &Plan, r: &Results) {
     );
     let mut line = |what: String, got: Option<f64>, unit: &str, ok: &dyn Fn(f64) -> bool| {
         let (value, met) = match got {
-            Some(v) => (format!("{v:.2}{unit}"), if ok(v) { "yes" } else { "**no**" }),
+            Some(v) => (
+                format!("{v:.2}{unit}"),
+                if ok(v) { "yes" } else { "**no**" },
+            ),
             None => ("not measured".into(), "–"),
         };
         w(o, &format!("| {what} | {value} | {met} |\n"));
@@ -286,7 +292,10 @@ fn targets(o: &mut String, plan: &Plan, r: &Results) {
     }
     for &c in plan.clients.iter().filter(|&&c| c >= 16) {
         line(
-            format!("portcullis ÷ smtp-sink, AUTH PLAIN, {} ≥ 0.8", clients_label(c)),
+            format!(
+                "portcullis ÷ smtp-sink, AUTH PLAIN, {} ≥ 0.8",
+                clients_label(c)
+            ),
             rate_ratio(&plain_what(c), SINK),
             "",
             &|v| v >= 0.8,
@@ -297,13 +306,19 @@ fn targets(o: &mut String, plan: &Plan, r: &Results) {
         _ => None,
     };
     line(
-        format!("idle SMTP session ≤ 12 KiB ({} sessions)", plan.idle_sessions),
+        format!(
+            "idle SMTP session ≤ 12 KiB ({} sessions)",
+            plan.idle_sessions
+        ),
         kib(&r.rss),
         " KiB",
         &|v| v <= 12.0,
     );
     line(
-        format!("logged-in echo session ≤ 32 KiB ({} sessions)", plan.idle_sessions),
+        format!(
+            "logged-in echo session ≤ 32 KiB ({} sessions)",
+            plan.idle_sessions
+        ),
         kib(&r.echo_rss),
         " KiB",
         &|v| v <= 32.0,

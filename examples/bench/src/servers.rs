@@ -198,7 +198,11 @@ pub fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
 pub fn tree_cpu(root: u32) -> anyhow::Result<Duration> {
     let mut parents = std::collections::HashMap::new();
     for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
