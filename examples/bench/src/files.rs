@@ -118,7 +118,12 @@ async fn measure_one(
         smtp_addr,
         echo_addr,
         None,
-        &["--auth", auth, "--client-limit-exempt", crate::run::LOAD_NET],
+        &[
+            "--auth",
+            auth,
+            "--client-limit-exempt",
+            crate::run::LOAD_NET,
+        ],
     );
     let mut server = Server::spawn(checker, cmd)?;
     server.wait(smtp_addr, Instant::now()).await?;

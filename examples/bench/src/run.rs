@@ -268,7 +268,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let entry = scram_entry(&paths, PASS).await?;
     std::fs::write(&scram_file, format!("{SCRAM_USER}:{entry}\n"))?;
     let file = format!("file:{}", scram_file.display());
-    let (s_smtp, _) = portcullis(SCRAM, &["--auth", &file, "--client-limit-exempt", LOAD_NET], false)?;
+    let (s_smtp, _) = portcullis(
+        SCRAM,
+        &["--auth", &file, "--client-limit-exempt", LOAD_NET],
+        false,
+    )?;
     // The bare echo, in its own process like every other server.
     let bare = Target {
         name: BARE,
