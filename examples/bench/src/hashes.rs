@@ -261,37 +261,9 @@ async fn portcullis_loads(
 
 async fn dovecot_loads(dir: &Path, hash: &Hash, opts: &Options) -> anyhow::Result<Vec<Load>> {
     let root = dir.join(format!("dovecot-{}", hash.scheme));
-    std::fs::create_dir_all(root.join("run"))?;
-    std::fs::create_dir_all(root.join("state"))?;
-    let users = root.join("users");
-    std::fs::write(&users, format!("{USER}:{}\n", hash.dovecot))?;
+    std::fs::create_dir_all(&root)?;
     let socket = root.join("auth");
-    let r = root.display();
-    let config = root.join("dovecot.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "base_dir = {r}/run\nstate_dir = {r}/state\nlog_path = {r}/dovecot.log\n\
-             protocols =\nlisten = 127.0.0.1\nssl = no\n\
-             auth_mechanisms = plain\ndisable_plaintext_auth = no\n\
-             auth_failure_delay = 0\n\
-             passdb {{\n  driver = passwd-file\n  args = {}\n}}\n\
-             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home=/nonexistent\n}}\n\
-             service auth {{\n  unix_listener {} {{\n    mode = 0666\n  }}\n}}\n",
-            users.display(),
-            socket.display()
-        ),
-    )?;
-    let mut cmd = tokio::process::Command::new("dovecot");
-    cmd.arg("-c").arg(&config).arg("-F");
-    let server = Server::spawn("dovecot", cmd)?;
-    let started = Instant::now();
-    while tokio::net::UnixStream::connect(&socket).await.is_err() {
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("Dovecot's auth socket is not there after 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let server = crate::mta::start_dovecot(&root, &socket, &hash.dovecot).await?;
     let pid = server.pid();
     let mut loads = Vec::new();
     for &clients in &opts.clients {

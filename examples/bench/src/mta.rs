@@ -58,7 +58,7 @@ async fn measure(opts: &Options, dir: &Path) -> anyhow::Result<()> {
     let portcullis_socket = dir.join("portcullis-auth");
     let dovecot_socket = dir.join("dovecot-auth");
     let _portcullis = start_portcullis(opts, dir, &portcullis_socket).await?;
-    let _dovecot = start_dovecot(dir, &dovecot_socket).await?;
+    let _dovecot = start_dovecot(dir, &dovecot_socket, &format!("{{PLAIN}}{PASS}")).await?;
     let (ours, theirs) = (free_port()?, free_port()?);
     let sasl = |socket: &Path| format!("-o smtpd_sasl_path={}", socket.display());
     let _postfix = Postfix::start(
@@ -138,12 +138,14 @@ async fn start_portcullis(opts: &Options, dir: &Path, socket: &Path) -> anyhow::
     Ok(server)
 }
 
-async fn start_dovecot(dir: &Path, socket: &Path) -> anyhow::Result<Server> {
+/// Dovecot's auth service on `socket`, with one passwd-file user: the
+/// bench's user and `stored` (a Dovecot `{SCHEME}…` field).
+pub async fn start_dovecot(dir: &Path, socket: &Path, stored: &str) -> anyhow::Result<Server> {
     let root = dir.join("dovecot");
     std::fs::create_dir_all(root.join("run"))?;
     std::fs::create_dir_all(root.join("state"))?;
     let users = root.join("users");
-    std::fs::write(&users, format!("{USER}:{{PLAIN}}{PASS}\n"))?;
+    std::fs::write(&users, format!("{USER}:{stored}\n"))?;
     let r = root.display();
     let config = root.join("dovecot.conf");
     std::fs::write(
