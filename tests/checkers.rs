@@ -61,6 +61,63 @@ fn file_with_hashed_passwords() {
     server.wait_for_log("unsupported hash scheme");
 }
 
+/// Slow hashes are verified natively by the host's `password-hash`
+/// import (counted on the metrics page); one past the host's caps (a
+/// SHA-crypt password over 256 bytes) is declined there and verified
+/// inside the checker, with the same answer.
+#[test]
+fn slow_hashes_are_verified_by_the_host_within_its_caps() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let argon = argon2::Argon2::default()
+        .hash_password(
+            b"argon-pass",
+            &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
+        )
+        .unwrap()
+        .to_string();
+    let bcrypt = bcrypt::hash("bcrypt-pass", 4).unwrap();
+    let long = "p".repeat(300);
+    let sha512 = sha_crypt(&long);
+    let (_dir, path) = password_file(&format!("ann:{argon}\nben:{bcrypt}\ncid:{sha512}\n"));
+    let server = Server::start(&[
+        "--auth",
+        &format!("file:{path}"),
+        "--auth-failure-delay",
+        "0s",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(login(&server, "ann", "argon-pass"), LOGIN_OK);
+    assert_eq!(login(&server, "ann", "argon-pasS"), LOGIN_DENIED);
+    assert_eq!(login(&server, "ben", "bcrypt-pass"), LOGIN_OK);
+    // Absent: the time of a check against another entry, spent natively.
+    assert_eq!(login(&server, "zed", "bcrypt-pass"), LOGIN_DENIED);
+    let page = server.metrics();
+    let count = |outcome: &str| {
+        let series = format!("portcullis_password_hash_total{{outcome=\"{outcome}\"}} ");
+        page.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    assert_eq!(count("verified"), 4, "{page}");
+    assert_eq!(count("over_limit"), 0, "{page}");
+    // Past the caps: the guest verifies it, and still tells right from wrong.
+    assert_eq!(login(&server, "cid", &long), LOGIN_OK);
+    assert_eq!(login(&server, "cid", &"q".repeat(300)), LOGIN_DENIED);
+    let page = server.metrics();
+    let over = "portcullis_password_hash_total{outcome=\"over_limit\"} 2";
+    assert!(page.contains(over), "{over} missing from\n{page}");
+}
+
+/// A SHA-512-crypt hash of `password` (glibc's default 5,000 rounds).
+fn sha_crypt(password: &str) -> String {
+    use sha_crypt::password_hash::PasswordHasher;
+    sha_crypt::ShaCrypt::SHA512
+        .hash_password_with_salt(password.as_bytes(), b"saltsalt")
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn file_layout_options() {
     let (_dir, path) = password_file("1001|Alice|wonder:land\n1002|bob|builder\n");

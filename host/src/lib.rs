@@ -39,6 +39,8 @@
 //! - [`sql`]: named queries granted to checker plugins (SQLite, PostgreSQL).
 //! - [`keyed_file`]: lines of granted files found by key, through an index
 //!   the host keeps per file version (password files, passwd, shadow).
+//! - [`password_hash`]: slow password hashes verified natively for checker
+//!   plugins, within caps set before the work starts.
 //! - [`tls`]: rustls configuration, from files or generated.
 //! - `bench_native` (feature `bench-native`, off by default): a native
 //!   PLAIN and memory checker the benchmark compares the sandbox with.
@@ -54,6 +56,7 @@ pub mod keyed_file;
 pub mod limits;
 pub mod logtext;
 pub mod metrics;
+pub mod password_hash;
 pub mod penalty;
 pub mod plan;
 pub mod plugin;

@@ -208,6 +208,15 @@ impl Metrics {
         );
     }
 
+    /// A checker's `password-hash` call: `verified` natively, or why not
+    /// (`unsupported`, `over_limit`, `exhausted`, `malformed`).
+    pub fn password_hash(&self, outcome: &str) {
+        self.count(
+            "portcullis_password_hash_total",
+            vec![("outcome", outcome.into())],
+        );
+    }
+
     pub fn message_delivered(&self) {
         self.count("portcullis_messages_delivered_total", Vec::new());
     }
@@ -276,6 +285,10 @@ impl Metrics {
             (
                 "portcullis_penalty_store_fallbacks_total",
                 "Penalty updates served by local counts: the shared store failed or was down.",
+            ),
+            (
+                "portcullis_password_hash_total",
+                "Checkers' password-hash calls: verified natively, or why the guest verified it.",
             ),
         ];
         for (name, text) in texts {

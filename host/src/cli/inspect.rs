@@ -108,6 +108,11 @@ fn needs(imports: &[String]) -> Vec<&'static str> {
     if has(&format!("{WIT_PACKAGE}/keyed-file")) {
         needs.push("keyed-file: lines of granted files by key, through the host's index");
     }
+    if has(&format!("{WIT_PACKAGE}/password-hash")) {
+        needs.push(
+            "password-hash: slow hashes verified natively by the host, within its caps (no grant)",
+        );
+    }
     if has(&format!("{WIT_PACKAGE}/session")) {
         needs.push("session: stored secrets and the TLS identity, looked up through the host");
     }

@@ -180,14 +180,22 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 };
             }
         };
+        // A login's futures (the portal, a SASL step) are large and boxed
+        // while they run, so they are not part of every session's state,
+        // idle and logged-in ones included.
         match state {
-            State::Login => self.on_login_line(state, &line).await,
-            State::Sasl(exchange) => {
-                let turn = exchange.on_line(&line).await;
-                self.on_turn(state, turn).await
-            }
+            State::Login => Box::pin(self.on_login_line(state, &line)).await,
+            State::Sasl(_) => Box::pin(self.on_sasl_line(state, &line)).await,
             State::LoggedIn { avatar } => self.on_echo_line(avatar.as_mut(), &line).await,
         }
+    }
+
+    async fn on_sasl_line(&mut self, state: &mut State, line: &[u8]) -> std::io::Result<Flow> {
+        let State::Sasl(exchange) = state else {
+            return Ok(Flow::Continue);
+        };
+        let turn = exchange.on_line(line).await;
+        self.on_turn(state, turn).await
     }
 
     async fn on_login_line(&mut self, state: &mut State, line: &[u8]) -> std::io::Result<Flow> {
@@ -382,5 +390,24 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
     async fn send(&mut self, line: &str) -> std::io::Result<()> {
         self.writer.write_all(line.as_bytes()).await?;
         self.writer.write_all(b"\r\n").await
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use std::future::Future;
+
+    fn future_size<A, B, C, D, F: Future>(_: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A logged-in or idle echo session's state is its future (the
+    /// avatar's calls are boxed by the `Avatar` trait, a login's by
+    /// `on_frame`).
+    #[test]
+    fn an_echo_session_is_a_small_future() {
+        let size = future_size(super::serve::<tokio::net::TcpStream>);
+        println!("echo session future: {size} bytes");
+        assert!(size <= 2048, "an echo session's future is {size} bytes");
     }
 }

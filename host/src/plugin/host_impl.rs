@@ -1,8 +1,8 @@
 //! The host side of the imports every plugin sees (`host`), those a
 //! mechanism sees during an exchange (`session`) and those a checker may
-//! use (`sql`, `keyed-file`).
+//! use (`sql`, `keyed-file`, `password-hash`).
 
-use super::bindings::checker::portcullis::auth::{keyed_file, sql};
+use super::bindings::checker::portcullis::auth::{keyed_file, password_hash, sql};
 use super::bindings::mechanism::portcullis::auth::{host, session, types};
 use super::bindings::realm::portcullis::auth::relay;
 use super::convert;
@@ -238,6 +238,52 @@ impl keyed_file::Host for PluginState {
         Ok(answer
             .map(convert::entry_to_wit)
             .map_err(convert::file_error_to_wit))
+    }
+}
+
+/// The `password-hash` import: a slow hash verified natively when its
+/// cost is within the host's caps and the store has not used its share
+/// (see `crate::password_hash`); otherwise the guest is told why and
+/// verifies it itself.
+impl password_hash::Host for PluginState {
+    async fn verify(
+        &mut self,
+        password: String,
+        stored: String,
+    ) -> wasmtime::Result<Result<bool, password_hash::HashError>> {
+        use crate::password_hash::{Declined, Verifier};
+        use password_hash::HashError;
+        let declined = |why: Declined| match why {
+            Declined::Unsupported => HashError::Unsupported,
+            Declined::OverLimit(text) => HashError::OverLimit(text),
+            Declined::Malformed(text) => HashError::Malformed(text),
+        };
+        if let Err(why) = self.hash_caps.admit(&stored, password.len()) {
+            crate::metrics::METRICS.password_hash(declined_outcome(&why));
+            tracing::debug!(plugin = %self.name, "password-hash declined: {why}");
+            return Ok(Err(declined(why)));
+        }
+        if self.hashes_left == 0 {
+            crate::metrics::METRICS.password_hash("exhausted");
+            return Ok(Err(HashError::Exhausted));
+        }
+        self.hashes_left -= 1;
+        let answer = Verifier::global().verify(password, stored).await;
+        crate::metrics::METRICS.password_hash(match &answer {
+            Ok(_) => "verified",
+            Err(why) => declined_outcome(why),
+        });
+        Ok(answer.map_err(declined))
+    }
+}
+
+/// The metrics label of a declined verification.
+fn declined_outcome(why: &crate::password_hash::Declined) -> &'static str {
+    use crate::password_hash::Declined;
+    match why {
+        Declined::Unsupported => "unsupported",
+        Declined::OverLimit(_) => "over_limit",
+        Declined::Malformed(_) => "malformed",
     }
 }
 

@@ -724,6 +724,8 @@ impl Plugin {
             relay: self.relay.clone().map(crate::relay::RelaySession::new),
             files: self.files.clone(),
             max_output: self.limits.max_output,
+            hash_caps: crate::password_hash::Caps::for_memory(self.limits.memory),
+            hashes_left: crate::password_hash::PER_STORE,
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limits);

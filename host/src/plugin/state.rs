@@ -39,6 +39,10 @@ pub struct PluginState {
     pub(crate) files: Arc<crate::keyed_file::KeyedFiles>,
     /// The plugin's output limit, which also bounds query results.
     pub(crate) max_output: usize,
+    /// What the `password-hash` import verifies natively for this plugin.
+    pub(crate) hash_caps: crate::password_hash::Caps,
+    /// Native verifications this store may still ask for.
+    pub(crate) hashes_left: u32,
 }
 
 impl Drop for PluginState {

@@ -153,7 +153,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                 }
             };
             let effect = session.step(frame, &|plaintext| self.offered(plaintext));
-            let flow = self.perform(session, effect).await?;
+            // Boxed: performing an effect (an AUTH exchange, the avatar's
+            // calls) needs a large future, which would otherwise be part
+            // of every session's state, idle ones included.
+            let flow = Box::pin(self.perform(session, effect)).await?;
             self.reader.buffer_mut().set_max(session.line_limit());
             match flow {
                 Flow::Continue => {}
@@ -361,10 +364,12 @@ const LINGER: Duration = Duration::from_millis(500);
 /// The most it reads then.
 const LINGER_BYTES: usize = 1 << 20;
 
-/// Reads and discards up to `max` bytes, until the client closes.
+/// Reads and discards up to `max` bytes, until the client closes. Its
+/// buffer is on the heap: on the stack of an async fn it would be part of
+/// every session's future for the session's whole life.
 async fn drain<R: tokio::io::AsyncRead + Unpin>(reader: &mut R, max: usize) {
     use tokio::io::AsyncReadExt as _;
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; 4096];
     let mut seen = 0;
     while seen < max {
         match reader.read(&mut buf).await {

@@ -63,12 +63,12 @@ where
         policy: config.policy.clone(),
         tls_offered: config.tls.is_some(),
     };
+    // The TLS parts are boxed: a TLS stream and its handshake are large,
+    // and inline they would be part of every session's future, plaintext
+    // and idle ones included.
     if implicit_tls {
-        let stream = handshake(&config, stream).await?;
-        let mut session = Session::new(rules, true);
-        session.external_identity = crate::tls::peer_identity(stream.get_ref().1);
-        Connection::run(stream, &mut session, config, shutdown, deadline, true).await?;
-        return Ok(());
+        let session = Session::new(rules, true);
+        return Box::pin(over_tls(stream, session, config, shutdown, deadline, true)).await;
     }
     let mut session = Session::new(rules.clone(), false);
     let ended = Connection::run(
@@ -83,14 +83,30 @@ where
     let Ended::Upgrade(stream) = ended else {
         return Ok(());
     };
-    let stream = handshake(&config, stream).await?;
     // RFC 3207 §4.2: the client starts over with EHLO; nothing learnt in the
     // clear (greeting, AUTH) survives, but the failure count does.
     let failures = session.auth_failures;
     let mut session = Session::new(rules, true);
     session.auth_failures = failures;
+    Box::pin(over_tls(stream, session, config, shutdown, deadline, false)).await
+}
+
+/// The TLS handshake, then the session over TLS (with a banner when
+/// `greet`: implicit TLS; after STARTTLS the client speaks first).
+async fn over_tls<S>(
+    stream: S,
+    mut session: Session,
+    config: Arc<SmtpConfig>,
+    shutdown: watch::Receiver<bool>,
+    deadline: tokio::time::Instant,
+    greet: bool,
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let stream = handshake(&config, stream).await?;
     session.external_identity = crate::tls::peer_identity(stream.get_ref().1);
-    Connection::run(stream, &mut session, config, shutdown, deadline, false).await?;
+    Connection::run(stream, &mut session, config, shutdown, deadline, greet).await?;
     Ok(())
 }
 
@@ -137,5 +153,27 @@ where
             std::io::ErrorKind::TimedOut,
             "TLS handshake timed out",
         )),
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use std::future::Future;
+
+    /// The size of the future a 5-argument async fn returns, without
+    /// calling it.
+    fn future_size<A, B, C, D, E, F: Future>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Everything an idle session holds is in its task's future (its
+    /// buffers are freed while it waits), so the future's size is most of
+    /// an idle session's memory: the large futures of AUTH and delivery
+    /// are boxed while they run, not part of it.
+    #[test]
+    fn an_idle_session_is_a_small_future() {
+        let size = future_size(super::serve::<tokio::net::TcpStream>);
+        println!("SMTP session future: {size} bytes");
+        assert!(size <= 2048, "an SMTP session's future is {size} bytes");
     }
 }

@@ -53,12 +53,12 @@ pub fn verify(
             // scheme the file mostly uses (not the first line's, which
             // may be plain text in a file of hashes), so absent users are
             // not told apart by timing.
-            hash::burn(password, db::decoy(kinds, format));
+            hash::burn_via_host(password, db::decoy(kinds, format));
             return Verdict::Denied(Denial::UnknownUser);
         }
         Err(why) => return Verdict::Unavailable(why),
     };
-    match hash::verify(password, entry.password) {
+    match hash::verify_via_host(password, entry.password) {
         Err(e) => Verdict::Unavailable(format!(
             "password entry for {} is unusable: {e}",
             entry.username

@@ -72,15 +72,15 @@ fn entry_from_rows(rows: &[Vec<Value>]) -> Result<Option<Entry>, String> {
 /// The verdict for `password` against what the database holds.
 fn verify(entry: Option<Entry>, username: &str, authzid: Option<&str>, password: &str) -> Verdict {
     let Some(entry) = entry else {
-        hash::burn(password, None);
+        hash::burn_via_host(password, None);
         return Verdict::Denied(Denial::UnknownUser);
     };
     let Some(stored) = entry.password else {
-        hash::burn(password, None);
+        hash::burn_via_host(password, None);
         return Verdict::Denied(Denial::AccountDisabled);
     };
     let name = entry.username.unwrap_or_else(|| username.to_owned());
-    match hash::verify(password, &stored) {
+    match hash::verify_via_host(password, &stored) {
         Err(e) => Verdict::Unavailable(format!("password entry for {name} is unusable: {e}")),
         Ok(false) => Verdict::Denied(Denial::BadCredentials),
         Ok(true) => match authzid {

@@ -88,6 +88,17 @@ fn yescrypt_memory(stored: &str) -> Result<u64, String> {
     Ok(128u64.saturating_mul(r).saturating_mul(n.saturating_add(p)))
 }
 
+/// [`verify`], with SHA-crypt and bcrypt verified natively by the host
+/// when it will (see `password_fields::hash::ask_host`); yescrypt, and
+/// what the host declines, are verified here.
+pub fn verify_via_host(password: &str, stored: &str) -> Result<bool, String> {
+    match Scheme::of(stored) {
+        Scheme::ShaCrypt | Scheme::Bcrypt => password_fields::hash::ask_host(password, stored)
+            .unwrap_or_else(|| verify(password, stored)),
+        Scheme::Yescrypt | Scheme::Unknown => verify(password, stored),
+    }
+}
+
 /// A mismatch is an answer; any other error means the hash is unusable.
 fn phc_result(scheme: &str, result: Result<(), HashError>) -> Result<bool, String> {
     match result {
@@ -106,7 +117,7 @@ const FALLBACK_DECOY: &str = "$6$portcullisdecoy$c383Uq2Jrvk7ace0.7i9I3DA9pw9b5r
 /// password is checked against `decoy`, another user's hash and so usually
 /// the same scheme and cost, and the answer is thrown away.
 pub fn burn(password: &str, decoy: Option<&str>) {
-    let _ = verify(password, decoy.unwrap_or(FALLBACK_DECOY));
+    let _ = verify_via_host(password, decoy.unwrap_or(FALLBACK_DECOY));
 }
 
 #[cfg(test)]

@@ -160,7 +160,7 @@ fn verify(
         hash::burn(password, decoy(accounts, &passwd).as_deref());
         return Verdict::Denied(Denial::BadCredentials);
     }
-    match hash::verify(password, stored) {
+    match hash::verify_via_host(password, stored) {
         Err(e) => Verdict::Unavailable(format!("the password hash of {username} is unusable: {e}")),
         Ok(false) => Verdict::Denied(Denial::BadCredentials),
         Ok(true) => {

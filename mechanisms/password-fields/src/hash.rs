@@ -78,6 +78,42 @@ pub fn verify(password: &str, stored: &str) -> Result<bool, String> {
     }
 }
 
+/// What the host's native verifier (`interface password-hash`) says of a
+/// slow hash (Argon2, bcrypt, SHA-crypt): whether it matches, or an error
+/// for a malformed field. `None` when the host will not verify it (not a
+/// slow hash, its cost past the host's caps, the instance's share used
+/// up) and outside `wasm32` (native unit tests): verify it yourself.
+#[cfg(feature = "sdk")]
+pub fn ask_host(password: &str, stored: &str) -> Option<Result<bool, String>> {
+    #[cfg(target_arch = "wasm32")]
+    if crate::cost::of(stored).is_some() {
+        use portcullis_sdk::password_hash::{HashError, verify as host_verify};
+        return match host_verify(password, stored) {
+            Ok(matches) => Some(Ok(matches)),
+            Err(HashError::Malformed(why)) => Some(Err(why)),
+            Err(HashError::Unsupported | HashError::OverLimit(_) | HashError::Exhausted) => None,
+        };
+    }
+    let _ = (password, stored);
+    None
+}
+
+/// [`verify`], with the slow hashes handed to the host's native verifier
+/// ([`ask_host`]) when this runs as a plugin: the same answer at a
+/// fraction of the sandbox's CPU. What the host will not verify is
+/// verified here, under the plugin's own limits.
+#[cfg(feature = "sdk")]
+pub fn verify_via_host(password: &str, stored: &str) -> Result<bool, String> {
+    ask_host(password, stored).unwrap_or_else(|| verify(password, stored))
+}
+
+/// [`burn`], through [`verify_via_host`]: an absent user costs what a
+/// present one does, in the host as in the guest.
+#[cfg(feature = "sdk")]
+pub fn burn_via_host(password: &str, decoy: Option<&str>) {
+    let _ = verify_via_host(password, decoy.unwrap_or("\u{0}no such user\u{0}"));
+}
+
 /// A mismatch is an answer; any other error means the field is unusable.
 fn phc_result(scheme: &str, result: Result<(), HashError>) -> Result<bool, String> {
     match result {

@@ -58,6 +58,7 @@
 //! - [`sql`]: the named queries an operator granted a checker.
 //! - [`keyed_file`]: lines of a granted file found by key, through the
 //!   host's index (password files at any size).
+//! - [`password_hash`]: slow password hashes verified natively by the host.
 //! - [`mechanism`], [`checker`], [`realm`]: the traits.
 //!
 //! Host imports are plain functions; calling one outside `wasm32` (in a
@@ -93,16 +94,30 @@ pub mod session {
     pub use crate::bindings::mechanism::portcullis::auth::session::*;
 }
 
-/// The named, parameterised queries the operator granted a checker
-/// (`interface sql`): `query(name, params)` returns rows of [`Value`]s.
-/// Only checkers may call it; a checker that never does asks for no SQL
-/// grant.
+/// The next hops the operator granted a delivery realm (`interface
+/// relay`). Only realms may call it; a realm that never does asks for no
+/// next hop.
 pub mod relay {
     pub use crate::bindings::realm::portcullis::auth::relay::*;
 }
 
+/// The named, parameterised queries the operator granted a checker
+/// (`interface sql`): `query(name, params)` returns rows of [`Value`]s.
+/// Only checkers may call it; a checker that never does asks for no SQL
+/// grant.
+///
+/// [`Value`]: sql::Value
 pub mod sql {
     pub use crate::bindings::checker::portcullis::auth::sql::*;
+}
+
+/// Slow password hashes (Argon2, bcrypt, SHA-crypt) verified natively by
+/// the host (`interface password-hash` in `wit/password-hash.wit`):
+/// `verify(password, stored)` answers whether they match, or why the host
+/// would not verify it (then verify it yourself, under your own limits).
+/// Only checkers may call it.
+pub mod password_hash {
+    pub use crate::bindings::checker::portcullis::auth::password_hash::*;
 }
 
 pub mod keyed_file;
