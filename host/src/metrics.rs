@@ -209,7 +209,8 @@ impl Metrics {
     }
 
     /// A checker's `password-hash` call: `verified` natively, or why not
-    /// (`unsupported`, `over_limit`, `exhausted`, `malformed`).
+    /// (`unsupported`, `over_limit`, `malformed`; calls past an instance's
+    /// share are not counted).
     pub fn password_hash(&self, outcome: &str) {
         self.count(
             "portcullis_password_hash_total",

@@ -9,8 +9,8 @@
 //! bounds the work before it starts ([`Caps::admit`]): it reads the hash's
 //! cost parameters and the password's length, and declines (`over-limit`)
 //! anything past its caps; the guest then verifies the hash itself, under
-//! its own time and memory limits, as before. Each store may have
-//! [`PER_STORE`] hashes verified here. At most one verification per CPU
+//! its own time and memory limits, as before. Each store may call it
+//! [`PER_STORE`] times, answered or declined. At most one verification per CPU
 //! runs at once ([`Verifier`]); a verification holds its permit until it
 //! ends, even when the guest call that asked for it has been cut off, so
 //! the bound holds against guests that give up early.
@@ -20,7 +20,7 @@ use std::sync::{Arc, OnceLock};
 use password_fields::cost::Cost;
 use tokio::sync::Semaphore;
 
-/// Host verifications one store (one check, one lookup) may ask for: a
+/// `password-hash` calls one store (one check, one lookup) may make: a
 /// check needs one, or one against a decoy for an absent user.
 pub const PER_STORE: u32 = 2;
 

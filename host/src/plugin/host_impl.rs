@@ -258,16 +258,18 @@ impl password_hash::Host for PluginState {
             Declined::OverLimit(text) => HashError::OverLimit(text),
             Declined::Malformed(text) => HashError::Malformed(text),
         };
+        // Every call counts, declined or not, so a guest that calls in a
+        // loop costs the host two answers and then nothing (no metrics,
+        // no log line) until its call ends.
+        if self.hashes_left == 0 {
+            return Ok(Err(HashError::Exhausted));
+        }
+        self.hashes_left -= 1;
         if let Err(why) = self.hash_caps.admit(&stored, password.len()) {
             crate::metrics::METRICS.password_hash(declined_outcome(&why));
             tracing::debug!(plugin = %self.name, "password-hash declined: {why}");
             return Ok(Err(declined(why)));
         }
-        if self.hashes_left == 0 {
-            crate::metrics::METRICS.password_hash("exhausted");
-            return Ok(Err(HashError::Exhausted));
-        }
-        self.hashes_left -= 1;
         let answer = Verifier::global().verify(password, stored).await;
         crate::metrics::METRICS.password_hash(match &answer {
             Ok(_) => "verified",
