@@ -30,6 +30,8 @@ pub struct Caps {
     /// Argon2 memory, in KiB: the plugin's own memory limit, at most
     /// [`Caps::ARGON2_MEMORY_KIB`].
     pub argon2_memory_kib: u32,
+    /// Off (`--plugin-native-hashes no`): every hash is declined.
+    pub enabled: bool,
 }
 
 /// Why a hash is not verified natively.
@@ -73,13 +75,19 @@ impl Caps {
         let kib = u32::try_from(memory >> 10).unwrap_or(u32::MAX);
         Caps {
             argon2_memory_kib: kib.min(Self::ARGON2_MEMORY_KIB),
+            enabled: true,
         }
+    }
+
+    /// These caps, or none at all when native verification is off.
+    pub fn enabled(self, enabled: bool) -> Caps {
+        Caps { enabled, ..self }
     }
 
     /// Whether `stored` may be checked against a password of
     /// `password_len` bytes natively: its cost, or why not.
     pub fn admit(&self, stored: &str, password_len: usize) -> Result<Cost, Declined> {
-        if stored.len() > Self::STORED_BYTES {
+        if !self.enabled || stored.len() > Self::STORED_BYTES {
             return Err(Declined::Unsupported);
         }
         let cost = match password_fields::cost::of(stored) {
@@ -254,6 +262,12 @@ mod tests {
         ));
         let long = format!("{SHA512}{}", "x".repeat(600));
         assert_eq!(caps.admit(&long, 8), Err(Declined::Unsupported));
+        let off = caps.enabled(false);
+        assert_eq!(
+            off.admit(SHA512, 8),
+            Err(Declined::Unsupported),
+            "switched off"
+        );
     }
 
     #[tokio::test]

@@ -2,8 +2,8 @@
 //! costs portcullis, against the same check compiled natively and against
 //! Dovecot checking the same hash. The file checker hands slow hashes to
 //! the host's native verifier (the `password-hash` import) when they are
-//! within its caps, as these are; before that import, it checked them in
-//! Wasm at 1.4 to 2.9 times the native CPU (results.md keeps that run).
+//! within its caps, as these are, or checks them in Wasm when the operator
+//! turns that off.
 //!
 //! For each scheme (Argon2id and bcrypt made by `portcullis password` with
 //! its defaults, SHA-512-crypt made by `doveadm pw`):
@@ -14,7 +14,8 @@
 //! - **portcullis**: the file checker (Wasm, the hash verified through
 //!   `password-hash`) behind portcullis's Dovecot auth listener; server CPU
 //!   per login, logins/s, and the checker call's time per login from the
-//!   metrics page;
+//!   metrics page; then the same with `--plugin-native-hashes no`, the
+//!   hash verified inside the sandbox;
 //! - **Dovecot**: `dovecot` with a passwd-file holding the same hash (with
 //!   its `{SCHEME}` prefix) on its auth socket; CPU per login of all its
 //!   processes.
@@ -234,11 +235,14 @@ async fn load(
     })
 }
 
+/// portcullis's loads, the hash verified by the host (`native`) or inside
+/// the checker (`--plugin-native-hashes no`).
 async fn portcullis_loads(
     paths: &Paths,
     dir: &Path,
     hash: &Hash,
     opts: &Options,
+    native: bool,
 ) -> anyhow::Result<Vec<Load>> {
     let file = dir.join(format!("{}.txt", hash.scheme));
     std::fs::write(&file, format!("{USER}:{}\n", hash.field))?;
@@ -251,6 +255,8 @@ async fn portcullis_loads(
     let auth = format!("file:{}", file.display());
     let mut cmd = paths.portcullis(smtp, echo, Some(metrics), &["--auth", &auth]);
     cmd.arg("--dovecot-listen").arg(dovecot.to_string());
+    cmd.arg("--plugin-native-hashes")
+        .arg(if native { "yes" } else { "no" });
     let mut server = Server::spawn("portcullis", cmd)?;
     server.wait(echo, Instant::now()).await?;
     server.wait(dovecot, Instant::now()).await?;
@@ -294,10 +300,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
          its Dovecot auth listener, and Dovecot's passwd-file with the same hash. One load thread, Dovecot's auth protocol, a new connection per login, {} s \
          or {} logins per load. CPU is user + system time per successful login, of the whole \
          server (Dovecot: all its processes).\n\n\
-         | scheme | clients | native CPU / check | portcullis CPU / login | checker call / login \
-         | portcullis logins/s | Dovecot CPU / login | Dovecot logins/s | portcullis ÷ native \
-         (CPU) | portcullis ÷ Dovecot (CPU) |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         The file checker runs twice: as shipped, handing the hash to the host's native \
+         verifier (`password-hash`), and with `--plugin-native-hashes no`, verifying it inside \
+         the sandbox.\n\n\
+         | scheme | clients | native CPU / check | portcullis CPU / login (checker call) | \
+         logins/s | in Wasm: CPU / login (checker call) | logins/s | Dovecot CPU / login | \
+         logins/s | portcullis ÷ native (CPU) | in Wasm ÷ native (CPU) | portcullis ÷ Dovecot \
+         (CPU) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         opts.seconds, opts.max_count
     );
     for hash in hashes(&paths)? {
@@ -308,7 +318,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             hash.scheme,
             ms(native)
         );
-        let ours = portcullis_loads(&paths, &dir, &hash, &opts).await?;
+        let ours = portcullis_loads(&paths, &dir, &hash, &opts, true).await?;
+        let sandboxed = portcullis_loads(&paths, &dir, &hash, &opts, false).await?;
         let theirs = if opts.no_dovecot {
             Vec::new()
         } else {
@@ -320,40 +331,46 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 }
             }
         };
+        let failed = |l: &Load| {
+            if l.rate.failed > 0 {
+                format!(
+                    " ({} failed: {})",
+                    l.rate.failed,
+                    l.rate.first_error.as_deref().unwrap_or("?")
+                )
+            } else {
+                String::new()
+            }
+        };
+        let cpu = |l: &Load| {
+            format!(
+                "{} ({})",
+                ms(l.cpu_per_login),
+                l.checker_us
+                    .map_or("–".into(), |us| format!("{:.2} ms", us / 1e3))
+            )
+        };
+        let rate = |l: &Load| format!("{:.1}{}", l.rate.per_second(), failed(l));
+        let ratio = |a: Duration, b: Duration| {
+            format!("{:.2}", a.as_secs_f64() / b.as_secs_f64().max(1e-9))
+        };
         for ours in &ours {
             let theirs = theirs.iter().find(|l| l.clients == ours.clients);
-            let failed = |l: &Load| {
-                if l.rate.failed > 0 {
-                    format!(
-                        " ({} failed: {})",
-                        l.rate.failed,
-                        l.rate.first_error.as_deref().unwrap_or("?")
-                    )
-                } else {
-                    String::new()
-                }
-            };
+            let wasm = sandboxed.iter().find(|l| l.clients == ours.clients);
             out += &format!(
-                "| {} | {} | {} | {} | {} | {:.1}{} | {} | {} | {:.2} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 hash.scheme,
                 ours.clients,
                 ms(native),
-                ms(ours.cpu_per_login),
-                ours.checker_us
-                    .map_or("–".into(), |us| format!("{:.2} ms", us / 1e3)),
-                ours.rate.per_second(),
-                failed(ours),
+                cpu(ours),
+                rate(ours),
+                wasm.map_or("–".into(), cpu),
+                wasm.map_or("–".into(), rate),
                 theirs.map_or("–".into(), |t| ms(t.cpu_per_login)),
-                theirs.map_or("–".into(), |t| format!(
-                    "{:.1}{}",
-                    t.rate.per_second(),
-                    failed(t)
-                )),
-                ours.cpu_per_login.as_secs_f64() / native.as_secs_f64().max(1e-9),
-                theirs.map_or("–".into(), |t| format!(
-                    "{:.2}",
-                    ours.cpu_per_login.as_secs_f64() / t.cpu_per_login.as_secs_f64().max(1e-9)
-                )),
+                theirs.map_or("–".into(), rate),
+                ratio(ours.cpu_per_login, native),
+                wasm.map_or("–".into(), |w| ratio(w.cpu_per_login, native)),
+                theirs.map_or("–".into(), |t| ratio(ours.cpu_per_login, t.cpu_per_login)),
             );
         }
     }

@@ -33,6 +33,7 @@ pub(super) fn runtime(plan: &ServerPlan) -> anyhow::Result<Arc<Runtime>> {
         },
         max_lookups: *plan.auth.max_lookups,
         max_wasm_stack: p.wasm_stack.unwrap_or(Limits::WASM_STACK),
+        native_hashes: *p.native_hashes,
         cache_dir,
     })
 }

@@ -29,6 +29,7 @@ pub(super) struct PluginsTable {
     deliver_time: Option<Spanned<String>>,
     max_output: Option<Spanned<Size>>,
     wasm_stack: Option<Spanned<Size>>,
+    native_hashes: Option<Spanned<bool>>,
 }
 
 impl PluginsTable {
@@ -119,6 +120,12 @@ impl PluginsTable {
             plan.wasm_stack.offer(
                 Some(Some(stack)),
                 at(v.span().start, "[plugins] wasm-stack"),
+            );
+        }
+        if let Some(v) = &self.native_hashes {
+            plan.native_hashes.offer(
+                Some(*v.get_ref()),
+                at(v.span().start, "[plugins] native-hashes"),
             );
         }
         Ok(())

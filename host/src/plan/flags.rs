@@ -165,6 +165,11 @@ impl<'a> Flags<'a> {
                     "--plugin-wasm-stack",
                     a.plugin_wasm_stack,
                 ),
+                native_hashes: self.set(
+                    "plugin_native_hashes",
+                    "--plugin-native-hashes",
+                    a.plugin_native_hashes,
+                ),
             },
             checkers: Vec::new(),
             mechanisms: Vec::new(),

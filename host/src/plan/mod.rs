@@ -124,6 +124,8 @@ pub struct PluginsPlan {
     pub max_output: Setting<Option<usize>>,
     pub max_resources: Setting<Option<usize>>,
     pub wasm_stack: Setting<Option<usize>>,
+    /// Whether the `password-hash` import verifies hashes natively.
+    pub native_hashes: Setting<bool>,
 }
 
 impl PluginsPlan {

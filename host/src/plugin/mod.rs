@@ -127,6 +127,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// `lookup-secret` calls one exchange may make.
     pub max_lookups: u32,
+    /// Whether the `password-hash` import verifies slow hashes natively
+    /// (otherwise it declines every one and checkers verify them).
+    pub native_hashes: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -136,6 +139,7 @@ impl Default for RuntimeConfig {
             max_wasm_stack: Limits::WASM_STACK,
             cache_dir: None,
             max_lookups: 4,
+            native_hashes: true,
         }
     }
 }
@@ -152,6 +156,7 @@ pub struct Runtime {
     slots: [Arc<tokio::sync::Semaphore>; 3],
     budgets: Budgets,
     max_lookups: u32,
+    native_hashes: bool,
 }
 
 impl Runtime {
@@ -260,6 +265,7 @@ impl Runtime {
             .map(|k| Arc::new(tokio::sync::Semaphore::new(sizes.budgets.of(k) as usize))),
             budgets: sizes.budgets,
             max_lookups: sizes.max_lookups,
+            native_hashes: sizes.native_hashes,
         }))
     }
 
@@ -724,7 +730,8 @@ impl Plugin {
             relay: self.relay.clone().map(crate::relay::RelaySession::new),
             files: self.files.clone(),
             max_output: self.limits.max_output,
-            hash_caps: crate::password_hash::Caps::for_memory(self.limits.memory),
+            hash_caps: crate::password_hash::Caps::for_memory(self.limits.memory)
+                .enabled(self.runtime.native_hashes),
             hashes_left: crate::password_hash::PER_STORE,
         };
         let mut store = Store::new(&self.runtime.engine, state);
