@@ -34,14 +34,7 @@ fn file_with_plain_passwords() {
 
 #[test]
 fn file_with_hashed_passwords() {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let argon = argon2::Argon2::default()
-        .hash_password(
-            b"argon-pass",
-            &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
-        )
-        .unwrap()
-        .to_string();
+    let argon = argon2_of("argon-pass");
     let bcrypt = bcrypt::hash("bcrypt-pass", 4).unwrap();
     // `openssl passwd -6 -salt saltsalt password`
     let sha512 = "$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/";
@@ -67,46 +60,75 @@ fn file_with_hashed_passwords() {
 /// inside the checker, with the same answer.
 #[test]
 fn slow_hashes_are_verified_by_the_host_within_its_caps() {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let argon = argon2::Argon2::default()
-        .hash_password(
-            b"argon-pass",
-            &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
-        )
-        .unwrap()
-        .to_string();
+    let argon = argon2_of("argon-pass");
     let bcrypt = bcrypt::hash("bcrypt-pass", 4).unwrap();
     let long = "p".repeat(300);
     let sha512 = sha_crypt(&long);
     let (_dir, path) = password_file(&format!("ann:{argon}\nben:{bcrypt}\ncid:{sha512}\n"));
-    let server = Server::start(&[
-        "--auth",
-        &format!("file:{path}"),
-        "--auth-failure-delay",
-        "0s",
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ]);
+    let server = hash_server(&path, &[]);
     assert_eq!(login(&server, "ann", "argon-pass"), LOGIN_OK);
     assert_eq!(login(&server, "ann", "argon-pasS"), LOGIN_DENIED);
     assert_eq!(login(&server, "ben", "bcrypt-pass"), LOGIN_OK);
     // Absent: the time of a check against another entry, spent natively.
     assert_eq!(login(&server, "zed", "bcrypt-pass"), LOGIN_DENIED);
-    let page = server.metrics();
-    let count = |outcome: &str| {
-        let series = format!("portcullis_password_hash_total{{outcome=\"{outcome}\"}} ");
-        page.lines()
-            .find_map(|l| l.strip_prefix(series.as_str()))
-            .map_or(0, |n| n.parse::<u64>().unwrap())
-    };
-    assert_eq!(count("verified"), 4, "{page}");
-    assert_eq!(count("over_limit"), 0, "{page}");
+    assert_eq!(hash_calls(&server, "verified"), 4);
+    assert_eq!(hash_calls(&server, "over_limit"), 0);
     // Past the caps: the guest verifies it, and still tells right from wrong.
     assert_eq!(login(&server, "cid", &long), LOGIN_OK);
     assert_eq!(login(&server, "cid", &"q".repeat(300)), LOGIN_DENIED);
+    assert_eq!(hash_calls(&server, "over_limit"), 2);
+}
+
+/// `--plugin-native-hashes no`: the host declines every hash and the
+/// checker verifies it inside the sandbox, with the same answers.
+#[test]
+fn with_native_hashes_off_the_checker_verifies_every_hash_itself() {
+    let bcrypt = bcrypt::hash("bcrypt-pass", 4).unwrap();
+    let sha512 = sha_crypt("sha-pass");
+    let (_dir, path) = password_file(&format!("ben:{bcrypt}\ncid:{sha512}\n"));
+    let server = hash_server(&path, &["--plugin-native-hashes", "no"]);
+    assert_eq!(login(&server, "ben", "bcrypt-pass"), LOGIN_OK);
+    assert_eq!(login(&server, "ben", "bcrypt-pasS"), LOGIN_DENIED);
+    assert_eq!(login(&server, "cid", "sha-pass"), LOGIN_OK);
+    assert_eq!(hash_calls(&server, "unsupported"), 3);
+    assert_eq!(hash_calls(&server, "verified"), 0);
+}
+
+/// A server with the file checker over `path`, no failure delay and a
+/// metrics page.
+fn hash_server(path: &str, more: &[&str]) -> Server {
+    let auth = format!("file:{path}");
+    let mut args = vec![
+        "--auth",
+        &auth,
+        "--auth-failure-delay",
+        "0s",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(more);
+    Server::start(&args)
+}
+
+/// `password-hash` calls with `outcome` so far, from the metrics page.
+fn hash_calls(server: &Server, outcome: &str) -> u64 {
     let page = server.metrics();
-    let over = "portcullis_password_hash_total{outcome=\"over_limit\"} 2";
-    assert!(page.contains(over), "{over} missing from\n{page}");
+    let series = format!("portcullis_password_hash_total{{outcome=\"{outcome}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// An Argon2id hash of `password` (the crate's defaults).
+fn argon2_of(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    argon2::Argon2::default()
+        .hash_password(
+            password.as_bytes(),
+            &SaltString::encode_b64(b"0123456789abcdef").unwrap(),
+        )
+        .unwrap()
+        .to_string()
 }
 
 /// A SHA-512-crypt hash of `password` (glibc's default 5,000 rounds).

@@ -330,3 +330,23 @@ fn relay_settings_are_checked() {
     );
     assert!(e.contains("go with builtin = \"relay\""), "{e}");
 }
+
+#[test]
+fn native_hashes_from_the_file_unless_a_flag_says_otherwise() {
+    let on = plan_of("", &[]).unwrap();
+    assert!(*on.plugins.native_hashes, "on by default");
+    let text = "[plugins]\nnative-hashes = false\n";
+    let off = plan_of(text, &[]).unwrap();
+    assert!(!*off.plugins.native_hashes);
+    assert_eq!(
+        off.plugins.native_hashes.origin.at().unwrap().line,
+        2,
+        "the file's line"
+    );
+    let flag = plan_of(text, &["--plugin-native-hashes", "yes"]).unwrap();
+    assert!(*flag.plugins.native_hashes, "a flag wins over the file");
+    let off = plan_of("", &["--plugin-native-hashes", "no"]).unwrap();
+    assert!(!*off.plugins.native_hashes);
+    let e = error("[plugins]\nnative-hashes = \"maybe\"\n");
+    assert!(e.contains("p.toml:2") && e.contains("boolean"), "{e}");
+}
