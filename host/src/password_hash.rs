@@ -49,6 +49,17 @@ pub enum Declined {
     Malformed(String),
 }
 
+impl Declined {
+    /// Its label on the metrics page.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Declined::Unsupported => "unsupported",
+            Declined::OverLimit(_) => "over_limit",
+            Declined::Malformed(_) => "malformed",
+        }
+    }
+}
+
 impl Caps {
     /// The most Argon2 memory verified natively, whatever the plugin's
     /// memory limit: 256 MiB.

@@ -2,6 +2,7 @@
 //! types. The only file that knows both.
 
 use super::bindings::checker::portcullis::auth::keyed_file as wit_files;
+use super::bindings::checker::portcullis::auth::password_hash as wit_hash;
 use super::bindings::checker::portcullis::auth::sql as wit_sql;
 use super::bindings::types as wit;
 use crate::portal::{CredentialKind, Credentials, Denial, ScramKeys, SecretEntry, StoredSecret};
@@ -224,6 +225,16 @@ pub(super) fn file_error_to_wit(error: crate::keyed_file::FileError) -> wit_file
         FileError::NotGranted(t) => wit_files::FileError::NotGranted(t),
         FileError::BadFormat(t) => wit_files::FileError::BadFormat(t),
         FileError::Unavailable(t) => wit_files::FileError::Unavailable(t),
+    }
+}
+
+/// Why the host did not verify a hash, as the guest is told.
+pub(super) fn declined_to_wit(why: crate::password_hash::Declined) -> wit_hash::HashError {
+    use crate::password_hash::Declined;
+    match why {
+        Declined::Unsupported => wit_hash::HashError::Unsupported,
+        Declined::OverLimit(text) => wit_hash::HashError::OverLimit(text),
+        Declined::Malformed(text) => wit_hash::HashError::Malformed(text),
     }
 }
 

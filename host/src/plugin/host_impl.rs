@@ -251,13 +251,8 @@ impl password_hash::Host for PluginState {
         password: String,
         stored: String,
     ) -> wasmtime::Result<Result<bool, password_hash::HashError>> {
-        use crate::password_hash::{Declined, Verifier};
+        use crate::password_hash::Verifier;
         use password_hash::HashError;
-        let declined = |why: Declined| match why {
-            Declined::Unsupported => HashError::Unsupported,
-            Declined::OverLimit(text) => HashError::OverLimit(text),
-            Declined::Malformed(text) => HashError::Malformed(text),
-        };
         // Every call counts, declined or not, so a guest that calls in a
         // loop costs the host two answers and then nothing (no metrics,
         // no log line) until its call ends.
@@ -266,26 +261,16 @@ impl password_hash::Host for PluginState {
         }
         self.hashes_left -= 1;
         if let Err(why) = self.hash_caps.admit(&stored, password.len()) {
-            crate::metrics::METRICS.password_hash(declined_outcome(&why));
+            crate::metrics::METRICS.password_hash(why.outcome());
             tracing::debug!(plugin = %self.name, "password-hash declined: {why}");
-            return Ok(Err(declined(why)));
+            return Ok(Err(convert::declined_to_wit(why)));
         }
         let answer = Verifier::global().verify(password, stored).await;
         crate::metrics::METRICS.password_hash(match &answer {
             Ok(_) => "verified",
-            Err(why) => declined_outcome(why),
+            Err(why) => why.outcome(),
         });
-        Ok(answer.map_err(declined))
-    }
-}
-
-/// The metrics label of a declined verification.
-fn declined_outcome(why: &crate::password_hash::Declined) -> &'static str {
-    use crate::password_hash::Declined;
-    match why {
-        Declined::Unsupported => "unsupported",
-        Declined::OverLimit(_) => "over_limit",
-        Declined::Malformed(_) => "malformed",
+        Ok(answer.map_err(convert::declined_to_wit))
     }
 }
 

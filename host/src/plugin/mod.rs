@@ -377,6 +377,8 @@ impl Runtime {
             kind,
             config: spec.config.into(),
             grants: spec.grants,
+            hash_caps: crate::password_hash::Caps::for_memory(spec.limits.memory)
+                .enabled(self.native_hashes),
             limits: spec.limits,
             stdout: spec.stdout,
             sql: spec.sql,
@@ -575,6 +577,8 @@ pub struct Plugin {
     config: Arc<str>,
     grants: Vec<Grant>,
     limits: Limits,
+    /// What the `password-hash` import verifies natively for it.
+    hash_caps: crate::password_hash::Caps,
     stdout: bool,
     sql: Option<Arc<crate::sql::SqlGrant>>,
     relay: Option<Arc<crate::relay::RelayGrant>>,
@@ -730,8 +734,7 @@ impl Plugin {
             relay: self.relay.clone().map(crate::relay::RelaySession::new),
             files: self.files.clone(),
             max_output: self.limits.max_output,
-            hash_caps: crate::password_hash::Caps::for_memory(self.limits.memory)
-                .enabled(self.runtime.native_hashes),
+            hash_caps: self.hash_caps,
             hashes_left: crate::password_hash::PER_STORE,
         };
         let mut store = Store::new(&self.runtime.engine, state);

@@ -86,7 +86,10 @@ pub fn verify(password: &str, stored: &str) -> Result<bool, String> {
 #[cfg(feature = "sdk")]
 pub fn ask_host(password: &str, stored: &str) -> Option<Result<bool, String>> {
     #[cfg(target_arch = "wasm32")]
-    if crate::cost::of(stored).is_some() {
+    if matches!(
+        Scheme::of(stored),
+        Scheme::Argon2 | Scheme::Bcrypt | Scheme::ShaCrypt
+    ) {
         use portcullis_sdk::password_hash::{HashError, verify as host_verify};
         return match host_verify(password, stored) {
             Ok(matches) => Some(Ok(matches)),
@@ -111,8 +114,12 @@ pub fn verify_via_host(password: &str, stored: &str) -> Result<bool, String> {
 /// present one does, in the host as in the guest.
 #[cfg(feature = "sdk")]
 pub fn burn_via_host(password: &str, decoy: Option<&str>) {
-    let _ = verify_via_host(password, decoy.unwrap_or("\u{0}no such user\u{0}"));
+    let _ = verify_via_host(password, decoy.unwrap_or(NO_SUCH_USER));
 }
+
+/// What an absent user's password is checked against when the file has no
+/// entry to use as a decoy.
+const NO_SUCH_USER: &str = "\u{0}no such user\u{0}";
 
 /// A mismatch is an answer; any other error means the field is unusable.
 fn phc_result(scheme: &str, result: Result<(), HashError>) -> Result<bool, String> {
@@ -128,7 +135,7 @@ fn phc_result(scheme: &str, result: Result<(), HashError>) -> Result<bool, Strin
 /// entry's field, so usually the same scheme and cost) and the answer is
 /// thrown away.
 pub fn burn(password: &str, decoy: Option<&str>) {
-    let _ = verify(password, decoy.unwrap_or("\u{0}no such user\u{0}"));
+    let _ = verify(password, decoy.unwrap_or(NO_SUCH_USER));
 }
 
 #[cfg(test)]
