@@ -234,6 +234,24 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
         ),
         None => {}
     }
+    match &r.sandbox {
+        Some(Ok(sandbox)) => w(
+            o,
+            &format!(
+                "\n## The sandbox alone\n\nThe host's `sandbox_cost` example \
+                 (`cargo run --release -p portcullis --example sandbox_cost`), run after every \
+                 server above stopped: the host's own plugin path and pool settings, the \
+                 default run's built-in plugins, no network, one thread, mean of 30,000. What \
+                 one AUTH PLAIN login costs in the sandbox when nothing competes for the CPU, \
+                 and the floor of one fresh instance (a store, an instantiation, the \
+                 plugin's smallest call, the store's drop), which wasmtime sets: a login \
+                 makes three.\n\n```text\n{}\n```\n",
+                sandbox.text
+            ),
+        ),
+        Some(Err(e)) => w(o, &format!("\n## The sandbox alone\n\nnot measured: {e}\n")),
+        None => {}
+    }
     targets(o, plan, r);
     out
 }
@@ -278,6 +296,20 @@ fn targets(o: &mut String, plan: &Plan, r: &Results) {
         " µs",
         &|v| v <= 20.0,
     );
+    if let Some(Ok(sandbox)) = &r.sandbox {
+        line(
+            "the same in process, nothing else running (`sandbox_cost`) ≤ 20 µs".into(),
+            Some(sandbox.login_us),
+            " µs",
+            &|v| v <= 20.0,
+        );
+        line(
+            "three fresh instances at wasmtime's floor (3 × the floor of one) ≤ 20 µs".into(),
+            Some(3.0 * sandbox.floor_us),
+            " µs",
+            &|v| v <= 20.0,
+        );
+    }
     let rate_ratio = |what: &str, other: &str| match (clean(r, what, WASM), clean(r, what, other)) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,

@@ -144,6 +144,57 @@ pub struct Results {
     pub files: Option<Result<crate::files::Measured, String>>,
     /// Cold and warm start.
     pub startup: Option<Result<(Duration, Duration), String>>,
+    /// The host's `sandbox_cost` example: its report, and its summary
+    /// (plugin µs per login in process, µs floor of one fresh instance).
+    pub sandbox: Option<Result<Sandbox, String>>,
+}
+
+/// What the `sandbox_cost` example printed.
+pub struct Sandbox {
+    pub text: String,
+    pub login_us: f64,
+    pub floor_us: f64,
+}
+
+/// Runs the host's `sandbox_cost` example (alone: every server of the
+/// loads is gone) and reads its summary line.
+fn sandbox_cost(paths: &Paths) -> anyhow::Result<Sandbox> {
+    let Some(path) = &paths.sandbox_cost else {
+        anyhow::bail!(
+            "not built: cargo build --release -p portcullis --example sandbox_cost \
+             (portcullis-bench builds it unless --no-build)"
+        );
+    };
+    let out = std::process::Command::new(path)
+        .arg("30000")
+        .output()
+        .with_context(|| format!("cannot run {}", path.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)?;
+    let summary = text
+        .lines()
+        .find_map(|l| l.strip_prefix("summary: "))
+        .context("no summary line")?;
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    let (login_us, floor_us) = match words[..] {
+        ["login", login, "floor", floor] => (login.parse()?, floor.parse()?),
+        _ => anyhow::bail!("unexpected summary line {summary:?}"),
+    };
+    let text = text
+        .lines()
+        .filter(|l| !l.starts_with("summary: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Sandbox {
+        text,
+        login_us,
+        floor_us,
+    })
 }
 
 pub fn note(text: &str) {
@@ -474,6 +525,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .map_err(|e| format!("{e:#}"));
     note(&format!("start-up (cold, warm): {startup:?}"));
     results.startup = Some(startup);
+    let sandbox = sandbox_cost(&paths).map_err(|e| format!("{e:#}"));
+    note(&format!(
+        "sandbox in process: {:?}",
+        sandbox.as_ref().map(|s| (s.login_us, s.floor_us))
+    ));
+    results.sandbox = Some(sandbox);
 
     // The file checker against SQLite at several sizes, 16 clients.
     let files = crate::files::Options {

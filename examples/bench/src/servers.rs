@@ -70,6 +70,9 @@ pub struct Paths {
     pub peers: PathBuf,
     /// Postfix's smtp-sink, when installed.
     pub smtp_sink: Option<PathBuf>,
+    /// The host's `sandbox_cost` example (the sandbox's cost in process),
+    /// when built beside the portcullis binary.
+    pub sandbox_cost: Option<PathBuf>,
 }
 
 impl Paths {
@@ -91,11 +94,14 @@ impl Paths {
             .chain(std::env::split_paths(&path))
             .map(|dir: PathBuf| dir.join("smtp-sink"))
             .find(|p| p.is_file());
+        let sandbox_cost =
+            Some(me.with_file_name("examples").join("sandbox_cost")).filter(|p| p.is_file());
         Ok(Paths {
             portcullis,
             python: venv.join("bin/python"),
             peers,
             smtp_sink,
+            sandbox_cost,
         })
     }
 
@@ -154,8 +160,9 @@ impl Paths {
 }
 
 /// When run by `cargo run`, builds the portcullis binary beside this one
-/// with the `bench-native` feature first (same profile), so one command
-/// measures the current tree. Outside cargo it does nothing.
+/// with the `bench-native` feature first (same profile), and the host's
+/// `sandbox_cost` example, so one command measures the current tree.
+/// Outside cargo it does nothing.
 pub fn build_portcullis() -> anyhow::Result<()> {
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Ok(());
@@ -167,6 +174,7 @@ pub fn build_portcullis() -> anyhow::Result<()> {
         .is_some_and(|d| d == "release");
     let mut cmd = std::process::Command::new(cargo);
     cmd.args(["build", "-p", "portcullis", "--features", "bench-native"])
+        .args(["--bins", "--example", "sandbox_cost"])
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
     if release {
         cmd.arg("--release");
