@@ -13,7 +13,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -201,9 +200,9 @@ pub async fn accept_loop_with<F, Fut, R, RFut>(
             // one just before it stopped sending), and closing the listener
             // would reset them. Admit them, so each is told 421 like any
             // running session; then close.
-            match std::future::poll_fn(|cx| Poll::Ready(listener.poll_accept(cx))).await {
-                Poll::Ready(accepted) => accepted,
-                Poll::Pending => return,
+            match accept_queued(&listener) {
+                Some(accepted) => accepted,
+                None => return,
             }
         } else {
             tokio::select! {
@@ -271,6 +270,28 @@ pub async fn accept_loop_with<F, Fut, R, RFut>(
             drop(admitting);
         });
     }
+}
+
+/// One connection from the listener's accept queue, asked of the kernel
+/// directly (`accept(2)` on the non-blocking socket); `None` once the
+/// queue is empty. Not through the reactor: a connection queued while the
+/// process could not run (stopped, starved) may not have been seen by the
+/// reactor yet when shutdown begins, and `poll_accept` would then answer
+/// Pending with a connection still waiting, which closing resets.
+fn accept_queued(listener: &TcpListener) -> Option<std::io::Result<(TcpStream, SocketAddr)>> {
+    let (socket, addr) = match socket2::SockRef::from(listener).accept() {
+        Ok(accepted) => accepted,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+        Err(e) => return Some(Err(e)),
+    };
+    let stream = (|| {
+        let peer = addr
+            .as_socket()
+            .ok_or_else(|| std::io::Error::other("not an internet address"))?;
+        socket.set_nonblocking(true)?;
+        Ok((TcpStream::from_std(socket.into())?, peer))
+    })();
+    Some(stream)
 }
 
 /// What a listener needs to start a session.
