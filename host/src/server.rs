@@ -279,19 +279,19 @@ pub async fn accept_loop_with<F, Fut, R, RFut>(
 /// reactor yet when shutdown begins, and `poll_accept` would then answer
 /// Pending with a connection still waiting, which closing resets.
 fn accept_queued(listener: &TcpListener) -> Option<std::io::Result<(TcpStream, SocketAddr)>> {
-    let (socket, addr) = match socket2::SockRef::from(listener).accept() {
-        Ok(accepted) => accepted,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
-        Err(e) => return Some(Err(e)),
-    };
-    let stream = (|| {
-        let peer = addr
-            .as_socket()
-            .ok_or_else(|| std::io::Error::other("not an internet address"))?;
-        socket.set_nonblocking(true)?;
-        Ok((TcpStream::from_std(socket.into())?, peer))
-    })();
-    Some(stream)
+    let accepted = socket2::SockRef::from(listener)
+        .accept()
+        .and_then(|(socket, addr)| {
+            let peer = addr
+                .as_socket()
+                .ok_or_else(|| std::io::Error::other("not an internet address"))?;
+            socket.set_nonblocking(true)?;
+            Ok((TcpStream::from_std(socket.into())?, peer))
+        });
+    match accepted {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        accepted => Some(accepted),
+    }
 }
 
 /// What a listener needs to start a session.
