@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::wire::{self, AuthRequest, Command, Handshake, MechLine, RequestId};
 use super::{DovecotConfig, MAX_FAIL_DELAY, mechanism_flags};
-use crate::portal::{AvatarInterface, ChannelInfo, CredentialKind, Mind};
+use crate::portal::{AvatarInterface, AvatarWhen, ChannelInfo, CredentialKind, Mind};
 use crate::sasl::{self, Begin, Ending, LineExchange, Mechname, Purpose, Refusal, Turn};
 use crate::server::shutdown_requested;
 use crate::smtp::TlsOnly;
@@ -243,6 +243,9 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                     mechanism: Some(name.to_string()),
                     secure,
                 },
+                // The OK is all the login grants: a realm's refusal must
+                // be heard before it.
+                when: AvatarWhen::AtLogin,
             },
             name,
             initial_response: request.initial_response.as_deref(),

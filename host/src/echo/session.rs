@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::codec::{LoginLine, parse_login_line};
 use super::replies;
-use crate::portal::{Avatar, AvatarInterface, ChannelInfo, Credentials, Mind};
+use crate::portal::{Avatar, AvatarInterface, AvatarWhen, ChannelInfo, Credentials, Mind};
 use crate::proto::line::{Frame, LineReader};
 use crate::proto::outbox::Outbox;
 use crate::sasl::{self, Begin, Ending, LineExchange, Mechname, Purpose, Refusal, Turn};
@@ -231,6 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 mechanism: mechanism.map(|m| m.to_string()),
                 secure: false,
             },
+            when: AvatarWhen::AtLogin,
         }
     }
 

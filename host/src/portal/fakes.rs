@@ -100,6 +100,9 @@ pub struct Record {
 pub struct FakeRealm {
     pub name: &'static str,
     pub refuse: Option<&'static str>,
+    /// What it says of itself ([`Realm::grants_every_identity`]), true or
+    /// not.
+    pub grants_all: bool,
     pub record: Arc<Mutex<Record>>,
 }
 
@@ -108,6 +111,7 @@ impl FakeRealm {
         Arc::new(FakeRealm {
             name,
             refuse: None,
+            grants_all: false,
             record: Arc::default(),
         })
     }
@@ -117,6 +121,10 @@ impl FakeRealm {
 impl Realm for FakeRealm {
     fn name(&self) -> &str {
         self.name
+    }
+
+    fn grants_every_identity(&self) -> bool {
+        self.grants_all
     }
 
     async fn request_avatar(

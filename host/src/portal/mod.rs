@@ -15,6 +15,7 @@
 
 pub mod checker;
 mod credentials;
+mod deferred;
 #[cfg(test)]
 pub mod fakes;
 pub mod mechanism;
@@ -30,7 +31,9 @@ use async_trait::async_trait;
 pub use checker::{Checker, SecretSource};
 pub use credentials::{CredentialKind, Credentials, Denial, Fault, FaultKind, Verdict};
 pub use mechanism::{ChannelInfo, Exchange, Mechanism, MechanismInfo, Step};
-pub use realm::{Avatar, AvatarInterface, EchoReply, Mind, Realm, ReceivedInfo, Rejection};
+pub use realm::{
+    Avatar, AvatarInterface, AvatarWhen, EchoReply, Mind, Realm, ReceivedInfo, Rejection,
+};
 pub use secret::{ScramKeys, SecretEntry, StoredSecret};
 
 /// A successful login: who, and the avatar that acts for them.
@@ -225,12 +228,15 @@ impl Portal {
     }
 
     /// Twisted's `Portal.login`: verifies the proof, then asks the realm
-    /// for the avatar that acts for the identity on `interface`.
+    /// for the avatar that acts for the identity on `interface`, now or,
+    /// when `when` allows and the realm grants every identity, at the
+    /// avatar's first call (see [`deferred`]).
     pub async fn login(
         &self,
         proof: Proof<'_>,
         interface: AvatarInterface,
         mind: &Mind,
+        when: AvatarWhen,
     ) -> Result<Result<Login, Refused>, Fault> {
         let avatar_id = match proof {
             Proof::Credentials(credentials) => match self.check(credentials).await? {
@@ -248,6 +254,17 @@ impl Portal {
             },
             Proof::Established(id) => id.map(str::to_owned),
         };
+        if when == AvatarWhen::FirstCall
+            && let Some(realm) = self.realms.get(&interface)
+            && realm.grants_every_identity()
+        {
+            let avatar =
+                deferred::Deferred::new(realm.clone(), avatar_id.clone(), interface, mind.clone());
+            return Ok(Ok(Login {
+                avatar_id,
+                avatar: Box::new(avatar),
+            }));
+        }
         Ok(
             match self
                 .request_avatar(avatar_id.as_deref(), interface, mind)
@@ -358,6 +375,7 @@ mod tests {
                 Proof::Credentials(&credentials),
                 AvatarInterface::Echo,
                 &mind(),
+                AvatarWhen::AtLogin,
             )
             .await
             .unwrap()
@@ -401,7 +419,12 @@ mod tests {
         // No realm: the checker said yes, the realm part refuses.
         let good = password("user", "password");
         let refused = portal
-            .login(Proof::Credentials(&good), iface, &mind())
+            .login(
+                Proof::Credentials(&good),
+                iface,
+                &mind(),
+                AvatarWhen::AtLogin,
+            )
             .await
             .unwrap()
             .unwrap_err();
@@ -410,11 +433,17 @@ mod tests {
         let realm = Arc::new(FakeRealm {
             name: "realm",
             refuse: Some("disabled"),
+            grants_all: false,
             record: Arc::default(),
         });
         portal.register_realm(iface, realm.clone());
         let login = portal
-            .login(Proof::Credentials(&good), iface, &mind())
+            .login(
+                Proof::Credentials(&good),
+                iface,
+                &mind(),
+                AvatarWhen::AtLogin,
+            )
             .await
             .unwrap()
             .unwrap();
@@ -422,7 +451,12 @@ mod tests {
 
         let bad = password("user", "wrong");
         let refused = portal
-            .login(Proof::Credentials(&bad), iface, &mind())
+            .login(
+                Proof::Credentials(&bad),
+                iface,
+                &mind(),
+                AvatarWhen::AtLogin,
+            )
             .await
             .unwrap()
             .unwrap_err();
@@ -435,7 +469,12 @@ mod tests {
             }
         );
         let refused = portal
-            .login(Proof::Established(Some("disabled")), iface, &mind())
+            .login(
+                Proof::Established(Some("disabled")),
+                iface,
+                &mind(),
+                AvatarWhen::AtLogin,
+            )
             .await
             .unwrap()
             .unwrap_err();
@@ -464,5 +503,87 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(fault.kind, FaultKind::Unavailable);
+    }
+
+    /// A realm that says it grants every identity is asked at the
+    /// avatar's first call when the protocol allows it, with the login's
+    /// identity; if it refuses then, that call faults (its promise
+    /// broken). Any other realm, or a protocol that needs the avatar at
+    /// login, is asked at login as before.
+    #[tokio::test]
+    async fn a_realm_that_grants_everyone_is_asked_at_the_first_call() {
+        let mut portal = Portal::default();
+        let checker = FakeChecker::new("passwords", &[CredentialKind::UsernamePassword]);
+        portal.register_checker(checker).await.unwrap();
+        let iface = AvatarInterface::MessageDelivery;
+        let realm = Arc::new(FakeRealm {
+            name: "realm",
+            refuse: Some("disabled"),
+            grants_all: true,
+            record: Arc::default(),
+        });
+        portal.register_realm(iface, realm.clone());
+        let asked = || realm.record.lock().unwrap().avatars.clone();
+
+        let good = password("user", "password");
+        let when = AvatarWhen::FirstCall;
+        let mut login = portal
+            .login(Proof::Credentials(&good), iface, &mind(), when)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(login.avatar_id.as_deref(), Some("user"));
+        assert!(asked().is_empty(), "not asked at login");
+        assert_eq!(login.avatar.realm_name(), "realm");
+        assert_eq!(
+            login.avatar.validate_from("helo", "a@b").await.unwrap(),
+            Ok(())
+        );
+        login.avatar.validate_to("c@d").await.unwrap().unwrap();
+        assert_eq!(asked(), vec![Some("user".to_owned())], "asked once");
+        login.avatar.logout().await;
+        assert_eq!(realm.record.lock().unwrap().logouts, 1);
+
+        // Logged out before any call: never asked, nothing to log out.
+        let login = portal
+            .login(Proof::Credentials(&good), iface, &mind(), when)
+            .await
+            .unwrap()
+            .unwrap();
+        login.avatar.logout().await;
+        assert_eq!(asked().len(), 1);
+        assert_eq!(realm.record.lock().unwrap().logouts, 1);
+
+        // Bad credentials are refused at login: the checker is not deferred.
+        let bad = password("user", "wrong");
+        let refused = portal
+            .login(Proof::Credentials(&bad), iface, &mind(), when)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.denial, Denial::BadCredentials);
+
+        // A refusal at the first call breaks the realm's word: a fault.
+        let mut login = portal
+            .login(Proof::Established(Some("disabled")), iface, &mind(), when)
+            .await
+            .unwrap()
+            .unwrap();
+        let fault = login.avatar.validate_from("helo", "a@b").await.unwrap_err();
+        assert_eq!(fault.kind, FaultKind::Contract);
+        assert!(fault.detail.contains("defer-avatar"), "{}", fault.detail);
+
+        // At login when the protocol needs it then.
+        let refused = portal
+            .login(
+                Proof::Established(Some("disabled")),
+                iface,
+                &mind(),
+                AvatarWhen::AtLogin,
+            )
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(refused.realm, "{refused:?}");
     }
 }

@@ -24,6 +24,21 @@ impl AvatarInterface {
     }
 }
 
+/// When a protocol needs a login's avatar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AvatarWhen {
+    /// With the login: the avatar, or the realm's refusal, is part of it
+    /// (echo, whose every line is the avatar's; Dovecot's auth protocol,
+    /// whose OK is all the login grants).
+    AtLogin,
+    /// At its first call: the protocol uses the login only through the
+    /// avatar's calls (SMTP's delivery avatar, first called at MAIL FROM).
+    /// A realm that [grants every identity](Realm::grants_every_identity)
+    /// is asked then, so a session that never calls it never
+    /// instantiates the realm; any other realm is asked at login.
+    FirstCall,
+}
+
 /// What the host tells the realm about the connection.
 #[derive(Clone, Debug, Default)]
 pub struct Mind {
@@ -73,6 +88,14 @@ pub trait Realm: Send + Sync {
     /// `check-config` (a Wasm realm's limits).
     fn settings(&self) -> Option<String> {
         None
+    }
+
+    /// The operator's word (`defer-avatar`) that this realm gives every
+    /// identity an avatar: a protocol that uses a login only through its
+    /// avatar's calls may then ask for the avatar at the first call
+    /// ([`AvatarWhen::FirstCall`]).
+    fn grants_every_identity(&self) -> bool {
+        false
     }
 
     /// The avatar of `avatar_id` (`None`: anonymous) for `interface`. A

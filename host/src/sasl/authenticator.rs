@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::portal::{
-    AvatarInterface, ChannelInfo, CredentialKind, Credentials, Denial, Exchange, Fault, FaultKind,
-    Login, Mind, Portal, Proof, SecretSource, Step,
+    AvatarInterface, AvatarWhen, ChannelInfo, CredentialKind, Credentials, Denial, Exchange, Fault,
+    FaultKind, Login, Mind, Portal, Proof, SecretSource, Step,
 };
 
 use super::registry::Registered;
@@ -65,6 +65,8 @@ impl std::fmt::Debug for Outcome {
 pub struct Purpose {
     pub interface: AvatarInterface,
     pub mind: Mind,
+    /// When the protocol needs the avatar.
+    pub when: AvatarWhen,
 }
 
 /// One exchange in progress.
@@ -143,9 +145,13 @@ impl Authenticator {
             Some(avatar_id) => Proof::Established(Some(avatar_id)),
             None => Proof::Credentials(&credentials),
         };
-        let Purpose { interface, mind } = &self.purpose;
+        let Purpose {
+            interface,
+            mind,
+            when,
+        } = &self.purpose;
         let portal = self.portal.clone();
-        match portal.login(proof, *interface, mind).await? {
+        match portal.login(proof, *interface, mind, *when).await? {
             Ok(login) => Ok(Progress::Done(Outcome::Success {
                 login,
                 user,

@@ -96,6 +96,7 @@ impl Ending {
                 Proof::Credentials(credentials),
                 purpose.interface,
                 &purpose.mind,
+                purpose.when,
             )
             .await;
         match answer {
@@ -340,7 +341,7 @@ pub fn report_step_timeout(protocol: &'static str, peer: SocketAddr) {
 mod tests {
     use super::*;
     use crate::portal::fakes::{FakeChecker, FakePlain, FakeRealm};
-    use crate::portal::{AvatarInterface, CredentialKind, Mind};
+    use crate::portal::{AvatarInterface, AvatarWhen, CredentialKind, Mind};
 
     struct Setup {
         portal: Arc<Portal>,
@@ -379,6 +380,7 @@ mod tests {
             purpose: Purpose {
                 interface: AvatarInterface::Echo,
                 mind: Mind::default(),
+                when: AvatarWhen::AtLogin,
             },
             clients: &s.clients,
             peer: "192.0.2.7".parse().unwrap(),

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::config::SmtpConfig;
 use super::reply::{self, Reply};
 use super::state::{Effect, Session};
-use crate::portal::{Avatar, AvatarInterface, ChannelInfo, Mind};
+use crate::portal::{Avatar, AvatarInterface, AvatarWhen, ChannelInfo, Mind};
 use crate::proto::line::LineReader;
 use crate::proto::outbox::Outbox;
 use crate::sasl::{self, Begin, LineExchange, Mechname, Purpose, Refusal, Turn};
@@ -343,6 +343,9 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
                 mechanism: mechanism.map(|m| m.to_string()),
                 secure: session.secure,
             },
+            // Every use of the login goes through the delivery avatar's
+            // calls, the first at MAIL FROM (`Connection::ensure_avatar`).
+            when: AvatarWhen::FirstCall,
         }
     }
 

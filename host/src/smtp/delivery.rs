@@ -15,7 +15,7 @@ use super::connection::Connection;
 use super::received;
 use super::reply::{self, Reply};
 use super::state::{Answer, Delivered, Delivery, Session};
-use crate::portal::{Credentials, Fault, FaultKind, Proof, ReceivedInfo, Rejection};
+use crate::portal::{AvatarWhen, Credentials, Fault, FaultKind, Proof, ReceivedInfo, Rejection};
 
 impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
     pub(super) async fn validate_from(
@@ -123,7 +123,11 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             None => return Err(reply::AUTH_REQUIRED),
         };
         let purpose = self.purpose(session, login.as_ref().map(|l| &l.mechanism));
-        let avatar = match portal.login(proof, purpose.interface, &purpose.mind).await {
+        // This is the avatar's first call: ask the realm now.
+        let answer = portal
+            .login(proof, purpose.interface, &purpose.mind, AvatarWhen::AtLogin)
+            .await;
+        let avatar = match answer {
             Ok(Ok(login)) => login.avatar,
             Ok(Err(refused)) => {
                 tracing::info!(protocol = "smtp", peer = %self.peer, reason = %refused.denial,
