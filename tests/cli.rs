@@ -121,6 +121,27 @@ fn plugins_of_the_wrong_kind_are_refused() {
     );
 }
 
+/// `defer-avatar` is a delivery realm's option: on an echo realm, whose
+/// session needs its avatar at login, or on a checker, it is refused.
+#[test]
+fn defer_avatar_goes_only_with_a_delivery_realm() {
+    let realm = guest_wasm("realm-echo").display().to_string();
+    let err = Server::try_start(&["--realm", &format!("echo={realm}:defer-avatar")]).unwrap_err();
+    assert!(
+        err.stderr
+            .contains("defer-avatar goes with --realm message-delivery"),
+        "{}",
+        err.stderr
+    );
+    let checker = guest_wasm("checker-memory").display().to_string();
+    let err = Server::try_start(&["--auth", &format!("wasm:{checker}:defer-avatar")]).unwrap_err();
+    assert!(
+        err.stderr.contains("defer-avatar is a realm's option"),
+        "{}",
+        err.stderr
+    );
+}
+
 #[test]
 fn excluded_mechanisms_are_not_offered() {
     let server = Server::start(&["--exclude-mechanism", "login"]);

@@ -524,3 +524,60 @@ fn a_realm_that_is_unavailable_fails_the_login_temporarily_and_costs_the_client_
     assert_eq!(server.connect().ask("broken pw"), TEMPORARY);
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+/// `defer-avatar` (the operator's word that a delivery realm gives every
+/// identity an avatar): SMTP asks the realm at the avatar's first call,
+/// MAIL FROM, not at AUTH. A login the realm cannot serve then succeeds at
+/// AUTH and fails at MAIL FROM (451, nothing accepted); a session that
+/// authenticates and sends nothing never reaches the realm; mail from a
+/// user it serves goes through as before. Without the option the same
+/// realm is asked at AUTH (454, the test above).
+#[test]
+fn a_deferred_realm_is_asked_at_mail_from_not_at_auth() {
+    let realm = guest_wasm("trap-realm");
+    let server = Server::start(&[
+        "--auth",
+        "memory:broken:pw:guest:password",
+        "--realm",
+        &format!("message-delivery={}:defer-avatar", realm.display()),
+        "--auth-failure-delay",
+        "0s",
+    ]);
+    let mut c = common::Client::connect(server.smtp);
+    assert_eq!(c.reply().code, 220);
+    c.cmd("EHLO client.example").expect(250, None);
+    c.cmd(&plain("broken")).expect(235, Some("2.7.0"));
+    c.cmd("QUIT").expect(221, Some("2.0.0"));
+    assert!(
+        !server.logs().contains("the realm's store is unreachable"),
+        "the realm was asked at AUTH: {}",
+        server.logs()
+    );
+
+    let mut c = common::Client::connect(server.smtp);
+    assert_eq!(c.reply().code, 220);
+    c.cmd("EHLO client.example").expect(250, None);
+    c.cmd(&plain("broken")).expect(235, Some("2.7.0"));
+    c.cmd("MAIL FROM:<broken@example.com>")
+        .expect(451, Some("4.3.0"));
+    server.wait_for_log("the realm's store is unreachable");
+    // Asked again at the next MAIL FROM, with the same answer.
+    c.cmd("MAIL FROM:<broken@example.com>")
+        .expect(451, Some("4.3.0"));
+    c.cmd("RCPT TO:<console@example.com>")
+        .expect(503, Some("5.5.1"));
+
+    let mut c = common::Client::connect(server.smtp);
+    assert_eq!(c.reply().code, 220);
+    c.cmd("EHLO client.example").expect(250, None);
+    c.cmd(&format!("AUTH PLAIN {}", b64(b"\0guest\0password")))
+        .expect(235, Some("2.7.0"));
+    c.cmd("MAIL FROM:<guest@example.com>")
+        .expect(250, Some("2.1.0"));
+    c.cmd("RCPT TO:<console@example.com>")
+        .expect(250, Some("2.1.5"));
+    c.cmd("DATA").expect(354, None);
+    c.send("Subject: deferred\r\n\r\nhello\r\n.");
+    c.reply().expect(250, Some("2.0.0"));
+    c.cmd("QUIT").expect(221, Some("2.0.0"));
+}

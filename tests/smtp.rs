@@ -504,6 +504,43 @@ fn the_penalty_doubles_per_address_and_clears_on_success() {
     assert!(pause >= Duration::from_millis(150) && pause < Duration::from_millis(2000));
 }
 
+/// The default run's console realm gives every identity its avatar
+/// (`defer-avatar`): a session that authenticates and sends nothing never
+/// instantiates it; its first MAIL FROM does, once.
+#[test]
+fn a_login_that_sends_nothing_never_instantiates_the_console_realm() {
+    let server = Server::start(&["--metrics-listen", "127.0.0.1:0"]);
+    let realm_instances = || -> u64 {
+        let series =
+            "portcullis_plugin_instantiate_seconds_count{plugin=\"realm-console\",kind=\"realm\"}";
+        let page = server.metrics();
+        page.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from\n{page}"))
+    };
+    let at_start = realm_instances();
+    for _ in 0..3 {
+        let mut c = server.smtp_client();
+        ehlo(&mut c);
+        c.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+            .expect(235, Some("2.7.0"));
+        c.cmd("QUIT").expect(221, Some("2.0.0"));
+    }
+    assert_eq!(realm_instances(), at_start, "asked at AUTH");
+    let mut c = server.smtp_client();
+    ehlo(&mut c);
+    c.cmd(&format!("AUTH PLAIN {}", plain("guest", "password")))
+        .expect(235, Some("2.7.0"));
+    c.cmd("MAIL FROM:<guest@example.com>")
+        .expect(250, Some("2.1.0"));
+    c.cmd("RCPT TO:<console@localhost>")
+        .expect(250, Some("2.1.5"));
+    c.cmd("RSET").expect(250, Some("2.0.0"));
+    c.cmd("MAIL FROM:<guest@example.com>")
+        .expect(250, Some("2.1.0"));
+    assert_eq!(realm_instances(), at_start + 1, "one avatar per session");
+}
+
 #[test]
 fn metrics_count_sessions_outcomes_faults_and_deliveries() {
     let trap = common::guest_wasm("trap-checker");

@@ -207,6 +207,11 @@ async fn register_realms(
     let (options, from) = plan.realms.builtin("console");
     let mut console = builtin_spec("realm-console", json!({}))?;
     console.stdout = true;
+    // It gives every identity its avatar (mail to console@ is the only
+    // rule, and that is validate-to's): SMTP asks for it at MAIL FROM,
+    // so a session that authenticates and sends nothing never
+    // instantiates it.
+    console.defer_avatar = true;
     apply_options(&mut console, defaults, &options);
     let console = runtime.load(console).await.map_err(|e| from.wrap(e))?;
     portal.register_realm(

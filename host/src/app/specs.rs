@@ -19,6 +19,7 @@ pub(super) fn apply_options(spec: &mut PluginSpec, defaults: &LimitArgs, own: &P
     spec.limits = own.limits.apply(defaults.apply(Limits::default()));
     spec.sha256 = own.sha256;
     spec.lookup_secrets |= own.lookup_secrets;
+    spec.defer_avatar |= own.defer_avatar;
 }
 
 pub(super) fn expect_kind(plugin: &Plugin, kind: PluginKind, flag: &str) -> anyhow::Result<()> {

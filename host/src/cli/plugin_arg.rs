@@ -12,7 +12,7 @@ use super::plugin_options::PluginOptions;
 /// The options a plugin argument takes, for error messages.
 const OPTIONS: &str = "grant=DIR[@GUESTPATH] (read-only), grant-rw=DIR[@GUESTPATH], \
                        sha256=HEX, memory=SIZE, call-time=DURATION, max-output=SIZE, \
-                       max-resources=N or lookup-secrets";
+                       max-resources=N, lookup-secrets or defer-avatar";
 
 /// `grant=DIR[@GUESTPATH]` or `grant-rw=DIR[@GUESTPATH]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +99,7 @@ impl FromStr for PluginArg {
                 }
                 "sha256" => plugin.options.sha256 = Some(value.parse()?),
                 "lookup-secrets" if value.is_empty() => plugin.options.lookup_secrets = true,
+                "defer-avatar" if value.is_empty() => plugin.options.defer_avatar = true,
                 _ if plugin.options.limits.set(key, value)? => {}
                 _ => {
                     return Err(format!(
@@ -136,10 +137,15 @@ impl FromStr for RealmArg {
                 ));
             }
         };
-        Ok(RealmArg {
-            interface,
-            plugin: rest.parse()?,
-        })
+        let plugin: PluginArg = rest.parse()?;
+        if plugin.options.defer_avatar && interface != AvatarInterface::MessageDelivery {
+            return Err(
+                "defer-avatar goes with --realm message-delivery=…: an echo session needs its \
+                 avatar at login"
+                    .into(),
+            );
+        }
+        Ok(RealmArg { interface, plugin })
     }
 }
 

@@ -22,6 +22,10 @@ pub struct PluginOptions {
     /// A mechanism the operator lets call `lookup-secret`
     /// (`:lookup-secrets`, `lookup-secrets = true`).
     pub lookup_secrets: bool,
+    /// A realm the operator says gives every identity an avatar, so SMTP
+    /// asks for it at MAIL FROM rather than at AUTH (`:defer-avatar`,
+    /// `defer-avatar = true`).
+    pub defer_avatar: bool,
 }
 
 /// Resource limits an operator sets, for one plugin (`memory=64M`,

@@ -37,6 +37,9 @@ pub(super) struct RealmTable {
     command_timeout: Option<Spanned<String>>,
     data_timeout: Option<Spanned<String>>,
     allow_anonymous: Option<bool>,
+    /// The realm gives every identity a delivery avatar: SMTP asks for it
+    /// at MAIL FROM, not at AUTH.
+    defer_avatar: Option<bool>,
 }
 
 impl RealmTable {
@@ -162,6 +165,14 @@ pub(super) fn plan(
         }
     };
     let origin = src.origin(offset, "[[realm]]");
+    let defer_avatar = t.defer_avatar.unwrap_or(false);
+    if defer_avatar && interface != AvatarInterface::MessageDelivery {
+        return Err(src.error(
+            offset,
+            "defer-avatar goes with serves = \"message-delivery\": an echo session needs its \
+             avatar at login",
+        ));
+    }
     let name = match (&t.builtin, &t.plugin) {
         (Some(_), Some(_)) => {
             return Err(src.error(
@@ -193,7 +204,8 @@ pub(super) fn plan(
                 config: t.config.as_ref(),
                 limits: t.limits.as_ref(),
             };
-            let plugin = src.plugin(fields, offset, "a realm")?;
+            let mut plugin = src.plugin(fields, offset, "a realm")?;
+            plugin.options.defer_avatar = defer_avatar;
             plan.plugins
                 .push((interface, PluginPlan { plugin, origin }));
             return Ok(());
@@ -254,7 +266,8 @@ pub(super) fn plan(
             "a built-in realm takes no grants, config or sha256 (limits it does)",
         ));
     }
-    let options = src.options(None, t.limits.as_ref())?;
+    let mut options = src.options(None, t.limits.as_ref())?;
+    options.defer_avatar = defer_avatar;
     plan.builtin
         .insert(name.get_ref().clone(), (options, origin));
     Ok(())

@@ -125,6 +125,23 @@ maildir = "mail"
 }
 
 #[test]
+fn a_delivery_realm_may_defer_its_avatar() {
+    let text = r#"
+[[realm]]
+serves = "message-delivery"
+plugin = "realm.wasm"
+defer-avatar = true
+"#;
+    let plan = plan_of(text, &[]).unwrap();
+    assert!(plan.realms.plugins[0].1.plugin.options.defer_avatar);
+    let text = "[[realm]]\nserves = \"message-delivery\"\nbuiltin = \"maildir\"\n\
+                maildir = \"mail\"\ndefer-avatar = true\n";
+    let plan = plan_of(text, &[]).unwrap();
+    assert!(plan.realms.builtin("maildir").0.defer_avatar);
+    assert!(!plan.realms.builtin("console").0.defer_avatar, "not set");
+}
+
+#[test]
 fn errors_name_the_line_and_the_fix() {
     let cases = [
         ("[auth]\nrequird = true\n", ":2: unknown field `requird`"),
@@ -201,6 +218,10 @@ fn errors_name_the_line_and_the_fix() {
         (
             "[auth]\ntls-only = \"maybe\"\n",
             ":2: tls-only = \"maybe\": write \"auto\", true or false",
+        ),
+        (
+            "[[realm]]\nserves = \"echo\"\nbuiltin = \"echo\"\ndefer-avatar = true\n",
+            ":1: defer-avatar goes with serves = \"message-delivery\"",
         ),
         ("port = 25\n", ":1: unknown field `port`"),
         ("[auth\n", ":1: "),

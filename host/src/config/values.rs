@@ -161,6 +161,7 @@ impl Source {
                 None => LimitArgs::default(),
             },
             lookup_secrets: false,
+            defer_avatar: false,
         })
     }
 }

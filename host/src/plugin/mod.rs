@@ -325,6 +325,13 @@ impl Runtime {
             })?;
         let kind = PluginKind::of(&self.engine, &component)
             .with_context(|| format!("plugin {}", spec.name))?;
+        if spec.defer_avatar && kind != PluginKind::Realm {
+            bail!(
+                "plugin {}: defer-avatar is a realm's option, and this is a {} plugin",
+                spec.name,
+                kind.as_str()
+            );
+        }
         let imports = component
             .component_type()
             .imports(&self.engine)
@@ -385,6 +392,7 @@ impl Runtime {
             relay: spec.relay,
             files,
             lookup_secrets: spec.lookup_secrets,
+            defer_avatar: spec.defer_avatar,
             imports,
             pre,
         }))
@@ -533,6 +541,9 @@ pub struct PluginSpec {
     /// A mechanism that may call `lookup-secret` (for the kinds it
     /// declares): the operator trusts it to vouch for those kinds.
     pub lookup_secrets: bool,
+    /// A realm that gives every identity an avatar: SMTP asks for it at
+    /// its first call, not at login (see `portal::AvatarWhen`).
+    pub defer_avatar: bool,
 }
 
 impl PluginSpec {
@@ -548,6 +559,7 @@ impl PluginSpec {
             sql: None,
             relay: None,
             lookup_secrets: false,
+            defer_avatar: false,
         }
     }
 
@@ -587,6 +599,8 @@ pub struct Plugin {
     files: Arc<crate::keyed_file::KeyedFiles>,
     /// May look secrets up (mechanisms only; see [`PluginSpec`]).
     lookup_secrets: bool,
+    /// Gives every identity an avatar (realms only; see [`PluginSpec`]).
+    defer_avatar: bool,
     /// The interfaces the component imports (what it may ask for).
     imports: Vec<String>,
     pre: PluginPre,
@@ -619,6 +633,12 @@ impl Plugin {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The operator's word that this realm gives every identity an avatar
+    /// (`defer-avatar`).
+    pub fn defers_avatar(&self) -> bool {
+        self.defer_avatar
     }
 
     /// Instantiates the plugin once in a fresh store and drops it: the

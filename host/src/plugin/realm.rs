@@ -342,6 +342,10 @@ impl Realm for WasmRealm {
         Some(self.0.limits().realm_summary())
     }
 
+    fn grants_every_identity(&self) -> bool {
+        self.0.defers_avatar()
+    }
+
     async fn request_avatar(
         &self,
         avatar_id: Option<&str>,
