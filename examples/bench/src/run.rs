@@ -154,6 +154,8 @@ pub struct Sandbox {
     pub text: String,
     pub login_us: f64,
     pub floor_us: f64,
+    /// Fresh instances one login makes.
+    pub instances: u32,
 }
 
 /// Runs the host's `sandbox_cost` example (alone: every server of the
@@ -181,8 +183,10 @@ fn sandbox_cost(paths: &Paths) -> anyhow::Result<Sandbox> {
         .find_map(|l| l.strip_prefix("summary: "))
         .context("no summary line")?;
     let words: Vec<&str> = summary.split_whitespace().collect();
-    let (login_us, floor_us) = match words[..] {
-        ["login", login, "floor", floor] => (login.parse()?, floor.parse()?),
+    let (login_us, floor_us, instances) = match words[..] {
+        ["login", login, "floor", floor, "instances", n] => {
+            (login.parse()?, floor.parse()?, n.parse()?)
+        }
         _ => anyhow::bail!("unexpected summary line {summary:?}"),
     };
     let text = text
@@ -194,6 +198,7 @@ fn sandbox_cost(paths: &Paths) -> anyhow::Result<Sandbox> {
         text,
         login_us,
         floor_us,
+        instances,
     })
 }
 
