@@ -79,6 +79,30 @@ fn slow_hashes_are_verified_by_the_host_within_its_caps() {
     assert_eq!(hash_calls(&server, "over_limit"), 2);
 }
 
+/// A native verification waits for the turn of the client the login is
+/// for (echo and SMTP, from their own source addresses): the address
+/// reaches the host's verifier through the checker's call into the
+/// sandbox. Which turn comes first is `fair`'s unit tests.
+#[test]
+fn a_slow_hash_waits_in_its_own_clients_turn() {
+    let bcrypt = bcrypt::hash("bcrypt-pass", 4).unwrap();
+    let (_dir, path) = password_file(&format!("ben:{bcrypt}\n"));
+    let server = hash_server(&path, &[]);
+    let mut echo = common::Client::connect_from("127.3.4.5".parse().unwrap(), server.addr);
+    assert_eq!(echo.ask("ben bcrypt-pass"), LOGIN_OK);
+    server.wait_for_log("password-hash waits for its turn client=127.3.4.5");
+    let mut smtp = common::Client::connect_from("127.3.4.6".parse().unwrap(), server.smtp);
+    assert_eq!(smtp.reply().code, 220);
+    smtp.cmd("EHLO client.example").expect(250, None);
+    smtp.cmd(&format!(
+        "AUTH PLAIN {}",
+        common::b64(b"\0ben\0bcrypt-pass")
+    ))
+    .expect(235, Some("2.7.0"));
+    server.wait_for_log("password-hash waits for its turn client=127.3.4.6");
+    assert_eq!(hash_calls(&server, "verified"), 2);
+}
+
 /// `--plugin-native-hashes no`: the host declines every hash and the
 /// checker verifies it inside the sandbox, with the same answers.
 #[test]

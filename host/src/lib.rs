@@ -52,6 +52,7 @@ pub mod cli;
 pub mod config;
 pub mod dovecot;
 pub mod echo;
+pub mod fair;
 pub mod keyed_file;
 pub mod limits;
 pub mod logtext;

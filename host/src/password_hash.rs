@@ -14,11 +14,20 @@
 //! runs at once ([`Verifier`]); a verification holds its permit until it
 //! ends, even when the guest call that asked for it has been cut off, so
 //! the bound holds against guests that give up early.
+//!
+//! The permits go round the clients in turn ([`crate::fair`]), the client
+//! being the address the login is for, as the per-address limits count it
+//! ([`for_client`]): clients sending wrong passwords for users with slow
+//! hashes, however many requests they queue, make another client's login
+//! wait behind at most one verification of each of them, not behind all.
 
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 
 use password_fields::cost::Cost;
-use tokio::sync::Semaphore;
+
+use crate::fair::FairPermits;
 
 /// `password-hash` calls one store (one check, one lookup) may make: a
 /// check needs one, or one against a decoy for an absent user.
@@ -159,9 +168,23 @@ impl Caps {
     }
 }
 
-/// The host's verifications, one per CPU at a time.
+tokio::task_local! {
+    /// The client the login in progress is for, as counted by
+    /// `penalty::key`.
+    static CLIENT: IpAddr;
+}
+
+/// Runs `login` (a check, with the checker's `password-hash` calls) on
+/// behalf of `client`, whose turn its verifications wait for. Work outside
+/// any login (the conformance tool, tests) shares one turn.
+pub async fn for_client<F: Future>(client: IpAddr, login: F) -> F::Output {
+    CLIENT.scope(crate::penalty::key(client), login).await
+}
+
+/// The host's verifications, one per CPU at a time, shared fairly among
+/// clients.
 pub struct Verifier {
-    permits: Arc<Semaphore>,
+    permits: Arc<FairPermits<IpAddr>>,
 }
 
 impl Verifier {
@@ -171,21 +194,21 @@ impl Verifier {
         VERIFIER.get_or_init(|| {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
             Verifier {
-                permits: Arc::new(Semaphore::new(cpus)),
+                permits: FairPermits::new(cpus),
             }
         })
     }
 
     /// Whether `password` matches `stored`, which [`Caps::admit`] has
-    /// admitted. Waits for a permit first; the work runs on tokio's
-    /// blocking threads, holding the permit until it ends.
+    /// admitted. Waits for a permit first, in the turn of the login's
+    /// client ([`for_client`]); the work runs on tokio's blocking threads,
+    /// holding the permit until it ends.
     pub async fn verify(&self, password: String, stored: String) -> Result<bool, Declined> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Declined::OverLimit("the host is shutting down".into()))?;
+        let client = CLIENT
+            .try_with(|client| *client)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        tracing::debug!(%client, "password-hash waits for its turn");
+        let permit = self.permits.acquire(client).await;
         let work = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             password_fields::hash::verify(&password, &stored)

@@ -246,6 +246,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 // The OK is all the login grants: a realm's refusal must
                 // be heard before it.
                 when: AvatarWhen::AtLogin,
+                client: client.ip(),
             },
             name,
             initial_response: request.initial_response.as_deref(),

@@ -232,6 +232,7 @@ impl<S: AsyncRead + AsyncWrite + Send> Connection<S> {
                 secure: false,
             },
             when: AvatarWhen::AtLogin,
+            client: self.peer.ip(),
         }
     }
 

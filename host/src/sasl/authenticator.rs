@@ -2,6 +2,7 @@
 //! end, credentials; the portal verifies them and asks the realm for the
 //! avatar, in one [`Portal::login`].
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::portal::{
@@ -67,6 +68,10 @@ pub struct Purpose {
     pub mind: Mind,
     /// When the protocol needs the avatar.
     pub when: AvatarWhen,
+    /// The client's address, as the per-address limits count it: the
+    /// checker's slow-hash verifications wait for its turn
+    /// (`password_hash::for_client`).
+    pub client: IpAddr,
 }
 
 /// One exchange in progress.
@@ -149,9 +154,11 @@ impl Authenticator {
             interface,
             mind,
             when,
+            client,
         } = &self.purpose;
         let portal = self.portal.clone();
-        match portal.login(proof, *interface, mind, *when).await? {
+        let login = portal.login(proof, *interface, mind, *when);
+        match crate::password_hash::for_client(*client, login).await? {
             Ok(login) => Ok(Progress::Done(Outcome::Success {
                 login,
                 user,

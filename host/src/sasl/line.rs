@@ -91,14 +91,13 @@ impl Ending {
         purpose: &Purpose,
     ) -> Ending {
         let user = credentials.claimed_user().map(str::to_owned);
-        let answer = portal
-            .login(
-                Proof::Credentials(credentials),
-                purpose.interface,
-                &purpose.mind,
-                purpose.when,
-            )
-            .await;
+        let login = portal.login(
+            Proof::Credentials(credentials),
+            purpose.interface,
+            &purpose.mind,
+            purpose.when,
+        );
+        let answer = crate::password_hash::for_client(purpose.client, login).await;
         match answer {
             Ok(Ok(login)) => Ending::Success {
                 login,
@@ -381,6 +380,7 @@ mod tests {
                 interface: AvatarInterface::Echo,
                 mind: Mind::default(),
                 when: AvatarWhen::AtLogin,
+                client: "192.0.2.7".parse().unwrap(),
             },
             clients: &s.clients,
             peer: "192.0.2.7".parse().unwrap(),

@@ -346,6 +346,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> Connection<S> {
             // Every use of the login goes through the delivery avatar's
             // calls, the first at MAIL FROM (`Connection::ensure_avatar`).
             when: AvatarWhen::FirstCall,
+            client: self.peer.ip(),
         }
     }
 
