@@ -37,7 +37,7 @@ use crate::servers::{self, Paths, Server};
 use crate::stats::{self, Bounds, Rate};
 
 const USER: &str = "guest";
-const PASS: &str = "password";
+pub(crate) const PASS: &str = "password";
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
@@ -66,7 +66,7 @@ struct Hash {
 
 /// Runs `portcullis password` (or `doveadm pw`) with the password on
 /// stdin; its output line.
-fn generate(program: &Path, args: &[&str]) -> anyhow::Result<String> {
+pub(crate) fn generate(program: &Path, args: &[&str]) -> anyhow::Result<String> {
     use std::io::Write as _;
     let mut child = std::process::Command::new(program)
         .args(args)

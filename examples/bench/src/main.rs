@@ -21,6 +21,7 @@
 
 mod echo;
 mod files;
+mod flood;
 mod hashes;
 mod metrics;
 mod mta;
@@ -55,6 +56,10 @@ enum Command {
     /// idle sessions, a compiling reload, a lookup flood (see
     /// src/resources.rs).
     Resources(resources::Options),
+    /// One user's echo logins (Argon2id, verified by the host) alone and
+    /// while other addresses flood wrong passwords for another user (see
+    /// src/flood.rs).
+    HashFlood(flood::Options),
     /// AUTH PLAIN logins/s for the last user of a password file and of an
     /// SQLite database with the same users, at several sizes, against
     /// the portcullis binary beside this one (see src/files.rs).
@@ -124,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
             run::run(opts).await
         }
         Command::Resources(opts) => resources::run(opts).await,
+        Command::HashFlood(opts) => flood::run(opts).await,
         Command::Mta(opts) => mta::run(opts).await,
         Command::Relay(opts) => relay::run(opts).await,
         Command::Files(opts) => files::run(opts).await,

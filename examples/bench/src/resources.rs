@@ -59,7 +59,7 @@ pub struct Options {
 }
 
 /// The `i`th source address: 127.1.0.1, 127.1.0.2, ...
-fn source(i: usize) -> IpAddr {
+pub(crate) fn source(i: usize) -> IpAddr {
     let n = i as u32 + 1;
     IpAddr::V4(Ipv4Addr::new(
         127,
@@ -69,14 +69,14 @@ fn source(i: usize) -> IpAddr {
     ))
 }
 
-async fn connect_from(ip: IpAddr, addr: SocketAddr) -> anyhow::Result<TcpStream> {
+pub(crate) async fn connect_from(ip: IpAddr, addr: SocketAddr) -> anyhow::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(ip, 0))?;
     Ok(socket.connect(addr).await?)
 }
 
 /// Reads one line; the SMTP reply's last line for SMTP.
-async fn line(reader: &mut BufReader<TcpStream>) -> anyhow::Result<String> {
+pub(crate) async fn line(reader: &mut BufReader<TcpStream>) -> anyhow::Result<String> {
     let mut line = String::new();
     if reader.read_line(&mut line).await? == 0 {
         bail!("connection closed");
