@@ -542,7 +542,7 @@ fn built_in_realm_limits_apply_and_check_config_has_no_side_effects() {
     assert!(
         stdout.contains(
             "realm realm-maildir for message-delivery limits = { memory = \"96M\", \
-             call-time = \"10ms\", deliver-time = \"45s\" }"
+             call-time = \"10ms\", deliver-time = \"45s\" } defer-avatar = true"
         ),
         "{stdout}"
     );

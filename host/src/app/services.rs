@@ -227,6 +227,10 @@ async fn register_realms(
             })?;
         }
         let mut maildir = builtin_spec("realm-maildir", json!({}))?;
+        // Every identity gets a mailbox avatar (recipients are
+        // validate-to's to refuse): asked for at MAIL FROM, as the
+        // console realm's.
+        maildir.defer_avatar = true;
         let mut host_path = std::path::absolute(dir)?;
         if disk == Disk::Untouched {
             // check-config: the folder a start would create does not exist

@@ -339,7 +339,11 @@ impl Realm for WasmRealm {
     }
 
     fn settings(&self) -> Option<String> {
-        Some(self.0.limits().realm_summary())
+        let limits = self.0.limits().realm_summary();
+        Some(match self.0.defers_avatar() {
+            true => format!("{limits} defer-avatar = true"),
+            false => limits,
+        })
     }
 
     fn grants_every_identity(&self) -> bool {
