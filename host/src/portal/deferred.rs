@@ -44,25 +44,32 @@ impl Deferred {
 
     /// The realm's avatar, asked for now if it was not yet.
     async fn avatar(&mut self) -> Result<&mut Box<dyn Avatar>, Fault> {
-        if self.avatar.is_none() {
-            let answer = self
-                .realm
-                .request_avatar(self.avatar_id.as_deref(), self.interface, &self.mind)
-                .await?;
-            let avatar = answer.map_err(|denial| {
-                Fault::new(
-                    self.realm.name(),
-                    FaultKind::Contract,
-                    format!(
-                        "refused the {} avatar it was to grant every identity (defer-avatar): \
-                         {denial}",
-                        self.interface.as_str()
-                    ),
-                )
-            })?;
-            self.avatar = Some(avatar);
-        }
-        Ok(self.avatar.as_mut().expect("set above"))
+        let avatar = match self.avatar.take() {
+            Some(avatar) => avatar,
+            None => self.request().await?,
+        };
+        Ok(self.avatar.insert(avatar))
+    }
+
+    /// Asks the realm, as the login would have; a denial breaks its word.
+    /// (`&mut`: a shared borrow held across the await would need the
+    /// avatar to be `Sync`.)
+    async fn request(&mut self) -> Result<Box<dyn Avatar>, Fault> {
+        let answer = self
+            .realm
+            .request_avatar(self.avatar_id.as_deref(), self.interface, &self.mind)
+            .await?;
+        answer.map_err(|denial| {
+            Fault::new(
+                self.realm.name(),
+                FaultKind::Contract,
+                format!(
+                    "refused the {} avatar it was to grant every identity (defer-avatar): \
+                     {denial}",
+                    self.interface.as_str()
+                ),
+            )
+        })
     }
 }
 
