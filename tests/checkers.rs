@@ -82,7 +82,9 @@ fn slow_hashes_are_verified_by_the_host_within_its_caps() {
 /// A native verification waits for the turn of the client the login is
 /// for (echo and SMTP, from their own source addresses): the address
 /// reaches the host's verifier through the checker's call into the
-/// sandbox. Which turn comes first is `fair`'s unit tests.
+/// sandbox. A client whose last verification did not match waits in the
+/// other class, until one matches. Which turn comes first is `fair`'s unit
+/// tests.
 #[test]
 fn a_slow_hash_waits_in_its_own_clients_turn() {
     let bcrypt = bcrypt::hash("bcrypt-pass", 4).unwrap();
@@ -90,7 +92,25 @@ fn a_slow_hash_waits_in_its_own_clients_turn() {
     let server = hash_server(&path, &[]);
     let mut echo = common::Client::connect_from("127.3.4.5".parse().unwrap(), server.addr);
     assert_eq!(echo.ask("ben bcrypt-pass"), LOGIN_OK);
-    server.wait_for_log("password-hash waits for its turn client=127.3.4.5");
+    server.wait_for_log("password-hash waits for its turn client=127.3.4.5 class=Preferred");
+    // The class each next verification of 127.3.4.5 waits in, and how
+    // many of that class its log then has said.
+    for (password, reply, class, count) in [
+        ("wrong", LOGIN_DENIED, "Preferred", 2),
+        ("wrong", LOGIN_DENIED, "Other", 1),
+        ("bcrypt-pass", LOGIN_OK, "Other", 2),
+        ("bcrypt-pass", LOGIN_OK, "Preferred", 3),
+    ] {
+        let mut again = common::Client::connect_from("127.3.4.5".parse().unwrap(), server.addr);
+        assert_eq!(again.ask(&format!("ben {password}")), reply);
+        let line = format!("password-hash waits for its turn client=127.3.4.5 class={class}");
+        let said = |logs: &str| logs.matches(line.as_str()).count();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while said(&server.logs()) < count && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        assert_eq!(said(&server.logs()), count, "{line}");
+    }
     let mut smtp = common::Client::connect_from("127.3.4.6".parse().unwrap(), server.smtp);
     assert_eq!(smtp.reply().code, 220);
     smtp.cmd("EHLO client.example").expect(250, None);
@@ -99,8 +119,8 @@ fn a_slow_hash_waits_in_its_own_clients_turn() {
         common::b64(b"\0ben\0bcrypt-pass")
     ))
     .expect(235, Some("2.7.0"));
-    server.wait_for_log("password-hash waits for its turn client=127.3.4.6");
-    assert_eq!(hash_calls(&server, "verified"), 2);
+    server.wait_for_log("password-hash waits for its turn client=127.3.4.6 class=Preferred");
+    assert_eq!(hash_calls(&server, "verified"), 6);
 }
 
 /// `--plugin-native-hashes no`: the host declines every hash and the

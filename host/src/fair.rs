@@ -5,6 +5,13 @@
 //! with work queued. A client is whatever key the caller counts by (an
 //! address, an IPv6 /64).
 //!
+//! Clients come in two classes ([`Class`]). Waiting clients of the
+//! `Preferred` class are served first, in turn among themselves; the
+//! `Other` class gets every [`OTHER_SHARE`]th freed permit while both
+//! wait (and every permit while no preferred client waits), so it is
+//! slowed, never starved. Each request waits in the class it asks with: a
+//! client's requests of each class form a line of their own.
+//!
 //! A waiter that gives up (its future dropped) leaves the line; a permit
 //! handed to it on the way is passed on, never lost.
 
@@ -14,15 +21,58 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+/// While clients of both classes wait, one freed permit in this many goes
+/// to the `Other` class.
+pub const OTHER_SHARE: u32 = 4;
+
+/// Which clients are served first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Preferred,
+    Other,
+}
+
+impl Class {
+    fn index(self) -> usize {
+        match self {
+            Class::Preferred => 0,
+            Class::Other => 1,
+        }
+    }
+}
+
 pub struct FairPermits<K: Eq + Hash + Clone> {
     state: Mutex<State<K>>,
 }
 
 struct State<K: Eq + Hash + Clone> {
     free: usize,
-    /// Clients with someone waiting, in the order they are served.
-    turn: VecDeque<K>,
-    waiting: HashMap<K, VecDeque<oneshot::Sender<Permit<K>>>>,
+    /// By [`Class::index`]: clients with someone waiting, in the order
+    /// they are served, and their lines.
+    turn: [VecDeque<K>; 2],
+    waiting: [HashMap<K, VecDeque<oneshot::Sender<Permit<K>>>>; 2],
+    /// Permits handed to the preferred class since the other class last
+    /// had one.
+    preferred_run: u32,
+}
+
+impl<K: Eq + Hash + Clone> State<K> {
+    /// The class the next freed permit goes to, if anyone waits.
+    fn next_class(&mut self) -> Option<Class> {
+        let [preferred, other] = [&self.turn[0], &self.turn[1]].map(|t| !t.is_empty());
+        let class = match (preferred, other) {
+            (false, false) => return None,
+            (true, false) => Class::Preferred,
+            (false, true) => Class::Other,
+            (true, true) if self.preferred_run + 1 >= OTHER_SHARE => Class::Other,
+            (true, true) => Class::Preferred,
+        };
+        self.preferred_run = match class {
+            Class::Preferred => self.preferred_run + 1,
+            Class::Other => 0,
+        };
+        Some(class)
+    }
 }
 
 /// One permit; dropping it hands it to the next client in turn.
@@ -35,8 +85,9 @@ impl<K: Eq + Hash + Clone> FairPermits<K> {
         Arc::new(FairPermits {
             state: Mutex::new(State {
                 free: permits,
-                turn: VecDeque::new(),
-                waiting: HashMap::new(),
+                turn: [VecDeque::new(), VecDeque::new()],
+                waiting: [HashMap::new(), HashMap::new()],
+                preferred_run: 0,
             }),
         })
     }
@@ -45,8 +96,8 @@ impl<K: Eq + Hash + Clone> FairPermits<K> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A permit for `client`, once its turn comes.
-    pub async fn acquire(self: &Arc<Self>, client: K) -> Permit<K> {
+    /// A permit for `client`, of `class`, once its turn comes.
+    pub async fn acquire(self: &Arc<Self>, client: K, class: Class) -> Permit<K> {
         let waiting = {
             let mut state = self.lock();
             if state.free > 0 {
@@ -58,11 +109,13 @@ impl<K: Eq + Hash + Clone> FairPermits<K> {
                 };
             }
             let (tx, rx) = oneshot::channel();
-            let line = state.waiting.entry(client.clone()).or_default();
+            let line = state.waiting[class.index()]
+                .entry(client.clone())
+                .or_default();
             let first = line.is_empty();
             line.push_back(tx);
             if first {
-                state.turn.push_back(client);
+                state.turn[class.index()].push_back(client);
             }
             rx
         };
@@ -74,7 +127,13 @@ impl<K: Eq + Hash + Clone> FairPermits<K> {
     /// How many are waiting, for tests.
     #[cfg(test)]
     fn waiting(&self) -> usize {
-        self.lock().waiting.values().map(VecDeque::len).sum()
+        let state = self.lock();
+        state
+            .waiting
+            .iter()
+            .flat_map(HashMap::values)
+            .map(VecDeque::len)
+            .sum()
     }
 
     /// Gives a freed permit to the next client in turn, or back to the
@@ -83,19 +142,22 @@ impl<K: Eq + Hash + Clone> FairPermits<K> {
         loop {
             let next = {
                 let mut state = self.lock();
-                let Some(client) = state.turn.pop_front() else {
+                let Some(class) = state.next_class() else {
                     state.free += 1;
                     return;
                 };
-                let line = state
-                    .waiting
+                let i = class.index();
+                let client = state.turn[i]
+                    .pop_front()
+                    .expect("next_class names a class with clients in turn");
+                let line = state.waiting[i]
                     .get_mut(&client)
                     .expect("a client in turn waits");
                 let next = line.pop_front().expect("a line in turn is not empty");
                 if line.is_empty() {
-                    state.waiting.remove(&client);
+                    state.waiting[i].remove(&client);
                 } else {
-                    state.turn.push_back(client);
+                    state.turn[i].push_back(client);
                 }
                 next
             };
@@ -129,13 +191,13 @@ mod tests {
     #[tokio::test]
     async fn a_client_with_one_request_waits_behind_one_of_each_other_client() {
         let permits = FairPermits::new(1);
-        let held = permits.acquire("x").await;
+        let held = permits.acquire("x", Class::Preferred).await;
         let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
         let mut tasks = Vec::new();
         for (client, n) in [("a", 1), ("a", 2), ("a", 3), ("a", 4), ("a", 5), ("b", 1)] {
             let (shared, done) = (permits.clone(), done.clone());
             tasks.push(tokio::spawn(async move {
-                let _permit = shared.acquire(client).await;
+                let _permit = shared.acquire(client, Class::Preferred).await;
                 done.send(format!("{client}{n}")).unwrap();
                 tokio::task::yield_now().await;
             }));
@@ -161,13 +223,17 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_that_gives_up_loses_no_permit() {
         let permits = FairPermits::new(2);
-        let one = permits.acquire("a").await;
-        let two = permits.acquire("a").await;
-        let gives_up = tokio::time::timeout(Duration::from_millis(10), permits.acquire("b")).await;
+        let one = permits.acquire("a", Class::Preferred).await;
+        let two = permits.acquire("a", Class::Other).await;
+        let gives_up = tokio::time::timeout(
+            Duration::from_millis(10),
+            permits.acquire("b", Class::Other),
+        )
+        .await;
         assert!(gives_up.is_err(), "no permit was free");
         let waits = {
             let permits = permits.clone();
-            tokio::spawn(async move { permits.acquire("c").await })
+            tokio::spawn(async move { permits.acquire("c", Class::Other).await })
         };
         while permits.waiting() < 2 {
             tokio::task::yield_now().await;
@@ -177,5 +243,91 @@ mod tests {
         drop((two, three));
         assert_eq!(permits.lock().free, 2);
         assert_eq!(permits.waiting(), 0);
+    }
+
+    /// With one permit held, four requests of `o` (other class) queued
+    /// before five of `p` and one of `q` (preferred): the preferred go
+    /// first, in turn, and `o` gets one permit in every `OTHER_SHARE`.
+    #[tokio::test]
+    async fn the_preferred_class_goes_first_and_the_other_is_not_starved() {
+        let permits = FairPermits::new(1);
+        let held = permits.acquire("x", Class::Preferred).await;
+        let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        let requests = [
+            ("o", 1, Class::Other),
+            ("o", 2, Class::Other),
+            ("o", 3, Class::Other),
+            ("o", 4, Class::Other),
+            ("p", 1, Class::Preferred),
+            ("p", 2, Class::Preferred),
+            ("p", 3, Class::Preferred),
+            ("p", 4, Class::Preferred),
+            ("p", 5, Class::Preferred),
+            ("q", 1, Class::Preferred),
+        ];
+        for (client, n, class) in requests {
+            let (shared, done) = (permits.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = shared.acquire(client, class).await;
+                done.send(format!("{client}{n}")).unwrap();
+                tokio::task::yield_now().await;
+            }));
+            while permits.waiting() < tasks.len() {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        drop(done);
+        let mut served = Vec::new();
+        while let Some(s) = order.recv().await {
+            served.push(s);
+        }
+        assert_eq!(
+            served,
+            ["p1", "q1", "p2", "o1", "p3", "p4", "p5", "o2", "o3", "o4"]
+        );
+    }
+
+    /// A client's requests wait in the class each asked with: `a`'s
+    /// requests of the other class wait behind `b`'s preferred one, even
+    /// though `a` already had a preferred line.
+    #[tokio::test]
+    async fn each_request_waits_in_its_own_class() {
+        let permits = FairPermits::new(1);
+        let held = permits.acquire("x", Class::Preferred).await;
+        let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        let requests = [
+            ("a", 1, Class::Preferred),
+            ("a", 2, Class::Other),
+            ("a", 3, Class::Other),
+            ("b", 1, Class::Preferred),
+            ("a", 4, Class::Preferred),
+        ];
+        for (client, n, class) in requests {
+            let (shared, done) = (permits.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = shared.acquire(client, class).await;
+                done.send(format!("{client}{n}")).unwrap();
+                tokio::task::yield_now().await;
+            }));
+            while permits.waiting() < tasks.len() {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        for task in tasks {
+            task.await.unwrap();
+        }
+        drop(done);
+        let mut served = Vec::new();
+        while let Some(s) = order.recv().await {
+            served.push(s);
+        }
+        assert_eq!(served, ["a1", "b1", "a4", "a2", "a3"]);
     }
 }

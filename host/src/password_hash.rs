@@ -20,14 +20,22 @@
 //! ([`for_client`]): clients sending wrong passwords for users with slow
 //! hashes, however many requests they queue, make another client's login
 //! wait behind at most one verification of each of them, not behind all.
+//! And a client whose last verification here did not match (within
+//! [`FORGET_FAILURE`]) waits behind clients without one: while both kinds
+//! wait, it gets one freed permit in [`crate::fair::OTHER_SHARE`]. A user
+//! with the right password is then not kept waiting by clients that send
+//! wrong ones, however many addresses they have, beyond the verifications
+//! already running and that share ([`Failures`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use password_fields::cost::Cost;
 
-use crate::fair::FairPermits;
+use crate::fair::{Class, FairPermits};
 
 /// `password-hash` calls one store (one check, one lookup) may make: a
 /// check needs one, or one against a decoy for an absent user.
@@ -181,10 +189,64 @@ pub async fn for_client<F: Future>(client: IpAddr, login: F) -> F::Output {
     CLIENT.scope(crate::penalty::key(client), login).await
 }
 
+/// How long a verification that did not match makes its client wait
+/// behind the others.
+pub const FORGET_FAILURE: Duration = Duration::from_secs(15 * 60);
+
+/// Clients whose last verification did not match, and when. Bounded: when
+/// full, and no entry is old enough to forget, a new client is not added
+/// (it waits in turn with the clients without failures, as if there were
+/// no classes).
+pub struct Failures {
+    last: Mutex<HashMap<IpAddr, Instant>>,
+    max: usize,
+}
+
+impl Failures {
+    /// The most clients remembered (about 3 MiB when full).
+    pub const MAX: usize = 65_536;
+
+    pub fn new(max: usize) -> Failures {
+        Failures {
+            last: Mutex::new(HashMap::new()),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The class `client` waits in at `now`.
+    pub fn class(&self, client: IpAddr, now: Instant) -> Class {
+        match self.lock().get(&client) {
+            Some(&at) if now.duration_since(at) < FORGET_FAILURE => Class::Other,
+            _ => Class::Preferred,
+        }
+    }
+
+    /// Records how `client`'s verification at `now` came out.
+    pub fn record(&self, client: IpAddr, matched: bool, now: Instant) {
+        let mut last = self.lock();
+        if matched {
+            last.remove(&client);
+            return;
+        }
+        if last.len() >= self.max && !last.contains_key(&client) {
+            last.retain(|_, at| now.duration_since(*at) < FORGET_FAILURE);
+            if last.len() >= self.max {
+                return;
+            }
+        }
+        last.insert(client, now);
+    }
+}
+
 /// The host's verifications, one per CPU at a time, shared fairly among
 /// clients.
 pub struct Verifier {
     permits: Arc<FairPermits<IpAddr>>,
+    failures: Failures,
 }
 
 impl Verifier {
@@ -195,26 +257,31 @@ impl Verifier {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
             Verifier {
                 permits: FairPermits::new(cpus),
+                failures: Failures::new(Failures::MAX),
             }
         })
     }
 
     /// Whether `password` matches `stored`, which [`Caps::admit`] has
     /// admitted. Waits for a permit first, in the turn of the login's
-    /// client ([`for_client`]); the work runs on tokio's blocking threads,
-    /// holding the permit until it ends.
+    /// client ([`for_client`]) and in its class ([`Failures`]); the work
+    /// runs on tokio's blocking threads, holding the permit until it ends.
     pub async fn verify(&self, password: String, stored: String) -> Result<bool, Declined> {
         let client = CLIENT
             .try_with(|client| *client)
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        tracing::debug!(%client, "password-hash waits for its turn");
-        let permit = self.permits.acquire(client).await;
+        let class = self.failures.class(client, Instant::now());
+        tracing::debug!(%client, ?class, "password-hash waits for its turn");
+        let permit = self.permits.acquire(client, class).await;
         let work = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             password_fields::hash::verify(&password, &stored)
         });
         match work.await {
-            Ok(Ok(matches)) => Ok(matches),
+            Ok(Ok(matches)) => {
+                self.failures.record(client, matches, Instant::now());
+                Ok(matches)
+            }
             Ok(Err(why)) => Err(Declined::Malformed(why)),
             // A panic in the hash code: let the guest try (and fault).
             Err(_) => Err(Declined::Unsupported),
@@ -338,5 +405,40 @@ mod tests {
                 .await,
             Err(Declined::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_failed_verification_sends_its_client_behind_until_a_match_or_forgotten() {
+        let failures = Failures::new(2);
+        let (a, b, c) = (
+            IpAddr::from([192, 0, 2, 1]),
+            IpAddr::from([192, 0, 2, 2]),
+            IpAddr::from([192, 0, 2, 3]),
+        );
+        let t0 = Instant::now();
+        assert_eq!(failures.class(a, t0), Class::Preferred);
+        failures.record(a, false, t0);
+        assert_eq!(failures.class(a, t0), Class::Other);
+        assert_eq!(failures.class(b, t0), Class::Preferred, "only a failed");
+        failures.record(a, true, t0);
+        assert_eq!(failures.class(a, t0), Class::Preferred, "a match clears it");
+
+        failures.record(a, false, t0);
+        failures.record(b, false, t0);
+        failures.record(c, false, t0);
+        assert_eq!(
+            failures.class(c, t0),
+            Class::Preferred,
+            "full: a new client is not remembered"
+        );
+        let later = t0 + FORGET_FAILURE;
+        assert_eq!(failures.class(a, later), Class::Preferred, "forgotten");
+        failures.record(c, false, later);
+        assert_eq!(
+            failures.class(c, later),
+            Class::Other,
+            "room once forgotten"
+        );
+        assert_eq!(failures.lock().len(), 1, "the forgotten were dropped");
     }
 }
