@@ -583,8 +583,9 @@ fn metrics_count_sessions_outcomes_faults_and_deliveries() {
         assert!(page.contains(want), "{want} missing from\n{page}");
     }
     assert!(!page.contains("secret-pw"));
-    // Each AUTH made a checker instance and called it (start-up may have
-    // too), and the delivery avatar's realm instance is timed as well.
+    // Each AUTH made a checker instance, called it and dropped it (start-up
+    // may have too), and the delivery avatar's realm instance is timed as
+    // well.
     for (series, at_least) in [
         (
             "portcullis_plugin_instantiate_seconds_count{plugin=\"trap_checker\",kind=\"checker\"}",
@@ -592,6 +593,11 @@ fn metrics_count_sessions_outcomes_faults_and_deliveries() {
         ),
         (
             "portcullis_plugin_call_seconds_count{plugin=\"trap_checker\",kind=\"checker\"}",
+            3,
+        ),
+        // Each check's store was dropped when its call ended.
+        (
+            "portcullis_plugin_release_seconds_count{plugin=\"trap_checker\",kind=\"checker\"}",
             3,
         ),
     ] {

@@ -75,13 +75,16 @@ impl PhaseHistogram {
     }
 }
 
-/// Where one plugin's time goes: making a fresh store and instance, and
-/// calls into the guest (including any host imports they make, such as a
-/// mechanism's secret lookup, which instantiates a checker in turn).
+/// Where one plugin's time goes: making a fresh store and instance, calls
+/// into the guest (including any host imports they make, such as a
+/// mechanism's secret lookup, which instantiates a checker in turn), and
+/// dropping the store, which resets its memory, tables and stack for the
+/// pool.
 #[derive(Default)]
 pub struct PluginTimes {
     pub instantiate: PhaseHistogram,
     pub call: PhaseHistogram,
+    pub release: PhaseHistogram,
 }
 
 /// Everything counted.
@@ -389,6 +392,11 @@ impl Metrics {
                 "portcullis_plugin_call_seconds",
                 "Time in calls into a plugin, host imports they make included.",
                 |t: &PluginTimes| &t.call,
+            ),
+            (
+                "portcullis_plugin_release_seconds",
+                "Time to drop a plugin's store, giving its instance back to the pool.",
+                |t: &PluginTimes| &t.release,
             ),
         ] {
             help(&mut out, name, "histogram", text);

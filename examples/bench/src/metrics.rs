@@ -1,6 +1,6 @@
 //! Reading portcullis's metrics page (`--metrics-listen`): the plugin
-//! instantiation and call histograms, summed by plugin kind, so a load's
-//! share of each is the difference of two scrapes.
+//! instantiation, call and release histograms, summed by plugin kind, so a
+//! load's share of each is the difference of two scrapes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,11 +9,16 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// Instantiation or call.
+/// Instantiation, call, or release (the store's drop).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     Instantiate,
     Call,
+    Release,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Instantiate, Phase::Call, Phase::Release];
 }
 
 /// Seconds and count of one phase.
@@ -47,8 +52,8 @@ impl Snapshot {
     }
 }
 
-/// Sums the `_sum` and `_count` lines of the two plugin histograms by the
-/// `kind` label.
+/// Sums the `_sum` and `_count` lines of the three plugin histograms by
+/// the `kind` label.
 pub fn parse(text: &str) -> Snapshot {
     let mut out = Snapshot::default();
     for line in text.lines() {
@@ -66,6 +71,8 @@ pub fn parse(text: &str) -> Snapshot {
             "portcullis_plugin_instantiate_seconds_count" => (Phase::Instantiate, false),
             "portcullis_plugin_call_seconds_sum" => (Phase::Call, true),
             "portcullis_plugin_call_seconds_count" => (Phase::Call, false),
+            "portcullis_plugin_release_seconds_sum" => (Phase::Release, true),
+            "portcullis_plugin_release_seconds_count" => (Phase::Release, false),
             _ => continue,
         };
         let Some(kind) = labels
@@ -101,9 +108,9 @@ pub async fn scrape(addr: SocketAddr) -> anyhow::Result<Snapshot> {
     Ok(parse(&body))
 }
 
-/// `plugin µs per op: instantiate 1.0 + 2.0 + 3.0, calls ...`: one load's
-/// plugin time per successful operation, by kind (mechanism, checker,
-/// realm), and the total.
+/// `plugin µs per op: instantiate 1.0 + 2.0 + 3.0, calls ..., release
+/// ...`: one load's plugin time per successful operation, by kind
+/// (mechanism, checker, realm), and the total.
 pub fn per_op_line(delta: &Snapshot, ops: u64) -> String {
     let ops = ops.max(1) as f64;
     let kinds = ["mechanism", "checker", "realm"];
@@ -117,12 +124,13 @@ pub fn per_op_line(delta: &Snapshot, ops: u64) -> String {
     };
     let total: f64 = kinds
         .iter()
-        .flat_map(|k| [us(k, Phase::Instantiate), us(k, Phase::Call)])
+        .flat_map(|k| Phase::ALL.map(|p| us(k, p)))
         .sum();
     format!(
-        "plugin µs per login (mechanism + checker + realm): instantiate {}, calls {}; total {total:.1}",
+        "plugin µs per login (mechanism + checker + realm): instantiate {}, calls {}, release {}; total {total:.1}",
         row(Phase::Instantiate),
-        row(Phase::Call)
+        row(Phase::Call),
+        row(Phase::Release)
     )
 }
 
@@ -143,7 +151,8 @@ mod tests {
              portcullis_plugin_call_seconds_count{plugin=\"a\",kind=\"mechanism\"} 30\n\
              portcullis_plugin_call_seconds_sum{plugin=\"b\",kind=\"mechanism\"} 1\n\
              portcullis_plugin_call_seconds_count{plugin=\"b\",kind=\"mechanism\"} 5\n\
-             portcullis_plugin_instantiate_seconds_sum{plugin=\"c\",kind=\"realm\"} 0.25\n",
+             portcullis_plugin_instantiate_seconds_sum{plugin=\"c\",kind=\"realm\"} 0.25\n\
+             portcullis_plugin_release_seconds_sum{plugin=\"c\",kind=\"realm\"} 0.125\n",
         );
         let d = after.since(&before);
         assert_eq!(
@@ -154,6 +163,7 @@ mod tests {
             }
         );
         assert_eq!(d.get("realm", Phase::Instantiate).seconds, 0.25);
+        assert_eq!(d.get("realm", Phase::Release).seconds, 0.125);
         assert_eq!(d.get("checker", Phase::Call), Total::default());
     }
 }

@@ -117,11 +117,11 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
 
     w(
         o,
-        "\n## The sandbox's cost\n\nFrom portcullis's own metrics page (`portcullis_plugin_instantiate_seconds`, `portcullis_plugin_call_seconds`), scraped before and after each load: microseconds of server time per operation spent making plugin instances and calling into them, by plugin kind. The `bench-native` path does PLAIN and the username-password check natively, so only the realm's share is left in it. With more clients than CPUs these wall times include waiting for a CPU. A call includes the host imports it makes: SCRAM's mechanism call contains its checker lookup, which also shows under checker.\n\n",
+        "\n## The sandbox's cost\n\nFrom portcullis's own metrics page (`portcullis_plugin_instantiate_seconds`, `portcullis_plugin_call_seconds`, `portcullis_plugin_release_seconds`), scraped before and after each load: microseconds of server time per operation spent making plugin instances, calling into them and dropping their stores (which resets their memory, tables and stacks for the pool), by plugin kind. The `bench-native` path does PLAIN and the username-password check natively, so only the realm's share is left in it. With more clients than CPUs these wall times include waiting for a CPU. A call includes the host imports it makes: SCRAM's mechanism call contains its checker lookup, which also shows under checker.\n\n",
     );
     w(
         o,
-        "| load | server | instances / op | instantiate µs / op (mech · checker · realm) | calls µs / op (mech · checker · realm) | total µs / op |\n|---|---|---|---|---|---|\n",
+        "| load | server | instances / op | instantiate µs / op (mech · checker · realm) | calls µs / op (mech · checker · realm) | release µs / op (mech · checker · realm) | total µs / op |\n|---|---|---|---|---|---|---|\n",
     );
     for hook in &r.hooks {
         hook_row(o, hook);
@@ -140,12 +140,12 @@ pub fn markdown(plan: &Plan, r: &Results) -> String {
                 * 1e6
                 / per
         };
-        let (inst, call) = (us(Phase::Instantiate), us(Phase::Call));
+        let (inst, call, release) = (us(Phase::Instantiate), us(Phase::Call), us(Phase::Release));
         w(
             o,
             &format!(
-                "\nWhat the native path replaces, at 1 client: {:.1} µs per AUTH PLAIN login in the mechanism and checker plugins, {inst:.1} µs instantiating and {call:.1} µs in calls.\n",
-                inst + call
+                "\nWhat the native path replaces, at 1 client: {:.1} µs per AUTH PLAIN login in the mechanism and checker plugins, {inst:.1} µs instantiating, {call:.1} µs in calls and {release:.1} µs releasing.\n",
+                inst + call + release
             ),
         );
     }
@@ -285,9 +285,7 @@ fn targets(o: &mut String, plan: &Plan, r: &Results) {
         .map(|h| {
             KINDS
                 .iter()
-                .map(|k| {
-                    h.delta.get(k, Phase::Instantiate).seconds + h.delta.get(k, Phase::Call).seconds
-                })
+                .flat_map(|k| Phase::ALL.map(|p| h.delta.get(k, p).seconds))
                 .sum::<f64>()
                 * 1e6
                 / h.ops.max(1) as f64
@@ -474,14 +472,15 @@ fn hook_row(out: &mut String, hook: &Hook) {
         / per;
     let total: f64 = KINDS
         .iter()
-        .map(|k| us(k, Phase::Instantiate) + us(k, Phase::Call))
+        .flat_map(|k| Phase::ALL.map(|p| us(k, p)))
         .sum();
     let _ = writeln!(
         out,
-        "| {} | {} | {instances:.2} | {} | {} | {total:.1} |",
+        "| {} | {} | {instances:.2} | {} | {} | {} | {total:.1} |",
         hook.what,
         hook.server,
         parts(Phase::Instantiate),
-        parts(Phase::Call)
+        parts(Phase::Call),
+        parts(Phase::Release)
     );
 }

@@ -775,8 +775,9 @@ impl Plugin {
             }
         });
         Ok(PooledStore {
-            store,
+            store: Some(store),
             created,
+            times: self.times.clone(),
             _slot: slot,
         })
     }
@@ -914,39 +915,59 @@ async fn time_limited<T>(
     }
 }
 
-/// A store and the pool slot it occupies. The fields drop in order: the
-/// store (returning its instance to the pool) before the permit, so a task
-/// woken by the permit always finds the slot free.
+/// A store and the pool slot it occupies. The store is dropped first
+/// (returning its instance to the pool, timed for the metrics), then the
+/// permit, so a task woken by the permit always finds the slot free.
 pub(crate) struct PooledStore {
-    store: Store<PluginState>,
+    /// Always there until the drop.
+    store: Option<Store<PluginState>>,
     /// When the slot was had and the store began, for the metrics.
     created: Instant,
+    times: Arc<crate::metrics::PluginTimes>,
     _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl PooledStore {
+    fn store(&self) -> &Store<PluginState> {
+        self.store.as_ref().expect("a store until it is dropped")
+    }
+
+    fn store_mut(&mut self) -> &mut Store<PluginState> {
+        self.store.as_mut().expect("a store until it is dropped")
+    }
+}
+
+impl Drop for PooledStore {
+    fn drop(&mut self) {
+        let started = Instant::now();
+        drop(self.store.take());
+        self.times.release.record(started.elapsed());
+    }
 }
 
 impl std::ops::Deref for PooledStore {
     type Target = Store<PluginState>;
     fn deref(&self) -> &Store<PluginState> {
-        &self.store
+        self.store()
     }
 }
 
 impl std::ops::DerefMut for PooledStore {
     fn deref_mut(&mut self) -> &mut Store<PluginState> {
-        &mut self.store
+        self.store_mut()
     }
 }
 
 impl wasmtime::AsContext for PooledStore {
     type Data = PluginState;
     fn as_context(&self) -> wasmtime::StoreContext<'_, PluginState> {
-        self.store.as_context()
+        self.store().as_context()
     }
 }
 
 impl wasmtime::AsContextMut for PooledStore {
     fn as_context_mut(&mut self) -> wasmtime::StoreContextMut<'_, PluginState> {
-        self.store.as_context_mut()
+        self.store_mut().as_context_mut()
     }
 }
 
