@@ -186,18 +186,20 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// With one permit held, five requests from `a` then one from `b`:
-    /// `b` is served second, not sixth.
-    #[tokio::test]
-    async fn a_client_with_one_request_waits_behind_one_of_each_other_client() {
+    use Class::{Other, Preferred};
+
+    /// With the only permit held, queues `requests` (client, number,
+    /// class) in this order, then lets the permit go: the order they were
+    /// served in, as `client` followed by `number`.
+    async fn served(requests: &[(&'static str, u32, Class)]) -> Vec<String> {
         let permits = FairPermits::new(1);
-        let held = permits.acquire("x", Class::Preferred).await;
+        let held = permits.acquire("x", Preferred).await;
         let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
         let mut tasks = Vec::new();
-        for (client, n) in [("a", 1), ("a", 2), ("a", 3), ("a", 4), ("a", 5), ("b", 1)] {
+        for &(client, n, class) in requests {
             let (shared, done) = (permits.clone(), done.clone());
             tasks.push(tokio::spawn(async move {
-                let _permit = shared.acquire(client, Class::Preferred).await;
+                let _permit = shared.acquire(client, class).await;
                 done.send(format!("{client}{n}")).unwrap();
                 tokio::task::yield_now().await;
             }));
@@ -215,7 +217,16 @@ mod tests {
         while let Some(s) = order.recv().await {
             served.push(s);
         }
-        assert_eq!(served, ["a1", "b1", "a2", "a3", "a4", "a5"]);
+        served
+    }
+
+    /// Five requests from `a` then one from `b`: `b` is served second,
+    /// not sixth.
+    #[tokio::test]
+    async fn a_client_with_one_request_waits_behind_one_of_each_other_client() {
+        let a = |n| ("a", n, Preferred);
+        let order = served(&[a(1), a(2), a(3), a(4), a(5), ("b", 1, Preferred)]).await;
+        assert_eq!(order, ["a1", "b1", "a2", "a3", "a4", "a5"]);
     }
 
     /// A waiter that gives up leaves the line; the permit it would have
@@ -223,17 +234,14 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_that_gives_up_loses_no_permit() {
         let permits = FairPermits::new(2);
-        let one = permits.acquire("a", Class::Preferred).await;
-        let two = permits.acquire("a", Class::Other).await;
-        let gives_up = tokio::time::timeout(
-            Duration::from_millis(10),
-            permits.acquire("b", Class::Other),
-        )
-        .await;
+        let one = permits.acquire("a", Preferred).await;
+        let two = permits.acquire("a", Other).await;
+        let gives_up =
+            tokio::time::timeout(Duration::from_millis(10), permits.acquire("b", Other)).await;
         assert!(gives_up.is_err(), "no permit was free");
         let waits = {
             let permits = permits.clone();
-            tokio::spawn(async move { permits.acquire("c", Class::Other).await })
+            tokio::spawn(async move { permits.acquire("c", Other).await })
         };
         while permits.waiting() < 2 {
             tokio::task::yield_now().await;
@@ -245,49 +253,16 @@ mod tests {
         assert_eq!(permits.waiting(), 0);
     }
 
-    /// With one permit held, four requests of `o` (other class) queued
-    /// before five of `p` and one of `q` (preferred): the preferred go
-    /// first, in turn, and `o` gets one permit in every `OTHER_SHARE`.
+    /// Four requests of `o` (the other class) queued before five of `p`
+    /// and one of `q` (preferred): the preferred go first, in turn, and
+    /// `o` gets one permit in every `OTHER_SHARE`.
     #[tokio::test]
     async fn the_preferred_class_goes_first_and_the_other_is_not_starved() {
-        let permits = FairPermits::new(1);
-        let held = permits.acquire("x", Class::Preferred).await;
-        let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
-        let mut tasks = Vec::new();
-        let requests = [
-            ("o", 1, Class::Other),
-            ("o", 2, Class::Other),
-            ("o", 3, Class::Other),
-            ("o", 4, Class::Other),
-            ("p", 1, Class::Preferred),
-            ("p", 2, Class::Preferred),
-            ("p", 3, Class::Preferred),
-            ("p", 4, Class::Preferred),
-            ("p", 5, Class::Preferred),
-            ("q", 1, Class::Preferred),
-        ];
-        for (client, n, class) in requests {
-            let (shared, done) = (permits.clone(), done.clone());
-            tasks.push(tokio::spawn(async move {
-                let _permit = shared.acquire(client, class).await;
-                done.send(format!("{client}{n}")).unwrap();
-                tokio::task::yield_now().await;
-            }));
-            while permits.waiting() < tasks.len() {
-                tokio::task::yield_now().await;
-            }
-        }
-        drop(held);
-        for task in tasks {
-            task.await.unwrap();
-        }
-        drop(done);
-        let mut served = Vec::new();
-        while let Some(s) = order.recv().await {
-            served.push(s);
-        }
+        let (o, p) = (|n| ("o", n, Other), |n| ("p", n, Preferred));
+        let requests = [o(1), o(2), o(3), o(4), p(1), p(2), p(3), p(4), p(5)];
+        let order = served(&[&requests[..], &[("q", 1, Preferred)]].concat()).await;
         assert_eq!(
-            served,
+            order,
             ["p1", "q1", "p2", "o1", "p3", "p4", "p5", "o2", "o3", "o4"]
         );
     }
@@ -297,37 +272,13 @@ mod tests {
     /// though `a` already had a preferred line.
     #[tokio::test]
     async fn each_request_waits_in_its_own_class() {
-        let permits = FairPermits::new(1);
-        let held = permits.acquire("x", Class::Preferred).await;
-        let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
-        let mut tasks = Vec::new();
         let requests = [
-            ("a", 1, Class::Preferred),
-            ("a", 2, Class::Other),
-            ("a", 3, Class::Other),
-            ("b", 1, Class::Preferred),
-            ("a", 4, Class::Preferred),
+            ("a", 1, Preferred),
+            ("a", 2, Other),
+            ("a", 3, Other),
+            ("b", 1, Preferred),
+            ("a", 4, Preferred),
         ];
-        for (client, n, class) in requests {
-            let (shared, done) = (permits.clone(), done.clone());
-            tasks.push(tokio::spawn(async move {
-                let _permit = shared.acquire(client, class).await;
-                done.send(format!("{client}{n}")).unwrap();
-                tokio::task::yield_now().await;
-            }));
-            while permits.waiting() < tasks.len() {
-                tokio::task::yield_now().await;
-            }
-        }
-        drop(held);
-        for task in tasks {
-            task.await.unwrap();
-        }
-        drop(done);
-        let mut served = Vec::new();
-        while let Some(s) = order.recv().await {
-            served.push(s);
-        }
-        assert_eq!(served, ["a1", "b1", "a4", "a2", "a3"]);
+        assert_eq!(served(&requests).await, ["a1", "b1", "a4", "a2", "a3"]);
     }
 }
