@@ -340,9 +340,10 @@ impl Realm for WasmRealm {
 
     fn settings(&self) -> Option<String> {
         let limits = self.0.limits().realm_summary();
-        Some(match self.0.defers_avatar() {
-            true => format!("{limits} defer-avatar = true"),
-            false => limits,
+        Some(if self.0.defers_avatar() {
+            format!("{limits} defer-avatar = true")
+        } else {
+            limits
         })
     }
 

@@ -69,8 +69,8 @@ pub struct Purpose {
     /// When the protocol needs the avatar.
     pub when: AvatarWhen,
     /// The client's address, as the per-address limits count it: the
-    /// checker's slow-hash verifications wait for its turn
-    /// (`password_hash::for_client`).
+    /// checkers' slow-hash verifications, in the exchange's lookups and its
+    /// final check, wait for its turn (`password_hash::for_client`).
     pub client: IpAddr,
 }
 
@@ -111,14 +111,25 @@ impl Authenticator {
         })
     }
 
+    /// Each step runs on behalf of the client (`password_hash::for_client`):
+    /// its secret lookups and the final check wait in the client's turn for
+    /// any slow-hash verification they ask the host for.
     pub async fn start(&mut self, initial_response: Option<&[u8]>) -> Result<Progress, Fault> {
-        let step = self.exchange.start(initial_response).await?;
-        self.settle(step).await
+        let client = self.purpose.client;
+        crate::password_hash::for_client(client, async {
+            let step = self.exchange.start(initial_response).await?;
+            self.settle(step).await
+        })
+        .await
     }
 
     pub async fn step(&mut self, response: &[u8]) -> Result<Progress, Fault> {
-        let step = self.exchange.step(response).await?;
-        self.settle(step).await
+        let client = self.purpose.client;
+        crate::password_hash::for_client(client, async {
+            let step = self.exchange.step(response).await?;
+            self.settle(step).await
+        })
+        .await
     }
 
     async fn settle(&mut self, step: Step) -> Result<Progress, Fault> {
@@ -154,11 +165,10 @@ impl Authenticator {
             interface,
             mind,
             when,
-            client,
+            ..
         } = &self.purpose;
         let portal = self.portal.clone();
-        let login = portal.login(proof, *interface, mind, *when);
-        match crate::password_hash::for_client(*client, login).await? {
+        match portal.login(proof, *interface, mind, *when).await? {
             Ok(login) => Ok(Progress::Done(Outcome::Success {
                 login,
                 user,
